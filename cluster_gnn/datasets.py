@@ -1,0 +1,231 @@
+"""The published data set -> the project's own tables under ``data/``.
+
+:func:`build_tables` reads ``../shared/datasets`` (the public data of Mou et al.,
+ACS Catal. 2025, doi:10.1021/acscatal.5c01379) and writes
+
+- ``data/clusters.csv``: one row per cluster (159 homonuclear with measured lg(k1),
+  the authors' fold and spin multiplicity; 57 heteronuclear with names only);
+- ``data/nbo_descriptors.csv``: the authors' 24 DFT-NBO descriptors of the 159
+  homonuclear clusters (baselines and a check of our xTB charges only; never model input
+  the app needs).
+
+k1 is the rate constant of the first N2 uptake, in cm^3 molecule^-1 s^-1; lg(k1) is its
+log10. :func:`load_clusters` and :func:`load_nbo_descriptors` read the committed tables
+and need nothing from the shared folder.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+from .config import DATA_DIR, default_source_dir
+from .errors import DatasetError, UnknownClusterError
+from .structures import formula_counts, is_metal, normalize_name, parse_name
+
+__all__ = [
+    "CITATION",
+    "CLUSTER_COLUMNS",
+    "build_tables",
+    "load_clusters",
+    "load_nbo_descriptors",
+    "find_cluster",
+    "parse_fold_label",
+]
+
+CITATION = (
+    "L.-H. Mou, G.-D. Jiang, C. Wang, X. Cheng, J. Yu, Z. Li, J. Jiang, ACS Catal. 2025, 15, "
+    "6618-6627, doi:10.1021/acscatal.5c01379 (public data set MMLhh/cluster_N2); model after "
+    "L.-H. Mou, Y. Wang, C. Wang, J. Jiang, JACS Au 2025, 5, 3669-3678, doi:10.1021/jacsau.5c00764"
+)
+
+CLUSTER_COLUMNS = [
+    "cluster",  # name as published
+    "name",  # normalised name (counts of 1 dropped, '-' for an anion)
+    "formula",  # normalised formula without charge
+    "n_atoms",
+    "metals",  # metal elements, ';'-separated, in written order
+    "ligands",  # ligand (non-metal) elements, ';'-separated
+    "charge",  # total charge in e
+    "multiplicity",  # authors' 2S+1 of their lowest DFT structure (homonuclear only)
+    "lg_k1",  # log10 k1 / (cm^3 molecule^-1 s^-1), measured (homonuclear only)
+    "fold",  # the authors' 10-fold CV test fold, 1..10 (homonuclear only)
+    "family",  # homonuclear / heteronuclear
+    "authors_label",  # the authors' fold-sheet label, e.g. Mo5S4-5-M2
+]
+
+_HOMO = "cluster_N2/homonuclear-159-24features.xlsx"
+_FOLD = "cluster_N2/folds/homonuclear-159-fold{k}-train-test.xlsx"
+_HETERO = "heteronuclear-57-formulas.csv"
+
+
+def parse_fold_label(label: str) -> tuple[str, int]:
+    """Split an authors' fold label into (formula, multiplicity).
+
+    The label is the formula, then the isomer index and ``M<n>`` in either order:
+    ``Mo5S4-5-M2`` -> ("Mo5S4", 2), ``V3C5-M1-13`` -> ("V3C5", 1), ``Rh3-M5`` -> ("Rh3", 5).
+    """
+    parts = str(label).strip().split("-")
+    mult = [p for p in parts[1:] if re.fullmatch(r"M\d+", p)]
+    if len(mult) != 1:
+        raise DatasetError(f"fold label {label!r} has no single M<n> multiplicity field")
+    return parts[0], int(mult[0][1:])
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise DatasetError(
+            f"published data file not found: {path} (expected the shared datasets folder; "
+            "pass --source DIR or set CLUSTER_GNN_SOURCE)"
+        )
+    return path
+
+
+def _fmt(value) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 10))
+    return str(value)
+
+
+def build_tables(source: Path | str | None = None, out_dir: Path | str | None = None) -> dict[str, Path]:
+    """Read the published files and write ``clusters.csv`` and ``nbo_descriptors.csv``.
+
+    Deterministic: the same inputs give byte-identical files.
+
+    Returns
+    -------
+    dict
+        ``{"clusters": path, "nbo_descriptors": path}``.
+    """
+    import pandas as pd
+
+    source = Path(source) if source else default_source_dir()
+    out_dir = Path(out_dir) if out_dir else DATA_DIR
+    feats = pd.read_excel(_require(source / _HOMO), sheet_name="Sheet1")
+    if len(feats) != 159 or "Clusters" not in feats or "lg(k1)" not in feats:
+        raise DatasetError(f"{source / _HOMO} does not have 159 rows with Clusters and lg(k1)")
+
+    # Fold sheets: formula (no charge) -> (fold, multiplicity, label). Every cluster is in
+    # exactly one Test sheet.
+    folds: dict[str, tuple[int, int, str]] = {}
+    for k in range(1, 11):
+        test = pd.read_excel(_require(source / _FOLD.format(k=k)), sheet_name="Test")
+        for label in test.iloc[:, 0]:
+            formula, mult = parse_fold_label(label)
+            key = normalize_name(formula)
+            if key in folds:
+                raise DatasetError(f"{label} is in the Test sheets of folds {folds[key][0]} and {k}")
+            folds[key] = (k, mult, str(label))
+
+    rows = []
+    for name, lg_k1 in zip(feats["Clusters"], feats["lg(k1)"]):
+        name = str(name).strip()
+        norm = normalize_name(name)
+        _, charge = parse_name(name)
+        formula = norm.rstrip("-+")
+        if formula not in folds:
+            raise DatasetError(f"{name} is in no fold's Test sheet")
+        fold, mult, label = folds.pop(formula)
+        rows.append(_row(name, charge, mult, float(lg_k1), fold, "homonuclear", label))
+    if folds:
+        raise DatasetError(f"fold labels without a cluster in the feature table: {sorted(folds)}")
+
+    with open(_require(source / _HETERO), encoding="utf-8") as fh:
+        hetero = [r["cluster"].strip() for r in csv.DictReader(fh) if r.get("cluster", "").strip()]
+    for name in hetero:
+        _, charge = parse_name(name)
+        rows.append(_row(name, charge, None, None, None, "heteronuclear", ""))
+
+    names = [r["name"] for r in rows]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DatasetError(f"clusters listed twice: {dupes}")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CLUSTER_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _fmt(v) for k, v in r.items()})
+    clusters_path = out_dir / "clusters.csv"
+    clusters_path.write_text(buf.getvalue(), encoding="utf-8")
+
+    desc = feats.copy()
+    desc.insert(0, "name", [normalize_name(n) for n in desc["Clusters"]])
+    desc = desc.rename(columns={"Clusters": "cluster", "lg(k1)": "lg_k1"})
+    buf = io.StringIO()
+    desc.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
+    nbo_path = out_dir / "nbo_descriptors.csv"
+    nbo_path.write_text(buf.getvalue(), encoding="utf-8")
+    return {"clusters": clusters_path, "nbo_descriptors": nbo_path}
+
+
+def _row(name, charge, mult, lg_k1, fold, family, label) -> dict:
+    counts = formula_counts(name)
+    parts, _ = parse_name(name)
+    order = list(dict.fromkeys(s for s, _ in parts))
+    norm = normalize_name(name)
+    return {
+        "cluster": name,
+        "name": norm,
+        "formula": norm.rstrip("-+"),
+        "n_atoms": sum(counts.values()),
+        "metals": ";".join(s for s in order if is_metal(s)),
+        "ligands": ";".join(s for s in order if not is_metal(s)),
+        "charge": charge,
+        "multiplicity": mult,
+        "lg_k1": lg_k1,
+        "fold": fold,
+        "family": family,
+        "authors_label": label,
+    }
+
+
+def load_clusters(data_dir: Path | str | None = None):
+    """The committed cluster table as a :class:`pandas.DataFrame`, one row per cluster.
+
+    ``multiplicity`` and ``fold`` are nullable integers; ``lg_k1`` is NaN for the 57
+    heteronuclear clusters.
+    """
+    import pandas as pd
+
+    path = Path(data_dir or DATA_DIR) / "clusters.csv"
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: run 'cluster-gnn build-data' first")
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for col in ("multiplicity", "fold"):
+        table[col] = table[col].astype("Int64")
+    for col in ("metals", "ligands", "authors_label"):
+        table[col] = table[col].fillna("")
+    return table
+
+
+def load_nbo_descriptors(data_dir: Path | str | None = None):
+    """The authors' DFT-NBO descriptors of the 159 homonuclear clusters (DataFrame)."""
+    import pandas as pd
+
+    path = Path(data_dir or DATA_DIR) / "nbo_descriptors.csv"
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: run 'cluster-gnn build-data' first")
+    return pd.read_csv(path)
+
+
+def find_cluster(name: str, table=None):
+    """The row of ``clusters.csv`` for a name in any accepted spelling (``Mo5S4¯``, ``Mo5S4-``).
+
+    Raises :class:`UnknownClusterError` if it is not one of the 216.
+    """
+    table = load_clusters() if table is None else table
+    try:
+        key = normalize_name(name)
+    except Exception:
+        key = None
+    hit = table[(table["name"] == key) | (table["cluster"] == str(name).strip())]
+    if hit.empty:
+        raise UnknownClusterError(
+            f"unknown cluster {name!r}: not one of the {len(table)} clusters in data/clusters.csv"
+        )
+    return hit.iloc[0]

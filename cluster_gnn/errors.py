@@ -1,0 +1,60 @@
+"""User-facing exceptions.
+
+Every failure a user can cause (a bad file, an unknown cluster name, an SCF that will
+not converge, a model file that does not match) raises a subclass of
+:class:`ClusterGNNError` with a one-line message that names the problem and says what
+was expected. The CLI and the app catch only :class:`ClusterGNNError` and show
+``str(err)``; anything else is a bug.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "ClusterGNNError",
+    "StructureError",
+    "UnknownClusterError",
+    "XTBConvergenceError",
+    "FeatureMismatchError",
+    "ModelFileError",
+    "DatasetError",
+]
+
+
+class ClusterGNNError(Exception):
+    """Base class of every error the CLI and the app report to the user."""
+
+
+class StructureError(ClusterGNNError, ValueError):
+    """Raised when a structure file or a formula cannot be used.
+
+    ``reason`` is a short machine-readable code (``"empty"``, ``"truncated"``,
+    ``"coordinates"``, ``"element"``, ``"unsupported-element"``, ``"overlap"``,
+    ``"fragments"``, ``"too-many-atoms"``, ``"file-too-large"``, ``"formula"``,
+    ``"spin"``) so tests and callers can tell the refusals apart; the message is for people.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnknownClusterError(ClusterGNNError, KeyError):
+    """Raised when a cluster name is not one of the 216 in ``data/clusters.csv``."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "unknown cluster"
+
+
+class XTBConvergenceError(ClusterGNNError, RuntimeError):
+    """Raised when the xTB SCF does not converge or exceeds its time limit."""
+
+
+class FeatureMismatchError(ClusterGNNError, ValueError):
+    """Raised when features do not have the shape or names a model expects."""
+
+
+class ModelFileError(ClusterGNNError, OSError):
+    """Raised when a model file is missing, unreadable or from another version."""
+
+
+class DatasetError(ClusterGNNError, OSError):
+    """Raised when the published data set is missing or does not have the expected layout."""

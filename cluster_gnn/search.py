@@ -1,0 +1,451 @@
+"""Global-minimum structure search with GFN-xTB, resumable, one cluster at a time.
+
+For one cluster (a formula, a charge and one or more spin multiplicities) the search
+
+1. relaxes ``n_starts`` random compact starting geometries per multiplicity
+   (:func:`random_cluster`: atoms grown one by one at bonding distance from an atom
+   already placed) with ASE's FIRE at the project's xTB level (:func:`relax_cluster`);
+2. refines the ``n_refine`` lowest distinct minima by monotonic basin hopping: each hop
+   displaces every atom uniformly by up to ``dr`` Å (ASE's ``BasinHopping`` move),
+   relaxes, and keeps the result if it is lower;
+3. removes duplicates (:func:`same_minimum`: energies within 0.02 eV and sorted
+   interatomic distances within 0.1 Å) and writes the global minimum and up to
+   ``n_isomers`` runner-ups.
+
+Every relaxation is appended to a JSON-lines checkpoint
+(``data/structures/checkpoints/<name>.jsonl``) and flushed to disk before the next one
+starts, so a killed search resumes where it stopped and a half-written last line is
+ignored. Finished clusters are written atomically (temp file + rename) as extended XYZ:
+``data/structures/<name>.xyz`` (global minimum) and ``<name>.isomers.xyz``.
+
+ASE's ``BasinHopping`` class is not used directly: its inner FIRE has no step cap, it
+draws from the global NumPy RNG and writes trajectory files, which defeats per-relaxation
+checkpoints and reproducible seeds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import STRUCTURES_DIR, SearchConfig, XTBConfig
+from .errors import StructureError, XTBConvergenceError
+from .structures import MIN_DISTANCE, check_spin, formula_counts, fragments, parse_name, read_cluster, write_cluster
+
+__all__ = [
+    "random_cluster",
+    "relax_cluster",
+    "same_minimum",
+    "search_cluster",
+    "SearchResult",
+    "structure_path",
+    "load_structure",
+    "multiplicities_for",
+]
+
+
+def structure_path(name: str, directory: Path | str | None = None) -> Path:
+    """``data/structures/<normalised name>.xyz``."""
+    from .structures import normalize_name
+
+    return Path(directory or STRUCTURES_DIR) / f"{normalize_name(name)}.xyz"
+
+
+def load_structure(name: str, directory: Path | str | None = None):
+    """The committed global-minimum structure of a cluster (:class:`ase.Atoms`).
+
+    ``atoms.info`` holds energy (eV), charge, multiplicity, method and search settings.
+    """
+    path = structure_path(name, directory)
+    if not path.is_file():
+        raise StructureError(f"no structure for {name} yet ({path.name} not under data/structures/)", reason="empty")
+    atoms = read_cluster(path)
+    from ase.io import read
+
+    atoms.info.update(read(path, format="extxyz", index=0).info)
+    return atoms
+
+
+def random_cluster(symbols: list[str], rng: np.random.Generator, metals_first: bool = True):
+    """A random compact, connected starting geometry (:class:`ase.Atoms`).
+
+    Atoms are placed one at a time at ``u * (r_i + r_j)`` from a random atom already
+    placed (``u`` uniform in [0.95, 1.15], ``r`` covalent radii), rejecting placements
+    closer than 0.85 x the radii sum to any other atom. With ``metals_first`` the metal
+    atoms are placed first (a metal core with ligands around it), otherwise in random order.
+    """
+    from ase import Atoms
+    from ase.data import atomic_numbers, covalent_radii
+
+    from .structures import is_metal
+
+    symbols = list(symbols)
+    order = list(rng.permutation(len(symbols)))
+    if metals_first:
+        order.sort(key=lambda i: not is_metal(symbols[i]))
+    placed_sym = [symbols[order[0]]]
+    positions = [np.zeros(3)]
+    for idx in order[1:]:
+        sym = symbols[idx]
+        r_new = covalent_radii[atomic_numbers[sym]]
+        for attempt in range(2000):
+            anchor = int(rng.integers(len(positions)))
+            r_anchor = covalent_radii[atomic_numbers[placed_sym[anchor]]]
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction)
+            stretch = rng.uniform(0.95, 1.15) * (1.0 + attempt / 1000.0)
+            trial = positions[anchor] + direction * stretch * (r_new + r_anchor)
+            radii = np.array([covalent_radii[atomic_numbers[s]] for s in placed_sym])
+            dist = np.linalg.norm(np.array(positions) - trial, axis=1)
+            if np.all(dist >= 0.85 * (radii + r_new)):
+                break
+        placed_sym.append(sym)
+        positions.append(trial)
+    atoms = Atoms(placed_sym, positions=np.array(positions))
+    atoms.center()
+    atoms.positions -= atoms.get_center_of_mass()
+    return atoms
+
+
+def relax_cluster(atoms, charge: int, multiplicity: int, config: XTBConfig | None = None,
+                  fmax: float = 0.05, max_steps: int = 400):
+    """Relax ``atoms`` with FIRE at the xTB level; returns ``(atoms, energy_eV, converged, steps)``.
+
+    The input is not modified. Raises :class:`XTBConvergenceError` if the SCF fails.
+    """
+    from ase.calculators.calculator import CalculationFailed
+    from ase.optimize import FIRE
+
+    from .electronic import xtb_calculator
+
+    check_spin(atoms.get_atomic_numbers(), charge, multiplicity)
+    work = atoms.copy()
+    work.calc = xtb_calculator(charge, multiplicity, config)
+    try:
+        opt = FIRE(work, logfile=None)
+        converged = bool(opt.run(fmax=fmax, steps=max_steps))
+        energy = float(work.get_potential_energy())
+    except (CalculationFailed, RuntimeError) as e:
+        raise XTBConvergenceError(
+            f"xTB failed while relaxing {atoms.get_chemical_formula()} "
+            f"(charge {charge}, multiplicity {multiplicity}): {str(e).strip()[:200]}"
+        ) from e
+    steps = int(opt.nsteps)
+    work.calc = None
+    return work, energy, converged, steps
+
+
+def _fingerprint(atoms) -> np.ndarray:
+    pos = atoms.get_positions()
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    z = atoms.get_atomic_numbers()
+    iu = np.triu_indices(len(atoms), 1)
+    pairs = np.stack([np.minimum(z[:, None], z[None])[iu], np.maximum(z[:, None], z[None])[iu], d[iu]], axis=1)
+    order = np.lexsort((pairs[:, 2], pairs[:, 1], pairs[:, 0]))
+    return pairs[order, 2]
+
+
+def same_minimum(a, b, energy_a: float, energy_b: float, energy_tol: float = 0.02, dist_tol: float = 0.1) -> bool:
+    """True if two relaxed structures are the same minimum (energy within ``energy_tol`` eV,
+    element-resolved sorted interatomic distances within ``dist_tol`` Å)."""
+    if abs(energy_a - energy_b) > energy_tol or len(a) != len(b):
+        return False
+    if sorted(a.get_chemical_symbols()) != sorted(b.get_chemical_symbols()):
+        return False
+    return bool(np.max(np.abs(_fingerprint(a) - _fingerprint(b)), initial=0.0) < dist_tol)
+
+
+def _is_sane(atoms) -> bool:
+    if len(atoms) < 2:
+        return True
+    pos = atoms.get_positions()
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(atoms)) * 99
+    return bool(d.min() >= MIN_DISTANCE and len(fragments(atoms)) == 1)
+
+
+def multiplicities_for(symbols: list[str], charge: int, authors_multiplicity=None) -> list[int]:
+    """Spin states to search: the authors' multiplicity where known, else the two lowest
+    multiplicities the electron count allows (1 and 3, or 2 and 4)."""
+    from ase.data import atomic_numbers
+
+    if authors_multiplicity is not None and not (isinstance(authors_multiplicity, float) and np.isnan(authors_multiplicity)):
+        return [int(authors_multiplicity)]
+    n_el = sum(atomic_numbers[s] for s in symbols) - charge
+    return [1, 3] if n_el % 2 == 0 else [2, 4]
+
+
+@dataclass
+class SearchResult:
+    """Outcome of :func:`search_cluster` for one cluster."""
+
+    name: str
+    finished: bool
+    energy: float | None
+    multiplicity: int | None
+    n_relaxations: int
+    seconds: float
+    path: Path | None
+
+
+def _read_checkpoint(path: Path) -> list[dict]:
+    records = []
+    if not path.is_file():
+        return records
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # half-written last line of a killed run
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return records
+
+
+def _append(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _atoms_of(record: dict):
+    from ase import Atoms
+
+    return Atoms(numbers=record["numbers"], positions=np.array(record["positions"]))
+
+
+def _truncate_partial_line(path: Path) -> None:
+    """Drop a half-written last line left by a killed run, so appends start clean."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        with open(path, "r+b") as fh:
+            fh.truncate(cut)
+
+
+def search_cluster(name: str, charge: int | None = None, multiplicities: list[int] | None = None,
+                   config: SearchConfig | None = None, out_dir: Path | str | None = None,
+                   deadline: float | None = None, progress=None) -> SearchResult:
+    """Run (or resume) the global-minimum search of one cluster.
+
+    Parameters
+    ----------
+    name:
+        Cluster name (``Mo5S4-``); the charge is read from it unless given.
+    multiplicities:
+        Spin states to search (default :func:`multiplicities_for` without authors' value).
+    config:
+        Search settings and level of theory.
+    out_dir:
+        Where results go (default ``data/structures``); checkpoints in ``checkpoints/``.
+    deadline:
+        ``time.time()`` after which no new relaxation is started; the cluster is then
+        left unfinished with its checkpoint, to resume later.
+    progress:
+        Optional callable ``progress(n_done, n_total)`` called after each relaxation.
+    """
+    from .structures import normalize_name
+
+    config = config or SearchConfig()
+    out_dir = Path(out_dir or STRUCTURES_DIR)
+    norm = normalize_name(name)
+    _, name_charge = parse_name(name)
+    charge = name_charge if charge is None else int(charge)
+    counts = formula_counts(name)
+    symbols = [s for s, n in counts.items() for _ in range(n)]
+    multiplicities = multiplicities or multiplicities_for(symbols, charge)
+    numbers = [__import__("ase").data.atomic_numbers[s] for s in symbols]
+    for m in multiplicities:
+        check_spin(numbers, charge, m)
+
+    ckpt = out_dir / "checkpoints" / f"{norm}.jsonl"
+    final = out_dir / f"{norm}.xyz"
+    _truncate_partial_line(ckpt)
+    records = _read_checkpoint(ckpt)
+    settings = {"method": config.xtb.method, "electronic_temperature": config.xtb.electronic_temperature}
+    stale = [r for r in records if {k: r.get(k) for k in settings} != settings]
+    if stale:
+        raise ValueError(f"{ckpt} holds results of another level of theory ({stale[0].get('method')}); move it away")
+    done = {(r["kind"], r["multiplicity"], r["index"], r.get("hop", 0)) for r in records}
+    t0 = time.time()
+    n_total = config.n_starts * len(multiplicities) + config.n_refine * config.hop_steps
+
+    def run_one(kind, mult, index, hop, start_atoms, seed):
+        if (kind, mult, index, hop) in done:
+            return True
+        if deadline is not None and time.time() > deadline:
+            return False
+        t = time.time()
+        try:
+            relaxed, energy, converged, steps = relax_cluster(
+                start_atoms, charge, mult, config.xtb, config.fmax, config.max_steps)
+            valid = _is_sane(relaxed)
+            record = {"kind": kind, "multiplicity": mult, "index": index, "hop": hop, "seed": seed,
+                      "energy": energy, "converged": converged, "steps": steps, "valid": valid,
+                      "numbers": relaxed.get_atomic_numbers().tolist(),
+                      "positions": np.round(relaxed.get_positions(), 6).tolist()}
+        except XTBConvergenceError as e:
+            record = {"kind": kind, "multiplicity": mult, "index": index, "hop": hop, "seed": seed,
+                      "energy": None, "converged": False, "steps": 0, "valid": False, "error": str(e)[:200]}
+        record.update(settings, seconds=round(time.time() - t, 3))
+        _append(ckpt, record)
+        records.append(record)
+        done.add((kind, mult, index, hop))
+        if progress:
+            progress(len(records), n_total)
+        return True
+
+    # 1. random starts
+    for mult in multiplicities:
+        for i in range(config.n_starts):
+            seed = config.seed + 1000 * mult + i
+            rng = np.random.default_rng(seed)
+            start = random_cluster(symbols, rng, metals_first=(i % 2 == 0))
+            if not run_one("start", mult, i, 0, start, seed):
+                return SearchResult(norm, False, None, None, len(records), time.time() - t0, None)
+
+    # 2. monotonic basin hopping from the lowest distinct minima
+    def good(rs):
+        return [r for r in rs if r.get("valid") and r.get("energy") is not None]
+
+    starts = sorted(good([r for r in records if r["kind"] == "start"]), key=lambda r: r["energy"])
+    seeds: list[dict] = []
+    for r in starts:
+        if all(not same_minimum(_atoms_of(r), _atoms_of(s), r["energy"], s["energy"]) for s in seeds):
+            seeds.append(r)
+        if len(seeds) == config.n_refine:
+            break
+    for k, seed_rec in enumerate(seeds):
+        for h in range(1, config.hop_steps + 1):
+            chain = good([r for r in records if r["kind"] == "hop" and r["index"] == k]) + [seed_rec]
+            current = min(chain, key=lambda r: r["energy"])
+            seed = config.seed + 100000 + 100 * k + h
+            rng = np.random.default_rng(seed)
+            moved = _atoms_of(current)
+            moved.positions += rng.uniform(-1.0, 1.0, size=moved.positions.shape) * 0.4
+            if not run_one("hop", current["multiplicity"], k, h, moved, seed):
+                return SearchResult(norm, False, None, None, len(records), time.time() - t0, None)
+
+    # 3. deduplicate, write global minimum and isomers
+    ranked = sorted(good(records), key=lambda r: r["energy"])
+    if not ranked:
+        raise XTBConvergenceError(f"no valid relaxed structure for {norm}: every relaxation failed")
+    distinct: list[dict] = []
+    for r in ranked:
+        if all(not same_minimum(_atoms_of(r), _atoms_of(s), r["energy"], s["energy"]) for s in distinct):
+            distinct.append(r)
+        if len(distinct) > config.n_isomers:
+            break
+    common = {"cluster": norm, "charge": charge, "method": config.xtb.method,
+              "electronic_temperature": config.xtb.electronic_temperature,
+              "n_relaxations": len(records), "search_seed": config.seed,
+              "search_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1)}
+    if len(distinct) > 1:
+        from ase.io import write
+
+        frames = []
+        for rank, r in enumerate(distinct[1:], start=1):
+            a = _atoms_of(r)
+            a.info = {**common, "energy": r["energy"], "multiplicity": r["multiplicity"], "rank": rank,
+                      "relative_energy": round(r["energy"] - distinct[0]["energy"], 6), "seed": r["seed"]}
+            frames.append(a)
+        iso = out_dir / f"{norm}.isomers.xyz"
+        tmp = iso.with_name(f".{iso.name}.{os.getpid()}.tmp")
+        write(tmp, frames, format="extxyz", columns=["symbols", "positions"])
+        os.replace(tmp, iso)
+    best = distinct[0]
+    write_cluster(final, _atoms_of(best), **common, energy=best["energy"], multiplicity=best["multiplicity"],
+                  rank=0, seed=best["seed"], converged=bool(best["converged"]))
+    return SearchResult(norm, True, best["energy"], best["multiplicity"], len(records), time.time() - t0, final)
+
+
+def _search_task(name, charge, multiplicities, config, out_dir, deadline):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        return search_cluster(name, charge, multiplicities, config, out_dir, deadline)
+    except XTBConvergenceError as e:
+        return SearchResult(name, False, None, None, 0, 0.0, None), str(e)
+
+
+def _worker_init():
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def plan_search(names=None, table=None) -> list[tuple[str, int, list[int]]]:
+    """``[(name, charge, multiplicities), ...]`` for cluster names (default: all 216).
+
+    Names in ``data/clusters.csv`` use the authors' multiplicity where published and
+    :func:`multiplicities_for` otherwise; other names are parsed as formulas.
+    """
+    from .datasets import load_clusters
+    from .structures import normalize_name
+
+    table = load_clusters() if table is None else table
+    by_name = {row["name"]: row for _, row in table.iterrows()}
+    names = list(table["name"]) if not names else [normalize_name(n) for n in names]
+    plan = []
+    for name in names:
+        counts = formula_counts(name)
+        symbols = [s for s, n in counts.items() for _ in range(n)]
+        row = by_name.get(name)
+        charge = int(row["charge"]) if row is not None else parse_name(name)[1]
+        authors = row["multiplicity"] if row is not None else None
+        authors = None if authors is None or str(authors) in ("<NA>", "nan") else int(authors)
+        plan.append((name, charge, multiplicities_for(symbols, charge, authors)))
+    return plan
+
+
+def search_many(plan, config: SearchConfig | None = None, workers: int = 1, budget_s: float | None = None,
+                out_dir: Path | str | None = None, scheduler: str | None = None, redo: bool = False,
+                progress: bool = True):
+    """Run :func:`search_cluster` for every ``(name, charge, multiplicities)`` in ``plan``.
+
+    Clusters run in parallel on a local process pool of ``workers`` processes or, given a
+    ``scheduler`` address (``"tcp://host:8786"``) or a ``dask.distributed.Client``, on a
+    Dask cluster. Yields each :class:`SearchResult` (or ``(result, error message)``) as
+    it completes. Clusters that already have a result are skipped unless ``redo``.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    config = config or SearchConfig()
+    out_dir = Path(out_dir or STRUCTURES_DIR)
+    todo = [p for p in plan if redo or not (out_dir / f"{p[0]}.xyz").is_file()]
+    if redo:
+        for name, _, _ in todo:
+            for stale in (out_dir / f"{name}.xyz", out_dir / "checkpoints" / f"{name}.jsonl"):
+                if stale.exists():
+                    stale.unlink()
+    deadline = time.time() + budget_s if budget_s else None
+    client = None
+    if scheduler is not None:
+        from dask.distributed import Client
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        executor = client.get_executor()
+    else:
+        executor = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn"),
+                                       initializer=_worker_init)
+    bar = tqdm(total=len(todo), unit="cluster", disable=not progress, desc="structure search")
+    try:
+        futures = {executor.submit(_search_task, n, c, m, config, out_dir, deadline): n for n, c, m in todo}
+        for fut in as_completed(futures):
+            result = fut.result()
+            bar.update(1)
+            yield result
+    finally:
+        bar.close()
+        if client is None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        elif not isinstance(scheduler, type(None)) and client is not scheduler:
+            client.close()
