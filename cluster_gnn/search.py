@@ -63,11 +63,7 @@ def load_structure(name: str, directory: Path | str | None = None):
     path = structure_path(name, directory)
     if not path.is_file():
         raise StructureError(f"no structure for {name} yet ({path.name} not under data/structures/)", reason="empty")
-    atoms = read_cluster(path)
-    from ase.io import read
-
-    atoms.info.update(read(path, format="extxyz", index=0).info)
-    return atoms
+    return read_cluster(path)
 
 
 def random_cluster(symbols: list[str], rng: np.random.Generator, metals_first: bool = True):

@@ -317,6 +317,10 @@ def parse_xyz_text(text: str, source: str = "input"):
         plain = [f"{s} {x!r} {y!r} {z!r}" for s, (x, y, z) in zip(symbols, coords)]
         atoms = read(io.StringIO("\n".join([str(n), ""] + plain) + "\n"), format="extxyz", index=0)
         atoms.info.clear()
+    if atoms.calc is not None:  # ASE moves energy=... from the comment line into a calculator
+        energy = atoms.calc.results.get("energy")
+        if energy is not None:
+            atoms.info["energy"] = float(energy)
     atoms.calc = None
     atoms.pbc = False
     atoms.cell = None

@@ -1,0 +1,28 @@
+import subprocess
+import sys
+
+from cluster_gnn.cli import main
+
+
+def test_help_lists_subcommands_and_is_fast():
+    out = subprocess.run([sys.executable, "-m", "cluster_gnn", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for command in ("build-data", "structures"):
+        assert command in out.stdout
+    # heavy libraries stay unimported for --help
+    probe = "import sys; from cluster_gnn.cli import build_parser; build_parser(); " \
+            "print(sorted(m for m in ('torch', 'tblite', 'pandas', 'ase') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_build_data_cli(shared_datasets, tmp_path, capsys):
+    assert main(["build-data", "--source", str(shared_datasets), "--out", str(tmp_path)]) == 0
+    assert "216 clusters, 159 with measured lg(k1)" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cluster_gnn", "build-data", "--source", str(tmp_path),
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: published data file not found")

@@ -1,0 +1,90 @@
+import pandas as pd
+import pytest
+
+from cluster_gnn.datasets import CLUSTER_COLUMNS, build_tables, find_cluster, load_clusters, parse_fold_label
+from cluster_gnn.errors import DatasetError, UnknownClusterError
+
+
+def test_committed_table_shape():
+    table = load_clusters()
+    assert list(table.columns) == CLUSTER_COLUMNS
+    assert len(table) == 216
+    homo = table[table.family == "homonuclear"]
+    hetero = table[table.family == "heteronuclear"]
+    assert len(homo) == 159 and len(hetero) == 57
+    assert homo.lg_k1.notna().all() and homo.fold.notna().all() and homo.multiplicity.notna().all()
+    assert hetero.lg_k1.isna().all() and hetero.fold.isna().all() and hetero.multiplicity.isna().all()
+    assert sorted(homo.fold.value_counts()) == [15] + [16] * 9
+    assert table.name.is_unique
+
+
+def test_multiplicities_fit_electron_counts():
+    from ase.data import atomic_numbers
+
+    from cluster_gnn.structures import formula_counts
+
+    for _, row in load_clusters().dropna(subset=["multiplicity"]).iterrows():
+        n_el = sum(atomic_numbers[s] * n for s, n in formula_counts(row["name"]).items()) - row["charge"]
+        assert (n_el + row["multiplicity"] - 1) % 2 == 0, row["name"]
+
+
+@pytest.mark.parametrize(
+    "published, fold_label",
+    [("Mo5S4¯", "Mo5S4-5-M2"), ("Fe3C41¯", "Fe3C4-11-M10"), ("Ta3S1C", "Ta3S1C-3-M2"), ("Rh3¯", "Rh3-M5"),
+     ("V3C5¯", "V3C5-M1-13"), ("Fe6S3¯", "Fe6S3-4-M20")],
+)
+def test_rows_match_the_published_files(shared_datasets, published, fold_label):
+    """Check rows against the original spreadsheets, not against the table itself."""
+    feats = pd.read_excel(shared_datasets / "cluster_N2/homonuclear-159-24features.xlsx")
+    lg_k1 = float(feats.loc[feats.Clusters == published, "lg(k1)"].iloc[0])
+    fold = None
+    for k in range(1, 11):
+        test = pd.read_excel(shared_datasets / f"cluster_N2/folds/homonuclear-159-fold{k}-train-test.xlsx",
+                             sheet_name="Test")
+        if fold_label in set(test["Test Cluster"]):
+            fold = k
+            sheet_lg = float(test.loc[test["Test Cluster"] == fold_label, "Expt. lg(k1)"].iloc[0])
+            assert sheet_lg == pytest.approx(lg_k1)
+    row = find_cluster(published)
+    assert row["cluster"] == published
+    assert row["lg_k1"] == pytest.approx(lg_k1)
+    assert row["fold"] == fold
+    assert row["multiplicity"] == int(fold_label.split("-M")[1].split("-")[0])
+    assert row["charge"] == (-1 if published.endswith("¯") else 0)
+
+
+def test_heteronuclear_rows(shared_datasets):
+    names = pd.read_csv(shared_datasets / "heteronuclear-57-formulas.csv")["cluster"].tolist()
+    table = load_clusters()
+    hetero = table[table.family == "heteronuclear"]
+    assert hetero.cluster.tolist() == names
+    row = find_cluster("Rh1Co3H2¯")
+    assert (row["name"], row["metals"], row["ligands"], row["n_atoms"]) == ("RhCo3H2-", "Rh;Co", "H", 6)
+
+
+def test_build_is_deterministic_and_matches_committed(shared_datasets, tmp_path):
+    first = build_tables(shared_datasets, tmp_path / "a")
+    second = build_tables(shared_datasets, tmp_path / "b")
+    for key in ("clusters", "nbo_descriptors"):
+        assert first[key].read_bytes() == second[key].read_bytes()
+    from cluster_gnn.config import DATA_DIR
+
+    assert first["clusters"].read_bytes() == (DATA_DIR / "clusters.csv").read_bytes()
+
+
+def test_build_refuses_a_missing_source(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        build_tables(tmp_path, tmp_path / "out")
+
+
+def test_fold_labels():
+    assert parse_fold_label("Mo6S2-303-M2") == ("Mo6S2", 2)
+    assert parse_fold_label("Mo4C3-M6-01") == ("Mo4C3", 6)
+    with pytest.raises(DatasetError):
+        parse_fold_label("Mo4C3-01")
+
+
+def test_find_cluster_spellings():
+    assert find_cluster("Mo5S4-")["cluster"] == "Mo5S4¯"
+    with pytest.raises(UnknownClusterError, match="unknown cluster"):
+        find_cluster("Mo99S4-")
