@@ -51,6 +51,7 @@ class BuildData(Subcommand):
         n_measured = int(table["lg_k1"].notna().sum())
         print(f"wrote {paths['clusters']} ({len(table)} clusters, {n_measured} with measured lg(k1))")
         print(f"wrote {paths['nbo_descriptors']}")
+        print(f"wrote {paths['elements']}")
         return 0
 
 
@@ -107,7 +108,144 @@ class Structures(Subcommand):
         return 1 if failed else 0
 
 
-COMMANDS: list[type[Subcommand]] = [BuildData, Structures]
+class Features(Subcommand):
+    name = "features"
+    help = "xTB single points on the bundled structures -> data/features/{atoms,bonds,clusters}.csv"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--out", type=Path, default=None, help="output folder (default data/features)")
+
+    @classmethod
+    def run(cls, args):
+        from .config import DATA_DIR
+        from .electronic import FEATURES_DIR_NAME, compute_bundled_features, write_feature_tables
+
+        t0 = time.time()
+        results, missing = compute_bundled_features()
+        paths = write_feature_tables(results, args.out or DATA_DIR / FEATURES_DIR_NAME)
+        print(f"features of {len(results)} clusters in {time.time() - t0:.1f} s -> {paths['atoms'].parent}")
+        if missing:
+            print(f"{len(missing)} clusters have no structure yet: {' '.join(missing[:10])}"
+                  + (" ..." if len(missing) > 10 else ""))
+        return 0
+
+
+class Train(Subcommand):
+    name = "train"
+    help = "train the GIN (and GCN baseline) ensembles on the published folds -> models/"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--model", choices=["gin", "gcn"], nargs="+", default=["gin", "gcn"])
+        parser.add_argument("--n-seeds", type=int, default=None, help="members per fold")
+        parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per member")
+        parser.add_argument("--out", type=Path, default=None, help="model folder (default models/)")
+
+    @classmethod
+    def run(cls, args):
+        import torch
+
+        from .config import MODELS_DIR
+        from .training import TrainConfig, train_and_save
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        overrides = {k: v for k, v in (("n_seeds", args.n_seeds), ("epochs", args.epochs)) if v is not None}
+        for name in args.model:
+            path, summary = train_and_save(name, TrainConfig(**overrides), args.out or MODELS_DIR)
+            print(f"{name}: {summary['n_members']} members in {summary['seconds']:.0f} s -> {path}; "
+                  f"out-of-fold R2 {summary['r2']:.3f}, MAE {summary['mae']:.3f}")
+        return 0
+
+
+class Evaluate(Subcommand):
+    name = "evaluate"
+    help = "score the committed models and the descriptor baselines on the published folds"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--json", action="store_true", help="print the full JSON object")
+        parser.add_argument("--models", nargs="+", default=["gin", "gcn"], help="ensembles under models/")
+        parser.add_argument("--no-baselines", action="store_true", help="skip the descriptor baselines")
+        parser.add_argument("--write", action="store_true",
+                            help="also write models/evaluation.json and data/predictions/oof.csv")
+
+    @classmethod
+    def run(cls, args):
+        from .evaluation import evaluate_published_folds, write_evaluation
+
+        results, preds = evaluate_published_folds(args.models, not args.no_baselines, with_predictions=True)
+        if args.write:
+            write_evaluation(results, preds)
+        if args.json:
+            print(json.dumps(results, indent=2))
+        else:
+            print(f"{'model':26s} {'R2':>6s} {'MAE':>6s} {'RMSE':>6s} {'fold MAE':>9s} {'cover90':>8s}")
+            for name, r in results.items():
+                cover = f"{r['coverage90']:.2f}" if "coverage90" in r else ""
+                print(f"{name:26s} {r['r2']:6.3f} {r['mae']:6.3f} {r['rmse']:6.3f} {r['fold_mean_mae']:9.3f} {cover:>8s}")
+        return 0
+
+
+class Predict(Subcommand):
+    name = "predict"
+    help = "predict lg(k1) for an XYZ file, or for bundled clusters named in a CSV"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("xyz", nargs="?", type=Path, help="structure file (XYZ / extended XYZ)")
+        parser.add_argument("--charge", type=int, default=None, help="total charge in e (default: from the file, else 0)")
+        parser.add_argument("--multiplicity", type=int, default=None,
+                            help="spin multiplicity 2S+1 (default: from the file, else the lowest allowed)")
+        parser.add_argument("--relax", action="store_true", help="relax the structure with xTB first")
+        parser.add_argument("--names", type=Path, help="CSV with a 'cluster' column of bundled cluster names")
+        parser.add_argument("--out", type=Path, help="output CSV for --names (default: print)")
+        parser.add_argument("--model", default="gin", help="ensemble under models/ (default gin)")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+    @classmethod
+    def run(cls, args):
+        from .predict import load_ensemble, predict_names, predict_structure
+        from .structures import StructureError, electron_count, read_cluster
+
+        if (args.xyz is None) == (args.names is None):
+            print("error: give either an XYZ file or --names FILE.csv", file=sys.stderr)
+            return 2
+        ensemble = load_ensemble(args.model)
+        if args.names is not None:
+            import pandas as pd
+
+            if not args.names.is_file():
+                raise StructureError(f"no such file: {args.names}", reason="empty")
+            names = pd.read_csv(args.names)
+            if "cluster" not in names:
+                raise StructureError(f"{args.names} has no 'cluster' column", reason="empty")
+            table = predict_names([str(n) for n in names["cluster"]], ensemble)
+            table = table[["cluster", "lg_k1_pred", "lg_k1_std"]]
+            if args.out:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                table.to_csv(args.out, index=False, lineterminator="\n")
+                print(f"wrote {len(table)} predictions to {args.out}")
+            else:
+                print(table.to_json(orient="records", indent=1) if args.json else table.to_string(index=False))
+            return 0
+        atoms = read_cluster(args.xyz)
+        charge = args.charge if args.charge is not None else int(atoms.info.get("charge", 0))
+        mult = args.multiplicity if args.multiplicity is not None else atoms.info.get("multiplicity")
+        if mult is None:
+            mult = 1 if electron_count(atoms.get_atomic_numbers(), charge) % 2 == 0 else 2
+        p = predict_structure(atoms, charge, int(mult), relax=args.relax, ensemble=ensemble)
+        if args.json:
+            print(json.dumps(p.to_dict(), indent=1))
+        else:
+            lo, hi = p.interval90
+            print(f"{p.atoms.get_chemical_formula()} (charge {p.charge}, multiplicity {p.multiplicity}): "
+                  f"lg(k1) = {p.lg_k1:.2f} ± {p.lg_k1_std:.2f} (90 % interval {lo:.2f} to {hi:.2f}; "
+                  f"k1 in cm^3 molecule^-1 s^-1; {p.features.method}, {p.model} ensemble)")
+        return 0
+
+
+COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, Train, Evaluate, Predict]
 
 
 def build_parser() -> argparse.ArgumentParser:

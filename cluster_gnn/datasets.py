@@ -7,7 +7,9 @@ ACS Catal. 2025, doi:10.1021/acscatal.5c01379) and writes
   the authors' fold and spin multiplicity; 57 heteronuclear with names only);
 - ``data/nbo_descriptors.csv``: the authors' 24 DFT-NBO descriptors of the 159
   homonuclear clusters (baselines and a check of our xTB charges only; never model input
-  the app needs).
+  the app needs);
+- ``data/elements.csv``: periodic properties of H..Rn from the mendeleev package, so the
+  app and the models need no mendeleev import at run time.
 
 k1 is the rate constant of the first N2 uptake, in cm^3 molecule^-1 s^-1; lg(k1) is its
 log10. :func:`load_clusters` and :func:`load_nbo_descriptors` read the committed tables
@@ -32,7 +34,17 @@ __all__ = [
     "load_nbo_descriptors",
     "find_cluster",
     "parse_fold_label",
+    "ELEMENT_COLUMNS",
+    "build_element_table",
+    "load_element_table",
 ]
+
+#: Per-element properties in ``data/elements.csv`` (from the mendeleev package): atomic
+#: number, group, period, Pauling electronegativity, covalent radius (Å, Pyykkö), first
+#: ionisation energy (eV), electron affinity (eV, 0 where unbound), and the free atom's
+#: valence s, p and d electron counts.
+ELEMENT_COLUMNS = ["symbol", "Z", "group", "period", "electronegativity", "covalent_radius",
+                   "ionization_energy", "electron_affinity", "valence_s", "valence_p", "valence_d"]
 
 CITATION = (
     "L.-H. Mou, G.-D. Jiang, C. Wang, X. Cheng, J. Yu, Z. Li, J. Jiang, ACS Catal. 2025, 15, "
@@ -160,7 +172,57 @@ def build_tables(source: Path | str | None = None, out_dir: Path | str | None = 
     desc.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
     nbo_path = out_dir / "nbo_descriptors.csv"
     nbo_path.write_text(buf.getvalue(), encoding="utf-8")
-    return {"clusters": clusters_path, "nbo_descriptors": nbo_path}
+    return {"clusters": clusters_path, "nbo_descriptors": nbo_path, "elements": build_element_table(out_dir)}
+
+
+def build_element_table(out_dir: Path | str | None = None, max_z: int = 86) -> Path:
+    """Write ``data/elements.csv`` for H..Rn from mendeleev (the elements xTB covers).
+
+    Valence counts come from the ground-state configuration: electrons in the outermost
+    s and p shells and in the (n-1)d shell (e.g. Ta 6s2 5d3 -> s 2, d 3; S 3s2 3p4 -> s 2, p 4).
+    """
+    from mendeleev import element
+
+    out_dir = Path(out_dir) if out_dir else DATA_DIR
+    rows = []
+    for z in range(1, max_z + 1):
+        el = element(z)
+        conf = el.ec.conf  # {(n, 'l'): electrons}
+        n_max = max(n for n, _ in conf)
+        s_count = conf.get((n_max, "s"), 0)
+        p_count = conf.get((n_max, "p"), 0)
+        d_count = conf.get((n_max - 1, "d"), 0) if 3 <= (el.group_id or 0) <= 12 else 0
+        ie = (el.ionenergies or {}).get(1)
+        rows.append({
+            "symbol": el.symbol, "Z": z, "group": el.group_id or 3, "period": el.period,
+            "electronegativity": el.en_pauling if el.en_pauling is not None else "",
+            "covalent_radius": round(el.covalent_radius_pyykko / 100.0, 4),
+            "ionization_energy": round(ie, 6) if ie is not None else "",
+            "electron_affinity": round(el.electron_affinity, 6) if el.electron_affinity else 0.0,
+            "valence_s": s_count, "valence_p": p_count, "valence_d": d_count,
+        })
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "elements.csv"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ELEMENT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+def load_element_table(data_dir: Path | str | None = None):
+    """``data/elements.csv`` as a DataFrame indexed by atomic number (missing
+    electronegativities filled with the column median)."""
+    import pandas as pd
+
+    path = Path(data_dir or DATA_DIR) / "elements.csv"
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: run 'cluster-gnn build-data' first")
+    table = pd.read_csv(path).set_index("Z")
+    for col in ("electronegativity", "ionization_energy"):
+        table[col] = table[col].fillna(table[col].median())
+    return table
 
 
 def _row(name, charge, mult, lg_k1, fold, family, label) -> dict:

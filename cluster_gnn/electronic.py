@@ -164,9 +164,13 @@ def compute_xtb_features(atoms, charge: int, multiplicity: int, config: XTBConfi
 
     if density.ndim == 3:  # spin channels
         density = density.sum(axis=0)
+    n = len(numbers)
+    if bond_orders.ndim == 3:
+        # tblite 0.8 hands back its Fortran (nat, nat, nspin) array reshaped in C order, which
+        # scrambles atoms and spin channels; undo that, then sum the channels.
+        bond_orders = bond_orders.ravel().reshape(-1, n, n).sum(axis=0)
     gross = np.einsum("ij,ji->i", density, overlap)  # Mulliken gross orbital populations
     shell_pop = np.bincount(orbital_shell, weights=gross, minlength=len(shell_l))
-    n = len(numbers)
     pops = np.zeros((n, 3))
     for l in (0, 1, 2):
         mask = shell_l == l
@@ -195,3 +199,106 @@ def compute_xtb_features(atoms, charge: int, multiplicity: int, config: XTBConfi
         multiplicity=int(multiplicity),
         method=config.label,
     )
+
+
+FEATURES_DIR_NAME = "features"
+
+
+def compute_bundled_features(names=None, config: XTBConfig | None = None):
+    """xTB features of the bundled global minima (``data/structures``).
+
+    Returns ``({name: (atoms, AtomFeatures)}, [names without a structure])``; charge and
+    multiplicity are those stored with each structure.
+    """
+    from .datasets import load_clusters
+    from .search import structure_path
+    from .structures import read_cluster
+
+    table = load_clusters()
+    names = list(table["name"]) if names is None else list(names)
+    results, missing = {}, []
+    for name in names:
+        path = structure_path(name)
+        if not path.is_file():
+            missing.append(name)
+            continue
+        atoms = read_cluster(path)
+        results[name] = (atoms, compute_xtb_features(atoms, int(atoms.info["charge"]),
+                                                     int(atoms.info["multiplicity"]), config))
+    return results, missing
+
+
+def write_feature_tables(results: dict, out_dir) -> dict:
+    """Write AtomFeatures of many clusters as three tidy CSV tables under ``out_dir``.
+
+    ``results`` maps a cluster name to ``(atoms, AtomFeatures)``. Writes ``atoms.csv``
+    (one row per atom: position in Å, charge and populations in e), ``bonds.csv`` (one row
+    per atom pair with bond order >= 0.05) and ``clusters.csv`` (energy and orbital
+    energies in eV, dipole in e·Å, charge, multiplicity, method).
+    """
+    import pandas as pd
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atom_rows, bond_rows, cluster_rows = [], [], []
+    for name in sorted(results):
+        atoms, f = results[name]
+        for i, (sym, pos) in enumerate(zip(atoms.get_chemical_symbols(), atoms.get_positions())):
+            atom_rows.append({"name": name, "atom": i, "symbol": sym, "Z": int(f.atomic_numbers[i]),
+                              "x": pos[0], "y": pos[1], "z": pos[2], "charge": f.charges[i],
+                              "s_population": f.s_population[i], "p_population": f.p_population[i],
+                              "d_population": f.d_population[i], "valence_electrons": int(f.valence_electrons[i])})
+        n = f.num_atoms
+        for i in range(n):
+            for j in range(i + 1, n):
+                if f.bond_orders[i, j] >= 0.05:
+                    bond_rows.append({"name": name, "i": i, "j": j, "bond_order": f.bond_orders[i, j]})
+        cluster_rows.append({"name": name, "charge": f.charge, "multiplicity": f.multiplicity, "energy": f.energy,
+                             "homo_energy": f.homo_energy, "lumo_energy": f.lumo_energy,
+                             "homo_lumo_gap": f.homo_lumo_gap, "dipole": float(np.linalg.norm(f.dipole)),
+                             "dipole_x": f.dipole[0], "dipole_y": f.dipole[1], "dipole_z": f.dipole[2],
+                             "method": f.method})
+    paths = {}
+    for key, rows in (("atoms", atom_rows), ("bonds", bond_rows), ("clusters", cluster_rows)):
+        paths[key] = out_dir / f"{key}.csv"
+        pd.DataFrame(rows).to_csv(paths[key], index=False, float_format="%.6f", lineterminator="\n")
+    return paths
+
+
+def load_feature_tables(directory=None) -> dict:
+    """Read the tables of :func:`write_feature_tables` back into ``{name: (atoms, AtomFeatures)}``."""
+    import pandas as pd
+    from pathlib import Path
+
+    from ase import Atoms
+
+    from .config import DATA_DIR
+    from .errors import DatasetError
+
+    directory = Path(directory or DATA_DIR / FEATURES_DIR_NAME)
+    if not (directory / "atoms.csv").is_file():
+        raise DatasetError(f"no feature tables in {directory}: run 'cluster-gnn features' first")
+    atoms_t = pd.read_csv(directory / "atoms.csv")
+    bonds_t = pd.read_csv(directory / "bonds.csv")
+    clusters_t = pd.read_csv(directory / "clusters.csv").set_index("name")
+    bonds_by = {k: g for k, g in bonds_t.groupby("name")}
+    out = {}
+    for name, g in atoms_t.groupby("name", sort=False):
+        g = g.sort_values("atom")
+        n = len(g)
+        bo = np.zeros((n, n))
+        if name in bonds_by:
+            b = bonds_by[name]
+            bo[b.i.values, b.j.values] = b.bond_order.values
+            bo[b.j.values, b.i.values] = b.bond_order.values
+        c = clusters_t.loc[name]
+        atoms = Atoms(numbers=g.Z.values, positions=g[["x", "y", "z"]].values)
+        out[name] = (atoms, AtomFeatures(
+            atomic_numbers=g.Z.values, charges=g.charge.values, s_population=g.s_population.values,
+            p_population=g.p_population.values, d_population=g.d_population.values,
+            valence_electrons=g.valence_electrons.values, bond_orders=bo, energy=float(c.energy),
+            homo_energy=float(c.homo_energy), lumo_energy=float(c.lumo_energy),
+            homo_lumo_gap=float(c.homo_lumo_gap), dipole=np.array([c.dipole_x, c.dipole_y, c.dipole_z]),
+            charge=int(c.charge), multiplicity=int(c.multiplicity), method=str(c.method)))
+    return out

@@ -1,0 +1,105 @@
+"""Scores of every model on the same splits, from the committed models.
+
+:func:`evaluate_published_folds` gives, for the GIN and GCN ensembles (``models/*.pt``,
+out-of-fold members only) and for the descriptor baselines (refitted here in seconds,
+deterministic seeds), the pooled out-of-fold ``r2``, ``mae``, ``rmse`` over the measured
+clusters, the fold-mean MAE and per-fold figures; for ensembles also the share of measured
+values inside the 90 % interval (``coverage90``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .training import metrics
+
+__all__ = ["evaluate_published_folds", "summarise", "BASELINES"]
+
+#: Descriptor baselines in every evaluation: (key, descriptor set, regressor).
+BASELINES = [
+    ("gbr_nbo8", "nbo8", "gbr"),
+    ("rf_nbo8", "nbo8", "rf"),
+    ("gbr_composition", "composition", "gbr"),
+    ("gbr_composition+metal", "composition+metal", "gbr"),
+    ("gbr_xtb", "xtb", "gbr"),
+    ("gbr_xtb+elements", "xtb+elements", "gbr"),
+]
+
+
+def summarise(predictions: dict) -> dict:
+    """``{name: (measured, predicted, key[, std])}`` -> pooled and per-split metrics."""
+    from .predict import Z90
+
+    names = list(predictions)
+    y = np.array([predictions[n][0] for n in names])
+    p = np.array([predictions[n][1] for n in names])
+    keys = [predictions[n][2] for n in names]
+    out = metrics(y, p)
+    per = {}
+    for key in sorted(set(keys), key=str):
+        idx = [i for i, k in enumerate(keys) if k == key]
+        per[str(key)] = metrics(y[idx], p[idx])
+    out["fold_mean_mae"] = float(np.mean([v["mae"] for v in per.values()]))
+    out["per_split"] = per
+    if len(predictions[names[0]]) > 3:
+        s = np.array([predictions[n][3] for n in names])
+        out["coverage90"] = float(np.mean(np.abs(y - p) <= Z90 * s))
+        out["mean_std"] = float(np.mean(s))
+    return out
+
+
+def evaluate_published_folds(models=("gin", "gcn"), baselines=True, models_dir=None, with_predictions=False):
+    """Evaluate ensembles and baselines on the authors' 10 folds.
+
+    Returns ``{model: summary}`` (see :func:`summarise`); with ``with_predictions`` also
+    ``{model: {name: (measured, predicted, fold[, std])}}``.
+    """
+    from .baselines import evaluate_descriptors
+    from .electronic import load_feature_tables
+    from .predict import load_ensemble
+    from .training import load_graphs, out_of_fold, published_folds
+
+    graphs = load_graphs()
+    splits = published_folds(graphs)
+    results, preds = {}, {}
+    for name in models:
+        ensemble = load_ensemble(name, models_dir)
+        oof = out_of_fold(ensemble, graphs, splits)
+        preds[name] = {n: (v[0], v[1], v[3], v[2]) for n, v in oof.items()}
+        results[name] = summarise(preds[name])
+    if baselines:
+        measured = [i for idx in splits.values() for i in idx]
+        names = [graphs[i].name for i in measured]
+        y = np.array([float(graphs[i].y) for i in measured])
+        pos = {i: j for j, i in enumerate(measured)}
+        local = {k: [pos[i] for i in v] for k, v in splits.items()}
+        features = load_feature_tables()
+        for key, kind, reg in BASELINES:
+            preds[key] = evaluate_descriptors(kind, names, y, local, reg, features)
+            results[key] = summarise(preds[key])
+    return (results, preds) if with_predictions else results
+
+
+def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir=None) -> dict:
+    """Write ``models/evaluation.json`` (what the app shows) and ``data/predictions/oof.csv``
+    (out-of-fold predictions of the GIN for the measured clusters)."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .config import DATA_DIR, MODELS_DIR
+    from .datasets import load_clusters
+
+    models_dir, data_dir = Path(models_dir or MODELS_DIR), Path(data_dir or DATA_DIR)
+    eval_path = models_dir / "evaluation.json"
+    eval_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    table = load_clusters().set_index("name")
+    rows = []
+    for name, v in (predictions.get("gin") or {}).items():
+        r = table.loc[name]
+        rows.append({"cluster": r["cluster"], "name": name, "lg_k1": v[0], "lg_k1_pred": round(v[1], 4),
+                     "lg_k1_std": round(v[3], 4), "fold": v[2], "metals": r["metals"], "ligands": r["ligands"]})
+    oof_path = data_dir / "predictions" / "oof.csv"
+    oof_path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(oof_path, index=False, lineterminator="\n")
+    return {"evaluation": eval_path, "oof": oof_path}

@@ -1,0 +1,150 @@
+"""Atoms + xTB features -> :class:`torch_geometric.data.Data`.
+
+Nodes are atoms. Node features (:data:`NODE_FEATURES`, in this order):
+
+- xTB, per atom: Mulliken charge (e), s, p and d valence-shell populations (e);
+- element, per atom (``data/elements.csv`` from mendeleev): group, period, Pauling
+  electronegativity, covalent radius (Å), first ionisation energy (eV), electron affinity
+  (eV), the free atom's valence s and d electron counts, and a metal flag. No one-hot of
+  the element: physical properties let the model interpolate between metals.
+
+Edges (both directions) join atoms closer than ``bond_scale`` x the sum of their covalent
+radii (ASE's table; the same rule as :func:`cluster_gnn.structures.fragments`). Edge
+features (:data:`EDGE_FEATURES`): the distance in Å expanded on ``num_rbf`` Gaussians
+between 1 and ``cutoff`` Å, the distance over the radii sum, and the xTB Wiberg/Mayer bond
+order.
+
+Graph features ``u`` (:data:`GRAPH_FEATURES`, shape ``[1, 4]``): total charge (e),
+number of atoms, HOMO-LUMO gap (eV) and the mean metal charge (e).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .electronic import AtomFeatures
+from .errors import FeatureMismatchError
+
+__all__ = ["GraphConfig", "build_graph", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES", "element_features"]
+
+NODE_FEATURES = (
+    "charge", "s_population", "p_population", "d_population",
+    "group", "period", "electronegativity", "covalent_radius", "ionization_energy",
+    "electron_affinity", "valence_s", "valence_d", "is_metal",
+)
+GRAPH_FEATURES = ("total_charge", "num_atoms", "homo_lumo_gap", "mean_metal_charge")
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """How a cluster becomes a graph.
+
+    Parameters
+    ----------
+    bond_scale:
+        Atoms closer than ``bond_scale * (r_i + r_j)`` (covalent radii, Å) are joined.
+    cutoff:
+        Upper end of the radial basis in Å.
+    num_rbf:
+        Number of Gaussian radial basis functions for the distance.
+    """
+
+    bond_scale: float = 1.3
+    cutoff: float = 4.0
+    num_rbf: int = 8
+
+    def __post_init__(self):
+        if self.bond_scale <= 0 or self.cutoff <= 1.0 or self.num_rbf < 1:
+            raise ValueError("bond_scale must be > 0, cutoff > 1 Å and num_rbf >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def edge_features(self) -> tuple[str, ...]:
+        return tuple(f"rbf_{k}" for k in range(self.num_rbf)) + ("distance_ratio", "bond_order")
+
+
+EDGE_FEATURES = GraphConfig().edge_features
+
+_ELEMENT_COLUMNS = ("group", "period", "electronegativity", "covalent_radius", "ionization_energy",
+                    "electron_affinity", "valence_s", "valence_d")
+_ELEMENTS = None
+
+
+def element_features(atomic_numbers) -> np.ndarray:
+    """Periodic properties of each atom, shape ``[num_atoms, 9]`` (the element part of
+    :data:`NODE_FEATURES`, metal flag last)."""
+    global _ELEMENTS
+    from .datasets import load_element_table
+    from .structures import is_metal
+
+    if _ELEMENTS is None:
+        _ELEMENTS = load_element_table()
+    z = np.asarray(atomic_numbers, dtype=int)
+    props = _ELEMENTS.loc[z, list(_ELEMENT_COLUMNS)].to_numpy(dtype=float)
+    metal = np.array([is_metal(s) for s in _ELEMENTS.loc[z, "symbol"]], dtype=float)
+    return np.column_stack([props, metal])
+
+
+def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None, y: float | None = None,
+                name: str | None = None):
+    """One cluster as a graph.
+
+    Parameters
+    ----------
+    atoms:
+        :class:`ase.Atoms`, positions in Å, ``num_atoms`` atoms.
+    features:
+        :class:`~cluster_gnn.electronic.AtomFeatures` of the same atoms.
+    config:
+        Bonding rule and edge featurisation.
+    y:
+        Measured lg(k1), if known.
+
+    Returns
+    -------
+    torch_geometric.data.Data
+        ``x`` ``[num_atoms, 13]``, ``edge_index`` ``[2, num_edges]``, ``edge_attr``
+        ``[num_edges, num_rbf + 2]``, ``u`` ``[1, 4]``, ``pos`` ``[num_atoms, 3]``,
+        ``z`` ``[num_atoms]``, ``y`` ``[1]`` (NaN when unknown), ``name``.
+    """
+    import torch
+    from ase.data import covalent_radii
+    from torch_geometric.data import Data
+
+    config = config or GraphConfig()
+    numbers = atoms.get_atomic_numbers()
+    if len(numbers) != features.num_atoms or not np.array_equal(numbers, features.atomic_numbers):
+        raise FeatureMismatchError(
+            f"features are for {features.num_atoms} atoms ({features.atomic_numbers.tolist()}), "
+            f"the structure has {len(numbers)} ({numbers.tolist()})"
+        )
+    elem = element_features(numbers)
+    x = np.column_stack([features.charges, features.s_population, features.p_population,
+                         features.d_population, elem])
+    pos = atoms.get_positions()
+    dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    radii = covalent_radii[numbers]
+    radii_sum = radii[:, None] + radii[None, :]
+    adjacency = (dist < config.bond_scale * radii_sum) & ~np.eye(len(numbers), dtype=bool)
+    src, dst = np.nonzero(adjacency)
+    d = dist[src, dst]
+    centers = np.linspace(1.0, config.cutoff, config.num_rbf)
+    width = (config.cutoff - 1.0) / max(config.num_rbf - 1, 1)
+    rbf = np.exp(-(((d[:, None] - centers[None, :]) / width) ** 2))
+    edge_attr = np.column_stack([rbf, d / radii_sum[src, dst], features.bond_orders[src, dst]])
+    metal = elem[:, -1] > 0.5
+    mean_metal_charge = float(features.charges[metal].mean()) if metal.any() else 0.0
+    u = np.array([[features.charge, len(numbers), features.homo_lumo_gap, mean_metal_charge]])
+    return Data(
+        x=torch.tensor(x, dtype=torch.float32),
+        edge_index=torch.tensor(np.stack([src, dst]), dtype=torch.long),
+        edge_attr=torch.tensor(edge_attr.reshape(-1, config.num_rbf + 2), dtype=torch.float32),
+        u=torch.tensor(u, dtype=torch.float32),
+        pos=torch.tensor(pos, dtype=torch.float32),
+        z=torch.tensor(numbers, dtype=torch.long),
+        y=torch.tensor([np.nan if y is None else float(y)], dtype=torch.float32),
+        name=name,
+    )

@@ -1,0 +1,223 @@
+"""Graph regressors for lg(k1) and the ensemble that carries their uncertainty.
+
+:class:`ClusterGNN` is a GIN (PyG ``GINEConv``, edge-aware) or, as a baseline, a GCN
+(``GCNConv`` with the bond order as edge weight) over the graphs of
+:mod:`cluster_gnn.graphs`, with sum + mean + max pooling of every layer's node states
+(jumping knowledge), concatenated with the graph features ``u`` and read out by an MLP.
+Input scaling (means and standard deviations of the training clusters only) lives in the
+model's buffers, so a saved member carries the statistics it was trained with.
+
+:class:`Ensemble` holds the members of one model type (one per fold and seed), saves
+them with their configuration in one file under ``models/`` and loads them with
+``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import FeatureMismatchError, ModelFileError
+
+__all__ = ["ModelConfig", "ClusterGNN", "Ensemble", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of :class:`ClusterGNN`.
+
+    Parameters
+    ----------
+    conv: ``"gin"`` (GINEConv, default) or ``"gcn"`` (GCNConv baseline).
+    num_node_features, num_edge_features, num_graph_features: input widths (13, 10, 4).
+    hidden: width of node states.
+    num_layers: message-passing layers.
+    dropout: dropout before the readout MLP.
+    """
+
+    conv: str = "gin"
+    num_node_features: int = 13
+    num_edge_features: int = 10
+    num_graph_features: int = 4
+    hidden: int = 48
+    num_layers: int = 3
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        if self.conv not in ("gin", "gcn"):
+            raise ValueError(f"conv must be 'gin' or 'gcn', got {self.conv!r}")
+        if self.hidden < 1 or self.num_layers < 1 or not 0 <= self.dropout < 1:
+            raise ValueError("hidden and num_layers must be positive, dropout in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ClusterGNN(nn.Module):
+    """GIN (or GCN) regressor of lg(k1).
+
+    ``forward(x, edge_index, edge_attr=None, batch=None, u=None)`` takes node features
+    ``x`` ``[num_nodes, num_node_features]``, ``edge_index`` ``[2, num_edges]``,
+    ``edge_attr`` ``[num_edges, num_edge_features]``, ``batch`` ``[num_nodes]`` (graph of
+    each node; all zeros if omitted) and graph features ``u`` ``[num_graphs,
+    num_graph_features]``, all unscaled; returns lg(k1) ``[num_graphs]``.
+    """
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        from torch_geometric.nn import GCNConv, GINEConv
+
+        self.config = config = config or ModelConfig()
+        h = config.hidden
+        self.embed = nn.Linear(config.num_node_features, h)
+        self.convs = nn.ModuleList()
+        for _ in range(config.num_layers):
+            if config.conv == "gin":
+                mlp = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h))
+                self.convs.append(GINEConv(mlp, train_eps=True, edge_dim=config.num_edge_features))
+            else:
+                self.convs.append(GCNConv(h, h))
+        self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(config.num_layers)])
+        readout = 3 * h * (config.num_layers + 1) + config.num_graph_features
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(readout, h), nn.SiLU(),
+                                  nn.Linear(h, 1))
+        for name, width in (("x", config.num_node_features), ("edge", config.num_edge_features),
+                            ("u", config.num_graph_features)):
+            self.register_buffer(f"{name}_mean", torch.zeros(width))
+            self.register_buffer(f"{name}_std", torch.ones(width))
+        self.register_buffer("y_mean", torch.zeros(()))
+        self.register_buffer("y_std", torch.ones(()))
+
+    def fit_scaling(self, graphs) -> None:
+        """Set input and target scaling from training graphs (a list of ``Data``)."""
+        def stats(t):
+            mean, std = t.mean(0), t.std(0)
+            return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
+
+        self.x_mean, self.x_std = stats(torch.cat([g.x for g in graphs]))
+        self.edge_mean, self.edge_std = stats(torch.cat([g.edge_attr for g in graphs]))
+        self.u_mean, self.u_std = stats(torch.cat([g.u for g in graphs]))
+        y = torch.cat([g.y for g in graphs])
+        self.y_mean, self.y_std = y.mean(), y.std().clamp_min(1e-6)
+
+    def forward(self, x, edge_index, edge_attr=None, batch=None, u=None):
+        from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+
+        if x.shape[-1] != self.config.num_node_features:
+            raise FeatureMismatchError(
+                f"got {x.shape[-1]} features per atom, model expects {self.config.num_node_features}")
+        if batch is None:
+            batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        num_graphs = int(batch.max()) + 1 if batch.numel() else 1
+        if u is None:
+            u = self.u_mean.expand(num_graphs, -1)
+        h = self.embed((x - self.x_mean) / self.x_std)
+        states = [h]
+        if self.config.conv == "gin":
+            e = (edge_attr - self.edge_mean) / self.edge_std
+            for conv, norm in zip(self.convs, self.norms):
+                h = h + torch.nn.functional.silu(norm(conv(h, edge_index, e)))
+                states.append(h)
+        else:
+            weight = edge_attr[:, -1].clamp_min(0.0) if edge_attr is not None else None
+            for conv, norm in zip(self.convs, self.norms):
+                h = h + torch.nn.functional.silu(norm(conv(h, edge_index, weight)))
+                states.append(h)
+        pooled = [pool(s, batch, num_graphs) for s in states
+                  for pool in (global_add_pool, global_mean_pool, global_max_pool)]
+        z = torch.cat(pooled + [(u - self.u_mean) / self.u_std], dim=-1)
+        return self.head(z).squeeze(-1) * self.y_std + self.y_mean
+
+    def predict_graphs(self, graphs) -> np.ndarray:
+        """lg(k1) of a list of ``Data`` graphs, shape ``[num_graphs]`` (eval mode, no grad)."""
+        from torch_geometric.data import Batch
+
+        self.eval()
+        with torch.no_grad():
+            b = Batch.from_data_list(list(graphs))
+            return self(b.x, b.edge_index, b.edge_attr, b.batch, b.u).numpy().astype(float)
+
+
+class Ensemble:
+    """Members of one model type with the metadata to use them.
+
+    Attributes
+    ----------
+    name: model name (``"gin"``, ``"gcn"``).
+    config: :class:`ModelConfig` of every member.
+    members: list of ``dict(model=ClusterGNN, fold=int, seed=int, sigma=float)``; ``sigma``
+        is the member's residual standard deviation (lg units) on its inner validation set.
+    meta: level of theory, graph settings, training settings, feature names.
+    """
+
+    def __init__(self, name: str, config: ModelConfig, members: list[dict], meta: dict):
+        self.name, self.config, self.members, self.meta = name, config, members, meta
+
+    def folds(self) -> list[int]:
+        return sorted({m["fold"] for m in self.members})
+
+    def predict(self, graphs, fold: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean lg(k1) and its standard deviation, each shape ``[num_graphs]``.
+
+        With ``fold``, only the members that never saw that fold's clusters are used (the
+        out-of-fold prediction); otherwise all members. The standard deviation combines the
+        spread of the members with their validation residuals:
+        ``sqrt(var(member predictions) + mean(sigma**2))``.
+        """
+        members = [m for m in self.members if fold is None or m["fold"] == fold]
+        if not members:
+            raise ModelFileError(f"{self.name} has no members for fold {fold}")
+        preds = np.stack([m["model"].predict_graphs(graphs) for m in members])
+        sigma2 = float(np.mean([m["sigma"] ** 2 for m in members]))
+        return preds.mean(0), np.sqrt(preds.var(0) + sigma2)
+
+    def member_predictions(self, graphs) -> np.ndarray:
+        """Every member's prediction, shape ``[num_members, num_graphs]``."""
+        return np.stack([m["model"].predict_graphs(graphs) for m in self.members])
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "config": self.config.to_dict(),
+            "meta": self.meta,
+            "members": [{"fold": m["fold"], "seed": m["seed"], "sigma": float(m["sigma"]),
+                         "state_dict": {k: v.detach().clone() for k, v in m["model"].state_dict().items()}}
+                        for m in self.members],
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(blob, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Ensemble":
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"model file {path} not found: run 'cluster-gnn train' first")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a truncated or foreign file: report it, do not crash
+            raise ModelFileError(f"cannot read model file {path}: {e}") from e
+        if not isinstance(blob, dict) or blob.get("format_version") != FORMAT_VERSION:
+            raise ModelFileError(
+                f"{path} has format version {blob.get('format_version') if isinstance(blob, dict) else '?'}, "
+                f"this version of cluster-gnn reads version {FORMAT_VERSION}: retrain with 'cluster-gnn train'")
+        config = ModelConfig(**blob["config"])
+        members = []
+        for m in blob["members"]:
+            model = ClusterGNN(config)
+            try:
+                model.load_state_dict(m["state_dict"])
+            except RuntimeError as e:
+                raise ModelFileError(f"{path}: weights do not fit the saved architecture: {e}") from e
+            model.eval()
+            members.append({"model": model, "fold": int(m["fold"]), "seed": int(m["seed"]), "sigma": float(m["sigma"])})
+        return cls(blob["name"], config, members, blob["meta"])

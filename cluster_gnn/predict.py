@@ -1,0 +1,176 @@
+"""Predictions of lg(k1) with uncertainty, for an uploaded structure or a bundled cluster.
+
+The chain is the library's: structure -> :func:`~cluster_gnn.electronic.compute_xtb_features`
+-> :func:`~cluster_gnn.graphs.build_graph` -> :class:`~cluster_gnn.models.Ensemble`.
+k1 is in cm^3 molecule^-1 s^-1; lg(k1) is its log10. ``lg_k1_std`` is the ensemble's
+standard deviation (member spread and validation residuals, see
+:meth:`Ensemble.predict`); ``lg_k1 ± 1.645 lg_k1_std`` is the 90 % interval.
+
+For the 159 measured clusters :func:`predict_named` uses only the members that never saw
+the cluster (its fold's out-of-fold prediction), so a shown prediction is never in-sample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .config import MODELS_DIR
+from .errors import StructureError
+
+__all__ = ["Prediction", "load_ensemble", "predict_structure", "predict_named", "predict_names", "Z90"]
+
+#: Half-width of a central 90 % normal interval in standard deviations.
+Z90 = 1.6448536269514722
+
+
+@dataclass
+class Prediction:
+    """One prediction.
+
+    Attributes
+    ----------
+    lg_k1, lg_k1_std: predicted lg(k1) and its standard deviation (lg units).
+    measured_lg_k1: the measured value when the cluster is one of the 159, else None.
+    out_of_fold: True when only members that never saw this cluster were used.
+    atoms, features: the structure (Å) and its :class:`AtomFeatures`.
+    charge, multiplicity: total charge (e) and 2S+1 used for xTB.
+    name: cluster name when known.
+    importance: per-atom importance, shape ``[num_atoms]`` (filled by :mod:`explain`).
+    model: name of the ensemble used.
+    """
+
+    lg_k1: float
+    lg_k1_std: float
+    atoms: object
+    features: object
+    charge: int
+    multiplicity: int
+    measured_lg_k1: float | None = None
+    out_of_fold: bool = False
+    name: str | None = None
+    importance: np.ndarray | None = None
+    model: str = "gin"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def interval90(self) -> tuple[float, float]:
+        return self.lg_k1 - Z90 * self.lg_k1_std, self.lg_k1 + Z90 * self.lg_k1_std
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "formula": self.atoms.get_chemical_formula(), "charge": self.charge,
+               "multiplicity": self.multiplicity, "lg_k1": round(self.lg_k1, 4),
+               "lg_k1_std": round(self.lg_k1_std, 4), "interval90": [round(v, 4) for v in self.interval90],
+               "measured_lg_k1": self.measured_lg_k1, "out_of_fold": self.out_of_fold, "model": self.model,
+               "level_of_theory": self.features.method}
+        if self.importance is not None:
+            out["importance"] = [round(float(v), 4) for v in self.importance]
+        return out
+
+
+@lru_cache(maxsize=4)
+def _load(path: str):
+    from .models import Ensemble
+
+    return Ensemble.load(path)
+
+
+def load_ensemble(name: str = "gin", models_dir: Path | str | None = None):
+    """The committed ensemble ``models/<name>.pt`` (cached per process)."""
+    return _load(str(Path(models_dir or MODELS_DIR) / f"{name}.pt"))
+
+
+def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False, ensemble=None,
+                      name: str | None = None) -> Prediction:
+    """Predict lg(k1) for any structure.
+
+    Parameters
+    ----------
+    atoms:
+        :class:`ase.Atoms` (positions in Å), e.g. from :func:`~cluster_gnn.structures.read_cluster`.
+    charge, multiplicity:
+        Total charge in e and spin multiplicity 2S+1.
+    relax:
+        Relax with FIRE at the xTB level first (for rough geometries).
+    ensemble:
+        An :class:`~cluster_gnn.models.Ensemble` (default: the committed GIN).
+
+    Raises
+    ------
+    StructureError, XTBConvergenceError, ModelFileError
+    """
+    from .electronic import compute_xtb_features
+    from .graphs import GraphConfig, build_graph
+    from .structures import check_spin, validate_cluster
+
+    ensemble = ensemble or load_ensemble()
+    validate_cluster(atoms)
+    check_spin(atoms.get_atomic_numbers(), charge, multiplicity)
+    if relax:
+        from .search import relax_cluster
+
+        atoms, _, _, _ = relax_cluster(atoms, charge, multiplicity)
+        validate_cluster(atoms)
+    features = compute_xtb_features(atoms, charge, multiplicity)
+    graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]))
+    mean, std = ensemble.predict([graph])
+    return Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
+                      name=name, model=ensemble.name)
+
+
+def predict_named(name: str, ensemble=None) -> Prediction:
+    """Predict a bundled cluster from its committed structure and features.
+
+    Measured clusters get their out-of-fold prediction (members of their fold only).
+    Raises :class:`UnknownClusterError` for names outside the 216 and
+    :class:`StructureError` if the cluster has no structure yet.
+    """
+    from .datasets import find_cluster
+    from .electronic import compute_xtb_features
+    from .graphs import GraphConfig, build_graph
+    from .search import load_structure
+
+    ensemble = ensemble or load_ensemble()
+    row = find_cluster(name)
+    atoms = load_structure(row["name"])
+    charge, mult = int(atoms.info["charge"]), int(atoms.info["multiplicity"])
+    features = _bundled_features(row["name"]) or compute_xtb_features(atoms, charge, mult)
+    graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]), name=row["name"])
+    measured = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
+    fold = int(row["fold"]) if measured is not None else None
+    oof = fold is not None and fold in ensemble.folds()
+    mean, std = ensemble.predict([graph], fold=fold if oof else None)
+    return Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
+                      out_of_fold=oof, name=row["name"], model=ensemble.name)
+
+
+@lru_cache(maxsize=1)
+def _feature_tables():
+    from .electronic import load_feature_tables
+
+    try:
+        return load_feature_tables()
+    except Exception:
+        return {}
+
+
+def _bundled_features(name: str):
+    hit = _feature_tables().get(name)
+    return hit[1] if hit else None
+
+
+def predict_names(names, ensemble=None):
+    """Predictions for many bundled clusters: a DataFrame with columns ``cluster`` (as
+    given), ``name``, ``lg_k1_pred``, ``lg_k1_std``, ``measured_lg_k1``, ``out_of_fold``."""
+    import pandas as pd
+
+    ensemble = ensemble or load_ensemble()
+    rows = []
+    for given in names:
+        p = predict_named(given, ensemble)
+        rows.append({"cluster": given, "name": p.name, "lg_k1_pred": round(p.lg_k1, 4),
+                     "lg_k1_std": round(p.lg_k1_std, 4), "measured_lg_k1": p.measured_lg_k1,
+                     "out_of_fold": p.out_of_fold})
+    return pd.DataFrame(rows)

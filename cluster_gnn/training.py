@@ -1,0 +1,257 @@
+"""Splits, the training loop, the fold ensemble and metrics.
+
+Training follows the authors' published 10 folds exactly: for test fold ``k`` the
+members are trained on the other nine folds only. Inside those, a random
+``val_fraction`` of clusters is held out for early stopping and for each member's
+residual ``sigma``; input scaling is fitted on the member's training clusters only. Each
+fold gets ``n_seeds`` members (different initialisation and inner split); the
+out-of-fold prediction of a cluster is the mean of its fold's members, and a prediction
+for a new cluster is the mean of all members.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import DatasetError
+
+__all__ = ["train_and_save", "TrainConfig", "load_graphs", "published_folds", "group_splits", "train_member",
+           "train_ensemble", "metrics", "out_of_fold"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings.
+
+    Parameters
+    ----------
+    epochs: maximum full-batch epochs per member.
+    patience: epochs without validation improvement before stopping.
+    lr: AdamW learning rate.
+    weight_decay: AdamW weight decay.
+    n_seeds: members per fold.
+    val_fraction: share of the training clusters held out for early stopping.
+    seed: base random seed (member ``s`` of fold ``k`` uses ``seed + 100 k + s``).
+    huber_delta: Huber loss threshold in lg units.
+    """
+
+    epochs: int = 500
+    patience: int = 60
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    n_seeds: int = 5
+    val_fraction: float = 0.15
+    seed: int = 0
+    huber_delta: float = 1.0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.patience < 1 or self.n_seeds < 1:
+            raise ValueError("epochs, patience and n_seeds must be positive")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ValueError("val_fraction must be in (0, 0.5)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_graphs(names=None, graph_config=None, features_dir=None, table=None) -> list:
+    """Graphs of the bundled clusters (from ``data/features``), with ``y`` = measured
+    lg(k1) (NaN if unknown) and ``fold``, ``family``, ``metals``, ``ligands`` attributes.
+
+    Clusters without computed features are left out.
+    """
+    from .datasets import load_clusters
+    from .electronic import load_feature_tables
+    from .graphs import build_graph
+
+    table = load_clusters() if table is None else table
+    feats = load_feature_tables(features_dir)
+    rows = table if names is None else table[table["name"].isin(list(names))]
+    graphs = []
+    for _, row in rows.iterrows():
+        if row["name"] not in feats:
+            continue
+        atoms, f = feats[row["name"]]
+        lg = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
+        g = build_graph(atoms, f, graph_config, y=lg, name=row["name"])
+        g.fold = int(row["fold"]) if str(row["fold"]) not in ("<NA>", "nan") else 0
+        g.family, g.metals, g.ligands = row["family"], row["metals"], row["ligands"]
+        graphs.append(g)
+    if not graphs:
+        raise DatasetError("no cluster has features yet: run 'cluster-gnn structures' and 'cluster-gnn features'")
+    return graphs
+
+
+def published_folds(graphs) -> dict[int, list[int]]:
+    """``{fold: [test indices]}`` for the authors' folds 1..10 (measured clusters only)."""
+    out: dict[int, list[int]] = {}
+    for i, g in enumerate(graphs):
+        if g.fold and not np.isnan(float(g.y)):
+            out.setdefault(g.fold, []).append(i)
+    return dict(sorted(out.items()))
+
+
+def group_splits(graphs, by: str) -> dict[str, list[int]]:
+    """Leave-one-group-out test sets over the measured clusters.
+
+    ``by="metal"``: one group per metal element (a cluster is in the group of each of its
+    metals); ``by="ligand"``: one group per ligand set (``S``, ``S;C``, ``C``, ``H``, ``N``,
+    ``N;H``, none). For a group the model is trained on clusters that do not belong to it.
+    """
+    if by not in ("metal", "ligand"):
+        raise ValueError("by must be 'metal' or 'ligand'")
+    out: dict[str, list[int]] = {}
+    for i, g in enumerate(graphs):
+        if np.isnan(float(g.y)):
+            continue
+        keys = g.metals.split(";") if by == "metal" else [_ligand_family(g.ligands)]
+        for key in keys:
+            out.setdefault(key, []).append(i)
+    return dict(sorted(out.items()))
+
+
+def _ligand_family(ligands: str) -> str:
+    return "+".join(sorted(ligands.split(";"))) if ligands else "bare"
+
+
+def metrics(y_true, y_pred) -> dict:
+    """``r2``, ``mae``, ``rmse`` (lg units) of two arrays."""
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    resid = y_true - y_pred
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    return {
+        "r2": float(1.0 - np.sum(resid**2) / ss_tot) if ss_tot > 0 else float("nan"),
+        "mae": float(np.mean(np.abs(resid))),
+        "rmse": float(np.sqrt(np.mean(resid**2))),
+        "n": int(len(y_true)),
+    }
+
+
+def train_member(train_graphs, val_graphs, model_config=None, config: TrainConfig | None = None, seed: int = 0):
+    """Train one :class:`~cluster_gnn.models.ClusterGNN`; returns ``(model, sigma)``.
+
+    Full-batch AdamW on the Huber loss, early stopping on the validation MAE (the best
+    epoch's weights are kept). ``sigma`` is the RMS validation residual in lg units.
+    """
+    import torch
+    from torch_geometric.data import Batch
+
+    from .models import ClusterGNN
+
+    config = config or TrainConfig()
+    torch.manual_seed(seed)
+    model = ClusterGNN(model_config)
+    model.fit_scaling(train_graphs)
+    tb = Batch.from_data_list(list(train_graphs))
+    vb = Batch.from_data_list(list(val_graphs)) if val_graphs else None
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = torch.nn.HuberLoss(delta=config.huber_delta / float(model.y_std))
+    best, best_state, since = float("inf"), None, 0
+    for epoch in range(config.epochs):
+        model.train()
+        opt.zero_grad()
+        pred = model(tb.x, tb.edge_index, tb.edge_attr, tb.batch, tb.u)
+        loss = loss_fn(pred / model.y_std, tb.y / model.y_std)
+        loss.backward()
+        opt.step()
+        if vb is None:
+            continue
+        model.eval()
+        with torch.no_grad():
+            val = float((model(vb.x, vb.edge_index, vb.edge_attr, vb.batch, vb.u) - vb.y).abs().mean())
+        if val < best - 1e-4:
+            best, since = val, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since += 1
+            if since >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    if vb is not None:
+        with torch.no_grad():
+            resid = model(vb.x, vb.edge_index, vb.edge_attr, vb.batch, vb.u) - vb.y
+        sigma = float(resid.pow(2).mean().sqrt())
+    else:
+        sigma = 0.0
+    return model, sigma
+
+
+def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig | None = None,
+                   name: str = "gin", meta: dict | None = None, progress: bool = True):
+    """Train ``n_seeds`` members for every test set in ``splits`` (``{key: [indices]}``).
+
+    Members of split ``key`` never see that split's clusters (neither in training nor in
+    scaling). Returns an :class:`~cluster_gnn.models.Ensemble` whose members carry
+    ``fold = key``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from .models import Ensemble, ModelConfig
+
+    config = config or TrainConfig()
+    model_config = model_config or ModelConfig()
+    measured = [i for i, g in enumerate(graphs) if not np.isnan(float(g.y))]
+    members = []
+    bar = tqdm(total=len(splits) * config.n_seeds, disable=not progress, desc=f"training {name}", unit="model")
+    t0 = time.time()
+    for k_index, (key, test_idx) in enumerate(splits.items()):
+        held_out = set(test_idx)
+        pool = np.array([i for i in measured if i not in held_out])
+        for s in range(config.n_seeds):
+            seed = config.seed + 100 * k_index + s
+            rng = np.random.default_rng(seed)
+            perm = rng.permutation(pool)
+            n_val = max(1, int(round(config.val_fraction * len(perm))))
+            val, train = perm[:n_val], perm[n_val:]
+            torch.manual_seed(seed)
+            model, sigma = train_member([graphs[i] for i in train], [graphs[i] for i in val], model_config, config, seed)
+            members.append({"model": model, "fold": key, "seed": seed, "sigma": sigma})
+            bar.update(1)
+    bar.close()
+    meta = dict(meta or {})
+    meta.update(train_config=config.to_dict(), train_seconds=round(time.time() - t0, 1),
+                splits={str(k): [graphs[i].name for i in v] for k, v in splits.items()})
+    return Ensemble(name, model_config, members, meta)
+
+
+def out_of_fold(ensemble, graphs, splits: dict) -> dict:
+    """Out-of-fold predictions: ``{name: (measured, mean, std, key)}`` for every test cluster."""
+    out = {}
+    for key, idx in splits.items():
+        mean, std = ensemble.predict([graphs[i] for i in idx], fold=key)
+        for i, m, s in zip(idx, mean, std):
+            out[graphs[i].name] = (float(graphs[i].y), float(m), float(s), key)
+    return out
+
+
+def train_and_save(name: str = "gin", config: TrainConfig | None = None, out_dir=None, graph_config=None):
+    """Train ``name`` (``gin`` or ``gcn``) on the published folds and save ``models/<name>.pt``.
+
+    Returns ``(path, summary)`` with the out-of-fold ``r2``, ``mae``, member count and seconds.
+    """
+    from pathlib import Path
+
+    from .config import MODELS_DIR, XTBConfig
+    from .graphs import GRAPH_FEATURES, NODE_FEATURES, GraphConfig
+    from .models import ModelConfig
+
+    graph_config = graph_config or GraphConfig()
+    graphs = load_graphs(graph_config=graph_config)
+    splits = published_folds(graphs)
+    meta = {"level_of_theory": XTBConfig().to_dict(), "graph_config": graph_config.to_dict(),
+            "node_features": list(NODE_FEATURES), "edge_features": list(graph_config.edge_features),
+            "graph_features": list(GRAPH_FEATURES), "split": "published-folds"}
+    t0 = time.time()
+    ensemble = train_ensemble(graphs, splits, ModelConfig(conv=name), config, name=name, meta=meta)
+    seconds = time.time() - t0
+    oof = out_of_fold(ensemble, graphs, splits)
+    y = np.array([v[0] for v in oof.values()])
+    p = np.array([v[1] for v in oof.values()])
+    summary = {**metrics(y, p), "n_members": len(ensemble.members), "seconds": seconds}
+    path = ensemble.save(Path(out_dir or MODELS_DIR) / f"{name}.pt")
+    return path, summary
