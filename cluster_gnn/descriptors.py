@@ -1,0 +1,77 @@
+"""Charge-polarisation descriptors, per cluster and for its important subgraph.
+
+Units: atomic charges are GFN1-xTB Mulliken charges in e; populations in e; energies in
+eV; lg(k1) is log10 of k1 in cm^3 molecule^-1 s^-1.
+
+**Charge polarisation** of a set of atoms S is the population standard deviation of their
+charges, ``sqrt(mean_{i in S} (q_i - mean_S q)^2)`` in e: 0 when every atom of the set
+carries the same charge, large when charge is separated inside it. The paper's finding,
+re-tested in ``benchmarks/polarization_analysis.py``: the important subgraphs of active
+clusters are metal cores with low polarisation, those of inert clusters mixed
+metal-ligand subgraphs with high polarisation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .structures import is_metal
+
+__all__ = ["charge_polarization", "cluster_descriptors", "subgraph_composition"]
+
+
+def charge_polarization(charges, atoms_idx=None) -> float:
+    """Population standard deviation (e) of the charges of ``atoms_idx`` (default: all)."""
+    q = np.asarray(charges, float)
+    if atoms_idx is not None:
+        q = q[list(atoms_idx)]
+    return float(q.std()) if q.size else float("nan")
+
+
+def subgraph_composition(symbols, atoms_idx) -> str:
+    """``"metal-only"``, ``"ligand-only"`` or ``"mixed"`` for a set of atoms."""
+    metal = [is_metal(symbols[i]) for i in atoms_idx]
+    if all(metal):
+        return "metal-only"
+    if not any(metal):
+        return "ligand-only"
+    return "mixed"
+
+
+def cluster_descriptors(atoms, features, explanation=None) -> dict:
+    """Descriptors of one cluster.
+
+    Always: ``charge_spread`` (polarisation of all atoms), ``metal_core_polarization``
+    (of the metal atoms), ``metal_charge_mean`` / ``metal_charge_max`` / ``metal_charge_min``,
+    ``ligand_charge_mean``, ``metal_d_population`` / ``metal_s_population`` (means),
+    ``homo_lumo_gap``. With an :class:`~cluster_gnn.explain.Explanation` also
+    ``subgraph_polarization``, ``subgraph_composition``, ``subgraph_size``,
+    ``subgraph_atoms`` (e.g. ``Mo1 Mo2 S6``, 1-based), ``subgraph_importance`` (its share),
+    ``top_atom`` and the explanation's ``method_agreement`` and ``member_stability``.
+    """
+    symbols = atoms.get_chemical_symbols()
+    q = np.asarray(features.charges, float)
+    metal = np.array([is_metal(s) for s in symbols])
+    out = {
+        "charge_spread": charge_polarization(q),
+        "metal_core_polarization": charge_polarization(q[metal]) if metal.any() else float("nan"),
+        "metal_charge_mean": float(q[metal].mean()) if metal.any() else float("nan"),
+        "metal_charge_max": float(q[metal].max()) if metal.any() else float("nan"),
+        "metal_charge_min": float(q[metal].min()) if metal.any() else float("nan"),
+        "ligand_charge_mean": float(q[~metal].mean()) if (~metal).any() else float("nan"),
+        "metal_d_population": float(features.d_population[metal].mean()) if metal.any() else float("nan"),
+        "metal_s_population": float(features.s_population[metal].mean()) if metal.any() else float("nan"),
+        "homo_lumo_gap": float(features.homo_lumo_gap),
+    }
+    if explanation is not None:
+        sub = explanation.subgraph
+        out.update({
+            "subgraph_polarization": charge_polarization(q, sub),
+            "subgraph_composition": subgraph_composition(symbols, sub),
+            "subgraph_size": len(sub),
+            "subgraph_atoms": " ".join(f"{symbols[i]}{i + 1}" for i in sub),
+            "subgraph_importance": float(np.sum(explanation.importance[sub])),
+            "top_atom": f"{symbols[int(np.argmax(explanation.importance))]}{int(np.argmax(explanation.importance)) + 1}",
+            "method_agreement": explanation.method_agreement,
+            "member_stability": explanation.member_stability,
+        })
+    return out

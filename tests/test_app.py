@@ -1,0 +1,295 @@
+"""The Streamlit app under streamlit.testing.v1.AppTest, and the viewer module it draws with.
+
+Uploads: AppTest in Streamlit 1.67 drives ``st.file_uploader`` directly,
+``at.file_uploader(key="upload").set_value((name, bytes, mime)).run()``, so the bad files
+in tests/data/bad go through the page exactly as a browser upload would.
+
+Tests that run xTB (opening Predict on a published cluster, a good upload) are ``slow``.
+"""
+from __future__ import annotations
+
+import importlib.machinery
+import re
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cluster_gnn import viewer
+from cluster_gnn.datasets import load_clusters
+from cluster_gnn.errors import ClusterGNNError
+from cluster_gnn.search import structure_path
+from cluster_gnn.structures import read_cluster
+
+PROJECT = Path(__file__).resolve().parent.parent
+APP = str(PROJECT / "app.py")
+PREDICT, EXPLORER, MODEL = "app_pages/predict.py", "app_pages/explorer.py", "app_pages/model.py"
+BAD = sorted((Path(__file__).parent / "data" / "bad").glob("*.xyz"))
+XTB_TIMEOUT = 120  # s; xTB shares the CPU with whatever else runs
+
+
+def _app(source: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    if source:
+        at.session_state["source"] = source
+    return at
+
+
+def _iframe_html(at: AppTest) -> str:
+    frames = at.get("iframe")
+    assert frames, "no st.iframe on the page"
+    return frames[0].proto.srcdoc
+
+
+def _ready_cluster(prefer: str = "Mo2S2-") -> str:
+    names = load_clusters()["name"].tolist()
+    ready = [n for n in names if structure_path(n).is_file()]
+    if not ready:
+        pytest.skip("no structure under data/structures yet")
+    return prefer if prefer in ready else ready[0]
+
+
+# ---- pages open ----
+
+def test_home_states_what_it_predicts():
+    at = _app().run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "lg k₁" in text and "cm³ molecule⁻¹ s⁻¹" in text
+    assert "GFN1-xTB" in text and "not the DFT/NBO" in text
+    assert re.search(r"not trained yet|R² = ", text)
+
+
+@pytest.mark.parametrize("page", [EXPLORER, MODEL])
+def test_pages_open(page):
+    at = _app().run()
+    at.switch_page(page).run()
+    assert not at.exception
+
+
+def test_predict_page_opens_on_upload_without_xtb():
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    assert not at.exception
+    assert at.file_uploader(key="upload")
+    assert any("Upload a structure" in i.value for i in at.info)
+
+
+def test_explorer_filters_and_download():
+    at = _app().run()
+    at.switch_page(EXPLORER).run()
+    at.multiselect(key="f_metals").set_value(["Mo"]).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) > 0 and all("Mo" in m.split(";") for m in table["metals"])
+    assert at.get("download_button")
+
+
+@pytest.fixture
+def prediction_files(monkeypatch, tmp_path):
+    """Stand-in data/predictions/*.csv and data/descriptors.csv in the documented layout."""
+    from cluster_gnn import config
+
+    table = load_clusters()
+    homo = table[table["family"] == "homonuclear"]
+    hetero = table[table["family"] == "heteronuclear"]
+    rng = np.random.default_rng(0)
+    (tmp_path / "predictions").mkdir()
+    oof = homo[["cluster", "name", "lg_k1", "fold", "metals", "ligands"]].copy()
+    oof["lg_k1_pred"] = oof["lg_k1"] + rng.normal(0, 0.5, len(oof))
+    oof["lg_k1_std"] = 0.3
+    oof.to_csv(tmp_path / "predictions" / "oof.csv", index=False)
+    blind = hetero[["cluster"]].assign(lg_k1_pred=rng.normal(-12, 1, len(hetero)), lg_k1_std=0.4)
+    blind.to_csv(tmp_path / "predictions" / "heteronuclear-57.csv", index=False)
+    desc = homo[["name", "family", "metals", "ligands", "lg_k1"]].assign(
+        charge_polarization=rng.normal(size=len(homo)), n_atoms=homo["n_atoms"])
+    desc.to_csv(tmp_path / "descriptors.csv", index=False)
+    monkeypatch.setattr(config, "DATA_DIR", tmp_path)
+    return tmp_path
+
+
+def test_explorer_with_predictions(prediction_files):
+    at = _app().run()
+    at.switch_page(EXPLORER).run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 3  # parity, blind, descriptors
+    assert at.selectbox(key="descriptor_x").options == ["charge_polarization", "n_atoms"]
+    at.selectbox(key="descriptor_x").select("n_atoms").run()
+    at.multiselect(key="f_family").set_value(["homonuclear"]).run()
+    assert not at.exception
+    assert [len(d.value) for d in at.dataframe] == [159, 0]  # out-of-fold, blind (none homonuclear)
+    assert len(at.get("download_button")) == 2
+
+
+def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
+    import json
+
+    from cluster_gnn import config
+
+    scores = {"gin": {"r2": 0.612, "mae": 0.487, "rmse": 0.634}, "ridge": {"r2": 0.4, "mae": 0.6, "rmse": 0.8}}
+    (tmp_path / "evaluation.json").write_text(json.dumps(scores))
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+    at = _app().run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "R² = 0.61, MAE = 0.49 and RMSE = 0.63" in text
+    at.switch_page(MODEL).run()
+    assert not at.exception
+    assert at.dataframe[0].value["model"].tolist() == ["gin", "ridge"]
+
+
+def test_viewer_html_is_stable_across_runs(mo2s2):
+    assert viewer.viewer_html(mo2s2) == viewer.viewer_html(mo2s2)
+
+
+# ---- uploads ----
+
+def test_bad_uploads_show_the_library_error():
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    for path in BAD:
+        with open(path, "rb") as fh:  # the message the library gives for this file under this name
+            with pytest.raises(ClusterGNNError) as refusal:
+                read_cluster(fh)
+        at.file_uploader(key="upload").set_value((path.name, path.read_bytes(), "chemical/x-xyz")).run()
+        assert not at.exception, path.name
+        assert [e.value for e in at.error] == [str(refusal.value)], path.name
+        assert not at.get("iframe"), path.name
+
+
+@pytest.mark.slow
+def test_good_upload_after_a_bad_one(test_data):
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    bad = BAD[0]
+    at.file_uploader(key="upload").set_value((bad.name, bad.read_bytes(), "chemical/x-xyz")).run()
+    assert at.error
+    good = test_data / "Rh3-.xyz"  # its comment line holds charge=-1 multiplicity=5
+    at.file_uploader(key="upload").set_value((good.name, good.read_bytes(), "chemical/x-xyz")).run(
+        timeout=XTB_TIMEOUT)
+    assert not at.exception and not at.error
+    assert [n.value for n in at.number_input] == [-1, 5]
+    assert "3Dmol" in _iframe_html(at)
+    at.number_input[1].set_value(2).run(timeout=XTB_TIMEOUT)  # impossible for 136 electrons
+    assert not at.exception
+    assert len(at.error) == 1 and "multiplicity 2" in at.error[0].value
+
+
+# ---- a published cluster (runs xTB) ----
+
+@pytest.mark.slow
+def test_select_a_cluster_shows_structure_and_charges():
+    name = _ready_cluster()
+    at = _app().run()
+    at.switch_page(PREDICT).run(timeout=XTB_TIMEOUT)
+    assert not at.exception
+    at.selectbox(key="predict_cluster").select(name).run(timeout=XTB_TIMEOUT)
+    assert not at.exception and not at.error
+    row = load_clusters().set_index("name").loc[name]
+    metrics = {m.label: m.value for m in at.metric}
+    if not np.isnan(row["lg_k1"]):
+        assert metrics["Measured lg k₁"] == f"{row['lg_k1']:.2f}"
+    assert any("not trained yet" in i.value for i in at.info) or metrics["Predicted lg k₁"] != "—"
+    html = _iframe_html(at)
+    assert "$3Dmolpromise = Promise.resolve()" in html and "cdn.jsdelivr" not in html
+    table = at.dataframe[0].value
+    assert len(table) == row["n_atoms"]
+    assert abs(table["charge (e)"].sum() - row["charge"]) < 1e-3
+    at.checkbox(key="atom_labels").check().run(timeout=XTB_TIMEOUT)  # cached: no second xTB run
+    assert not at.exception
+
+
+@pytest.mark.slow
+def test_prediction_plumbing_with_a_stand_in_predictor(monkeypatch, tmp_path):
+    """Wiring only: a stand-in ``cluster_gnn.predict`` (real xTB, fixed lg k1) and a dummy .pt."""
+    from types import SimpleNamespace
+
+    import cluster_gnn
+    from cluster_gnn import config
+    from cluster_gnn.electronic import compute_xtb_features
+    from cluster_gnn.search import load_structure
+
+    name = _ready_cluster()
+
+    def predict_named(cluster):
+        atoms = load_structure(cluster)
+        features = compute_xtb_features(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))
+        return SimpleNamespace(lg_k1=-11.0, lg_k1_std=0.25, measured_lg_k1=-12.5, atoms=atoms,
+                               features=features, importance=np.linspace(0.0, 1.0, len(atoms)), name=cluster)
+
+    stand_in = types.ModuleType("cluster_gnn.predict")
+    stand_in.__spec__ = importlib.machinery.ModuleSpec("cluster_gnn.predict", loader=None)
+    stand_in.predict_named = predict_named
+    stand_in.predict_structure = lambda atoms, charge, multiplicity, relax=False: None
+    monkeypatch.setitem(sys.modules, "cluster_gnn.predict", stand_in)
+    monkeypatch.setattr(cluster_gnn, "predict", stand_in, raising=False)
+    (tmp_path / "gin-fold1.pt").write_bytes(b"stand-in")
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+
+    at = _app().run()
+    at.switch_page(PREDICT).run()
+    at.selectbox(key="predict_cluster").select(name).run(timeout=XTB_TIMEOUT)
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Predicted lg k₁"] == "-11.00 ± 0.25"
+    assert metrics["Measured lg k₁"] == "-12.50"
+    assert "importance" in at.dataframe[0].value.columns
+    colour = at.radio(key="colour_by_True")
+    assert colour.value == "Importance" and not colour.disabled
+    colour.set_value("Charge").run(timeout=XTB_TIMEOUT)
+    assert not at.exception
+
+
+# ---- the viewer module ----
+
+@pytest.fixture
+def mo2s2(test_data):
+    return read_cluster(test_data / "Mo2S2-.xyz")
+
+
+def test_charge_scale_is_symmetric_and_white_at_zero():
+    scale = viewer.colour_scale([-0.6, 0.2, 0.1], "charge")
+    assert (scale.vmin, scale.vmax) == (-0.6, 0.6)
+    assert scale(0.0) == viewer.CHARGE_COLOURS[3]
+    assert scale(-5) == viewer.CHARGE_COLOURS[0] and scale(5) == viewer.CHARGE_COLOURS[-1]
+    assert scale(float("nan")) == viewer.MISSING_COLOUR
+
+
+def test_importance_scale_sequential_or_signed():
+    assert viewer.colour_scale([0.1, 0.9], "importance").colours == viewer.IMPORTANCE_COLOURS
+    signed = viewer.colour_scale([-0.2, 0.5], "importance")
+    assert signed.colours == viewer.SIGNED_IMPORTANCE_COLOURS and signed.vmin == -0.5
+    flat = viewer.colour_scale([0.0, 0.0], "importance")  # all equal: still a valid range
+    assert flat.vmax > flat.vmin
+
+
+def test_legend_shows_range_and_label():
+    html = viewer.legend_html(viewer.colour_scale([-0.3, 0.3], "charge"), ticks=3)
+    assert "Mulliken charge (e)" in html and "-0.30" in html and "+0.30" in html
+    assert "linear-gradient" in html and "<script" not in html
+
+
+def test_viewer_html_is_offline_and_colours_each_atom(mo2s2):
+    charges = np.array([0.2, -0.1, -0.6, 0.5])
+    html = viewer.viewer_html(mo2s2, charges, charges=charges, show_labels=True)
+    head, vendored, tail = html.partition(viewer.threedmol_js())
+    assert vendored, "3Dmol.js is not inlined"
+    assert not re.search(r"https?://", head + tail), "the viewer code names a remote URL"
+    scale = viewer.colour_scale(charges)
+    for value in charges:
+        assert scale(value) in tail
+    assert "Mo1  q = +0.200 e" in tail and '"index": 3' in tail
+
+
+def test_viewer_rejects_wrong_lengths(mo2s2):
+    with pytest.raises(ValueError, match="3 values for 4 atoms"):
+        viewer.viewer_html(mo2s2, [0.1, 0.2, 0.3])
+
+
+def test_atom_table_columns(mo2s2):
+    table = viewer.atom_table(mo2s2, importance=[1, 2, 3, 4])
+    assert list(table.columns) == ["atom", "element", "importance"]
+    assert table["atom"].tolist() == ["Mo1", "Mo2", "S3", "S4"]
