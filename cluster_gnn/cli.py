@@ -167,23 +167,41 @@ class Evaluate(Subcommand):
         parser.add_argument("--json", action="store_true", help="print the full JSON object")
         parser.add_argument("--models", nargs="+", default=["gin", "gcn"], help="ensembles under models/")
         parser.add_argument("--no-baselines", action="store_true", help="skip the descriptor baselines")
+        parser.add_argument("--split", choices=["folds", "metal", "ligand"], default="folds",
+                            help="the authors' folds (default), leave-one-metal-out or leave-one-ligand-family-out "
+                                 "(graph models are retrained per held-out group)")
         parser.add_argument("--write", action="store_true",
-                            help="also write models/evaluation.json and data/predictions/oof.csv")
+                            help="also write models/evaluation[-SPLIT].json (and data/predictions/oof.csv for folds)")
 
     @classmethod
     def run(cls, args):
-        from .evaluation import evaluate_published_folds, write_evaluation
+        import torch
 
-        results, preds = evaluate_published_folds(args.models, not args.no_baselines, with_predictions=True)
+        from .evaluation import evaluate, write_evaluation
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        results, preds = evaluate(args.split, args.models, not args.no_baselines, with_predictions=True,
+                                  progress=not args.json)
         if args.write:
-            write_evaluation(results, preds)
+            write_evaluation(results, preds, split=args.split)
         if args.json:
             print(json.dumps(results, indent=2))
         else:
-            print(f"{'model':26s} {'R2':>6s} {'MAE':>6s} {'RMSE':>6s} {'fold MAE':>9s} {'cover90':>8s}")
+            groups = sorted(next(iter(results.values()))["per_split"], key=lambda k: (len(k), k))
+            head = f"{'model':24s} {'R2':>6s} {'MAE':>6s} {'RMSE':>6s} {'split MAE':>9s} {'cover90':>7s} {'std':>5s}"
+            if args.split != "folds":
+                head += "  " + " ".join(f"{g[:7]:>7s}" for g in groups)
+            print(f"split: {args.split} (pooled over {next(iter(results.values()))['n']} measured clusters; "
+                  "per-group columns are MAE)")
+            print(head)
             for name, r in results.items():
                 cover = f"{r['coverage90']:.2f}" if "coverage90" in r else ""
-                print(f"{name:26s} {r['r2']:6.3f} {r['mae']:6.3f} {r['rmse']:6.3f} {r['fold_mean_mae']:9.3f} {cover:>8s}")
+                std = f"{r['mean_std']:.2f}" if "mean_std" in r else ""
+                line = (f"{name:24s} {r['r2']:6.3f} {r['mae']:6.3f} {r['rmse']:6.3f} {r['fold_mean_mae']:9.3f} "
+                        f"{cover:>7s} {std:>5s}")
+                if args.split != "folds":
+                    line += "  " + " ".join(f"{r['per_split'][g]['mae']:7.2f}" for g in groups)
+                print(line)
         return 0
 
 
@@ -245,7 +263,96 @@ class Predict(Subcommand):
         return 0
 
 
-COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, Train, Evaluate, Predict]
+class Explain(Subcommand):
+    name = "explain"
+    help = "which atoms drive the predicted rate of a cluster (name as published, or an XYZ file)"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("cluster", help="cluster name (Mo5S4¯ or Mo5S4-) or an XYZ file")
+        parser.add_argument("--charge", type=int, default=None, help="total charge for an XYZ file (e)")
+        parser.add_argument("--multiplicity", type=int, default=None, help="2S+1 for an XYZ file")
+        parser.add_argument("--methods", nargs="+", default=["gnnexplainer", "integrated_gradients"],
+                            choices=["gnnexplainer", "integrated_gradients"])
+        parser.add_argument("--members", type=int, default=5, help="ensemble members explained")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+    @classmethod
+    def run(cls, args):
+        from .descriptors import charge_polarization, subgraph_composition
+        from .explain import explain_prediction
+        from .predict import load_ensemble, predict_named, predict_structure
+        from .structures import electron_count, read_cluster
+
+        ensemble = load_ensemble()
+        if Path(args.cluster).suffix.lower() in (".xyz", ".extxyz") or Path(args.cluster).is_file():
+            atoms = read_cluster(Path(args.cluster))
+            charge = args.charge if args.charge is not None else int(atoms.info.get("charge", 0))
+            mult = args.multiplicity or atoms.info.get("multiplicity")
+            if mult is None:
+                mult = 1 if electron_count(atoms.get_atomic_numbers(), charge) % 2 == 0 else 2
+            p = predict_structure(atoms, charge, int(mult), ensemble=ensemble)
+        else:
+            p = predict_named(args.cluster, ensemble)
+        exp = explain_prediction(p, ensemble, tuple(args.methods), max_members=args.members)
+        symbols = p.atoms.get_chemical_symbols()
+        sub = exp.subgraph
+        out = {
+            "cluster": p.name or p.atoms.get_chemical_formula(), "lg_k1": round(p.lg_k1, 4),
+            "lg_k1_std": round(p.lg_k1_std, 4), "measured_lg_k1": p.measured_lg_k1,
+            "atoms": [{"index": i, "symbol": s, "charge": round(float(q), 4), "importance": round(float(v), 4)}
+                      for i, (s, q, v) in enumerate(zip(symbols, p.features.charges, exp.importance))],
+            "subgraph": {"atoms": sub, "symbols": [symbols[i] for i in sub],
+                         "polarization": round(charge_polarization(p.features.charges, sub), 4),
+                         "composition": subgraph_composition(symbols, sub),
+                         "importance_share": round(float(exp.importance[sub].sum()), 4)},
+            "bonds": [{"atoms": list(k), "importance": round(v, 4)} for k, v in exp.bond_importance.items()],
+            "method_agreement": exp.method_agreement, "member_stability": exp.member_stability,
+            "methods": list(args.methods), "members": exp.n_members,
+        }
+        if args.json:
+            print(json.dumps(out, indent=1))
+            return 0
+        print(f"{out['cluster']}: lg(k1) = {p.lg_k1:.2f} ± {p.lg_k1_std:.2f}"
+              + (f" (measured {p.measured_lg_k1:.2f})" if p.measured_lg_k1 is not None else ""))
+        print(f"{'atom':>6s} {'charge/e':>9s} {'importance':>10s}")
+        for a in out["atoms"]:
+            mark = " *" if a["index"] in sub else ""
+            print(f"{a['symbol'] + str(a['index'] + 1):>6s} {a['charge']:9.3f} {a['importance']:10.3f}{mark}")
+        sg = out["subgraph"]
+        print(f"important subgraph (*): {' '.join(sg['symbols'])}, {sg['composition']}, "
+              f"charge polarisation {sg['polarization']:.3f} e, {100 * sg['importance_share']:.0f} % of importance")
+        print(f"method agreement (Spearman) {exp.method_agreement:.2f}, member stability {exp.member_stability:.2f}")
+        return 0
+
+
+class Descriptors(Subcommand):
+    name = "descriptors"
+    help = "charge-polarisation descriptors, predictions and explanations for every bundled cluster"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--out", type=Path, default=None, help="output CSV (default data/descriptors.csv)")
+        parser.add_argument("--members", type=int, default=5, help="ensemble members explained per cluster")
+
+    @classmethod
+    def run(cls, args):
+        import torch
+
+        from .config import DATA_DIR
+        from .descriptors import descriptor_table
+
+        torch.set_num_threads(1)
+        t0 = time.time()
+        table = descriptor_table(max_members=args.members)
+        out = args.out or DATA_DIR / "descriptors.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False, float_format="%.6g", lineterminator="\n")
+        print(f"wrote {len(table)} clusters to {out} in {time.time() - t0:.0f} s")
+        return 0
+
+
+COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, Train, Evaluate, Predict, Explain, Descriptors]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,3 +75,38 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
             "member_stability": explanation.member_stability,
         })
     return out
+
+
+def descriptor_table(ensemble=None, names=None, methods=None, max_members: int = 5, epochs: int = 60,
+                     progress: bool = True):
+    """One row per bundled cluster: identity, measured and predicted lg(k1) with its
+    standard deviation, and :func:`cluster_descriptors` with the explanation.
+
+    Predictions of measured clusters are out-of-fold (see :func:`~cluster_gnn.predict.predict_named`).
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from .datasets import load_clusters
+    from .explain import METHODS, explain_graph, explaining_members
+    from .graphs import GraphConfig, build_graph
+    from .predict import load_ensemble, predict_named
+    from .search import structure_path
+
+    ensemble = ensemble or load_ensemble()
+    table = load_clusters()
+    names = list(table["name"]) if names is None else list(names)
+    rows = []
+    for name in tqdm(names, disable=not progress, desc="descriptors", unit="cluster"):
+        if not structure_path(name).is_file():
+            continue
+        p = predict_named(name, ensemble)
+        graph = build_graph(p.atoms, p.features, GraphConfig(**ensemble.meta["graph_config"]))
+        exp = explain_graph(graph, explaining_members(ensemble, p), methods or METHODS,
+                            max_members=max_members, epochs=epochs)
+        row = table.set_index("name").loc[name]
+        rows.append({"name": name, "cluster": row["cluster"], "family": row["family"], "metals": row["metals"],
+                     "ligands": row["ligands"], "charge": int(row["charge"]), "multiplicity": p.multiplicity,
+                     "lg_k1": p.measured_lg_k1, "lg_k1_pred": p.lg_k1, "lg_k1_std": p.lg_k1_std,
+                     **cluster_descriptors(p.atoms, p.features, exp)})
+    return pd.DataFrame(rows)

@@ -12,7 +12,10 @@ import numpy as np
 
 from .training import metrics
 
-__all__ = ["evaluate_published_folds", "summarise", "BASELINES"]
+__all__ = ["evaluate", "evaluate_published_folds", "summarise", "write_evaluation", "BASELINES", "SPLITS"]
+
+#: Split kinds: the authors' folds, leave-one-metal-out, leave-one-ligand-family-out.
+SPLITS = ("folds", "metal", "ligand")
 
 #: Descriptor baselines in every evaluation: (key, descriptor set, regressor).
 BASELINES = [
@@ -48,21 +51,44 @@ def summarise(predictions: dict) -> dict:
 
 
 def evaluate_published_folds(models=("gin", "gcn"), baselines=True, models_dir=None, with_predictions=False):
-    """Evaluate ensembles and baselines on the authors' 10 folds.
+    """Evaluate the committed ensembles and the baselines on the authors' 10 folds."""
+    return evaluate("folds", models, baselines, models_dir, with_predictions)
+
+
+def evaluate(split: str = "folds", models=("gin", "gcn"), baselines=True, models_dir=None,
+             with_predictions=False, train_config=None, progress=False):
+    """Evaluate graph ensembles and descriptor baselines on one kind of split.
+
+    ``split="folds"``: the authors' 10 folds, graph models from the committed files.
+    ``split="metal"`` / ``"ligand"``: leave one metal / ligand family out
+    (:func:`~cluster_gnn.training.group_splits`); graph ensembles are trained here for
+    every held-out group (``train_config``, default 3 seeds per group), so members never
+    see the held-out group.
 
     Returns ``{model: summary}`` (see :func:`summarise`); with ``with_predictions`` also
-    ``{model: {name: (measured, predicted, fold[, std])}}``.
+    ``{model: {name: (measured, predicted, key[, std])}}``.
     """
+    from dataclasses import replace
+
     from .baselines import evaluate_descriptors
     from .electronic import load_feature_tables
+    from .models import ModelConfig
     from .predict import load_ensemble
-    from .training import load_graphs, out_of_fold, published_folds
+    from .training import TrainConfig, group_splits, load_graphs, out_of_fold, published_folds, train_ensemble
 
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     graphs = load_graphs()
-    splits = published_folds(graphs)
+    splits = published_folds(graphs) if split == "folds" else group_splits(graphs, split)
     results, preds = {}, {}
     for name in models:
-        ensemble = load_ensemble(name, models_dir)
+        if split == "folds":
+            ensemble = load_ensemble(name, models_dir)
+        else:
+            base = load_ensemble(name, models_dir)
+            config = train_config or replace(TrainConfig(**base.meta["train_config"]), n_seeds=3)
+            ensemble = train_ensemble(graphs, splits, ModelConfig(**base.config.to_dict()), config, name=name,
+                                      progress=progress)
         oof = out_of_fold(ensemble, graphs, splits)
         preds[name] = {n: (v[0], v[1], v[3], v[2]) for n, v in oof.items()}
         results[name] = summarise(preds[name])
@@ -79,9 +105,10 @@ def evaluate_published_folds(models=("gin", "gcn"), baselines=True, models_dir=N
     return (results, preds) if with_predictions else results
 
 
-def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir=None) -> dict:
-    """Write ``models/evaluation.json`` (what the app shows) and ``data/predictions/oof.csv``
-    (out-of-fold predictions of the GIN for the measured clusters)."""
+def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir=None, split: str = "folds") -> dict:
+    """Write ``models/evaluation.json`` (what the app shows; ``evaluation-metal.json`` etc.
+    for the proxy splits) and, for the folds, ``data/predictions/oof.csv`` (out-of-fold
+    predictions of the GIN for the measured clusters)."""
     import json
     from pathlib import Path
 
@@ -91,8 +118,10 @@ def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir
     from .datasets import load_clusters
 
     models_dir, data_dir = Path(models_dir or MODELS_DIR), Path(data_dir or DATA_DIR)
-    eval_path = models_dir / "evaluation.json"
+    eval_path = models_dir / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
     eval_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    if split != "folds":
+        return {"evaluation": eval_path}
     table = load_clusters().set_index("name")
     rows = []
     for name, v in (predictions.get("gin") or {}).items():

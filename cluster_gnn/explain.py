@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Explanation", "explain_graph", "important_subgraph", "METHODS"]
+__all__ = ["Explanation", "explain_graph", "explain_prediction", "explaining_members", "important_subgraph", "METHODS"]
 
 METHODS = ("gnnexplainer", "integrated_gradients")
 
@@ -169,3 +169,28 @@ def important_subgraph(importance, edge_index, share: float = 0.5, min_atoms: in
             break
         chosen.append(max(frontier, key=lambda i: importance[i]))
     return sorted(chosen)
+
+
+def explaining_members(ensemble, prediction) -> list:
+    """The members that made ``prediction``: its fold's members for an out-of-fold
+    prediction, otherwise the whole ensemble (as a list of models)."""
+    if prediction.out_of_fold:
+        from .datasets import find_cluster
+
+        fold = int(find_cluster(prediction.name)["fold"])
+        return [m["model"] for m in ensemble.members if m["fold"] == fold]
+    return _pick_members(ensemble, len(ensemble.members))
+
+
+def explain_prediction(prediction, ensemble, methods=("integrated_gradients",), max_members: int = 5,
+                       epochs: int = 60) -> Explanation:
+    """Explain a :class:`~cluster_gnn.predict.Prediction` with the members that made it and
+    store the per-atom importance on it (``prediction.importance``). The default, Integrated
+    Gradients on 5 members, takes about a second for a 10-atom cluster."""
+    from .graphs import GraphConfig, build_graph
+
+    graph = build_graph(prediction.atoms, prediction.features, GraphConfig(**ensemble.meta["graph_config"]))
+    exp = explain_graph(graph, explaining_members(ensemble, prediction), methods, max_members, epochs)
+    prediction.importance = exp.importance
+    prediction.extra["explanation"] = exp
+    return exp

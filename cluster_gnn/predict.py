@@ -83,7 +83,7 @@ def load_ensemble(name: str = "gin", models_dir: Path | str | None = None):
 
 
 def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False, ensemble=None,
-                      name: str | None = None) -> Prediction:
+                      name: str | None = None, explain: bool = False) -> Prediction:
     """Predict lg(k1) for any structure.
 
     Parameters
@@ -96,6 +96,8 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
         Relax with FIRE at the xTB level first (for rough geometries).
     ensemble:
         An :class:`~cluster_gnn.models.Ensemble` (default: the committed GIN).
+    explain:
+        Also compute per-atom importances (:func:`~cluster_gnn.explain.explain_prediction`).
 
     Raises
     ------
@@ -116,11 +118,19 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
     features = compute_xtb_features(atoms, charge, multiplicity)
     graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]))
     mean, std = ensemble.predict([graph])
-    return Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
-                      name=name, model=ensemble.name)
+    prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
+                            name=name, model=ensemble.name)
+    return _explained(prediction, ensemble) if explain else prediction
 
 
-def predict_named(name: str, ensemble=None) -> Prediction:
+def _explained(prediction: Prediction, ensemble) -> Prediction:
+    from .explain import explain_prediction
+
+    explain_prediction(prediction, ensemble)
+    return prediction
+
+
+def predict_named(name: str, ensemble=None, explain: bool = False) -> Prediction:
     """Predict a bundled cluster from its committed structure and features.
 
     Measured clusters get their out-of-fold prediction (members of their fold only).
@@ -142,8 +152,9 @@ def predict_named(name: str, ensemble=None) -> Prediction:
     fold = int(row["fold"]) if measured is not None else None
     oof = fold is not None and fold in ensemble.folds()
     mean, std = ensemble.predict([graph], fold=fold if oof else None)
-    return Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
-                      out_of_fold=oof, name=row["name"], model=ensemble.name)
+    prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
+                            out_of_fold=oof, name=row["name"], model=ensemble.name)
+    return _explained(prediction, ensemble) if explain else prediction
 
 
 @lru_cache(maxsize=1)

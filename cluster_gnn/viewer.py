@@ -110,7 +110,7 @@ def colour_scale(values, kind: str = "charge", label: str | None = None) -> Colo
         ``"importance"``: sequential yellow-red from min to max if no value is negative,
         otherwise diverging purple-white-green symmetric about 0.
     label:
-        Legend title; defaults to ``"Mulliken charge (e)"`` / ``"importance"``.
+        Legend title; defaults to ``"Mulliken charge (e)"`` / ``"importance (share of the total)"``.
     """
     if kind not in ("charge", "importance"):
         raise ValueError(f"kind must be 'charge' or 'importance', got {kind!r}")
@@ -120,7 +120,7 @@ def colour_scale(values, kind: str = "charge", label: str | None = None) -> Colo
         half = float(np.max(np.abs(arr))) if arr.size else 0.0
         half = half if half > 1e-6 else 0.1
         return ColourScale(label or "Mulliken charge (e)", -half, half, CHARGE_COLOURS)
-    label = label or "importance"
+    label = label or "importance (share of the total)"
     if arr.size and float(arr.min()) < 0:
         half = float(np.max(np.abs(arr)))
         return ColourScale(label, -half, half, SIGNED_IMPORTANCE_COLOURS)
