@@ -26,7 +26,7 @@ from cluster_gnn.structures import read_cluster
 
 PROJECT = Path(__file__).resolve().parent.parent
 APP = str(PROJECT / "app.py")
-PREDICT, EXPLORER, MODEL = "app_pages/predict.py", "app_pages/explorer.py", "app_pages/model.py"
+PREDICT, EXPLORER, MODEL = "pages/1_Predict.py", "pages/2_Explorer.py", "pages/3_Model.py"
 BAD = sorted((Path(__file__).parent / "data" / "bad").glob("*.xyz"))
 XTB_TIMEOUT = 120  # s; xTB shares the CPU with whatever else runs
 
@@ -178,6 +178,18 @@ def test_good_upload_after_a_bad_one(test_data):
     assert len(at.error) == 1 and "multiplicity 2" in at.error[0].value
 
 
+@pytest.mark.slow
+def test_upload_with_relaxation(test_data):
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    good = test_data / "Rh3-.xyz"
+    at.file_uploader(key="upload").set_value((good.name, good.read_bytes(), "chemical/x-xyz")).run(
+        timeout=XTB_TIMEOUT)
+    at.checkbox(key="relax").check().run(timeout=XTB_TIMEOUT)
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Relaxed in ") for c in at.caption)
+
+
 # ---- a published cluster (runs xTB) ----
 
 @pytest.mark.slow
@@ -214,19 +226,22 @@ def test_prediction_plumbing_with_a_stand_in_predictor(monkeypatch, tmp_path):
 
     name = _ready_cluster()
 
-    def predict_named(cluster):
+    def predict_named(cluster, ensemble=None, explain=False):
+        assert ensemble == "stand-in ensemble" and explain
         atoms = load_structure(cluster)
         features = compute_xtb_features(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))
         return SimpleNamespace(lg_k1=-11.0, lg_k1_std=0.25, measured_lg_k1=-12.5, atoms=atoms,
-                               features=features, importance=np.linspace(0.0, 1.0, len(atoms)), name=cluster)
+                               features=features, importance=np.linspace(0.0, 1.0, len(atoms)), name=cluster,
+                               charge=int(atoms.info["charge"]), multiplicity=int(atoms.info["multiplicity"]))
 
     stand_in = types.ModuleType("cluster_gnn.predict")
     stand_in.__spec__ = importlib.machinery.ModuleSpec("cluster_gnn.predict", loader=None)
     stand_in.predict_named = predict_named
-    stand_in.predict_structure = lambda atoms, charge, multiplicity, relax=False: None
+    stand_in.predict_structure = lambda atoms, charge, multiplicity, relax=False, ensemble=None, explain=False: None
+    stand_in.load_ensemble = lambda: "stand-in ensemble"
     monkeypatch.setitem(sys.modules, "cluster_gnn.predict", stand_in)
     monkeypatch.setattr(cluster_gnn, "predict", stand_in, raising=False)
-    (tmp_path / "gin-fold1.pt").write_bytes(b"stand-in")
+    (tmp_path / "gin.pt").write_bytes(b"stand-in")
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
 
     at = _app().run()

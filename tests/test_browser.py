@@ -117,12 +117,13 @@ def _foreign(urls: list[str]) -> list[str]:
             and urlsplit(u).hostname not in LOCAL_HOSTS]
 
 
-def _save(image: bytes, tmp_path: Path, name: str) -> Path:
+def _save(image: bytes, tmp_path: Path, name: str, publish: bool = True) -> Path:
+    """Write a screenshot into the test's tmp dir (and $CLUSTER_GNN_SCREENSHOTS if ``publish``)."""
     path = tmp_path / name
     path.write_bytes(image)
     print(f"screenshot: {path}")
     target = os.environ.get("CLUSTER_GNN_SCREENSHOTS")
-    if target:
+    if target and publish:
         out = (PROJECT / target) if not Path(target).is_absolute() else Path(target)
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, out / name)
@@ -156,7 +157,7 @@ def _wait_idle(page) -> None:
 
 def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
     page, urls = browser
-    page.goto(f"{server}/predict")
+    page.goto(f"{server}/Predict")
     frame_element = page.wait_for_selector('iframe[title^="3D structure of"]')
     frame = frame_element.content_frame()
     frame.wait_for_selector("canvas")
@@ -169,7 +170,7 @@ def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
         if spread > 5:
             break
         page.wait_for_timeout(500)
-    _save(shot, tmp_path, "viewer.png")
+    _save(shot, tmp_path, "viewer.png", publish=False)
     assert spread > 5, f"the 3D canvas looks blank (pixel std {spread:.2f})"
     _save(page.screenshot(), tmp_path, "predict.png")
     foreign = _foreign(urls)
@@ -179,8 +180,8 @@ def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
 
 @pytest.mark.parametrize(("path", "marker", "name"), [
     ("", "This tool predicts", "home.png"),
-    ("explorer", "Explorer", "explorer.png"),
-    ("model", "Level of theory", "model.png"),
+    ("Explorer", "Explorer", "explorer.png"),
+    ("Model", "Level of theory", "model.png"),
 ])
 def test_pages_render_offline(server, browser, tmp_path, path, marker, name):
     page, urls = browser

@@ -1,0 +1,58 @@
+"""cluster-gnn web app: the landing page. Run with ``streamlit run app.py``.
+
+The screens are Streamlit's multipage folder ``pages/`` (Predict, Explorer, Model); the
+sidebar navigation comes from it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from cluster_gnn.config import MODELS_DIR, XTBConfig
+
+EVALUATION = MODELS_DIR / "evaluation.json"
+
+
+@st.cache_data(show_spinner=False)
+def _gin_scores(path: str, mtime: float) -> dict | None:
+    """The "gin" entry of models/evaluation.json (``mtime`` keys the cache to the file's version)."""
+    try:
+        scores = json.loads(Path(path).read_text(encoding="utf-8")).get("gin")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return scores if isinstance(scores, dict) else None
+
+
+def home() -> None:
+    st.title("cluster-gnn")
+    level = XTBConfig()
+    st.markdown(
+        "This tool predicts **lg k₁**, the base-10 logarithm of the rate constant k₁ "
+        "(cm³ molecule⁻¹ s⁻¹) of the first N₂ uptake by a gas-phase metal cluster such as "
+        "Mo₅S₄⁻, from the cluster's 3D structure and its per-atom charges and s/p/d "
+        "populations, through a graph isomorphism network (GIN)."
+    )
+    scores = _gin_scores(str(EVALUATION), EVALUATION.stat().st_mtime) if EVALUATION.is_file() else None
+    theory = (
+        f"Structures and atom features come from {level.method} at {level.electronic_temperature:g} K "
+        "electronic temperature (not the DFT/NBO level of the original paper)"
+    )
+    if scores and all(isinstance(scores.get(k), (int, float)) for k in ("r2", "mae", "rmse")):
+        st.markdown(
+            f"{theory}; in cross-validation on the 159 measured homonuclear clusters the GIN "
+            f"reaches R² = {scores['r2']:.2f}, MAE = {scores['mae']:.2f} and RMSE = {scores['rmse']:.2f} "
+            "lg units (details on the Model page)."
+        )
+    else:
+        st.markdown(f"{theory}; the models are not trained yet, so no accuracy can be quoted.")
+    st.page_link("pages/1_Predict.py", label="Predict a cluster", icon=":material/science:")
+    st.page_link("pages/2_Explorer.py", label="Explore the data set", icon=":material/scatter_plot:")
+    st.page_link("pages/3_Model.py", label="Model, data and citations", icon=":material/description:")
+
+
+# No page_icon: Streamlit would fetch a Material or emoji favicon from a font CDN, and
+# nothing may leave the machine (tests/test_browser.py checks).
+st.set_page_config(page_title="cluster-gnn", layout="wide")
+home()

@@ -1,0 +1,217 @@
+"""Predict page: a published cluster or an uploaded XYZ -> 3D structure, xTB charges, lg(k1)."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from ase import Atoms
+
+from cluster_gnn import viewer
+from cluster_gnn.config import MODELS_DIR, XTBConfig
+from cluster_gnn.datasets import load_clusters
+from cluster_gnn.electronic import compute_xtb_features
+from cluster_gnn.errors import ClusterGNNError
+from cluster_gnn.search import load_structure, multiplicities_for, relax_cluster, structure_path
+from cluster_gnn.structures import read_cluster
+
+LEVEL = XTBConfig().label
+DEFAULT_CLUSTER = "Mo5S4-"
+
+
+# ---- cached library calls (keyed on plain values: symbols, positions in Å, charge, 2S+1) ----
+
+@st.cache_data(show_spinner=False)
+def clusters() -> pd.DataFrame:
+    return load_clusters()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def structure(name: str, mtime: float) -> Atoms:
+    """The committed structure of ``name``; ``mtime`` re-reads it when the search rewrites it."""
+    return load_structure(name)
+
+
+@st.cache_data(show_spinner=f"Running {LEVEL} ...", max_entries=256)
+def xtb_features(symbols: tuple, positions: tuple, charge: int, multiplicity: int):
+    return compute_xtb_features(Atoms(symbols, positions), charge, multiplicity)
+
+
+@st.cache_data(show_spinner=f"Relaxing the structure with {LEVEL} (can take a minute) ...", max_entries=32)
+def relaxed(symbols: tuple, positions: tuple, charge: int, multiplicity: int) -> tuple:
+    atoms, energy, converged, steps = relax_cluster(Atoms(symbols, positions), charge, multiplicity)
+    return _key(atoms)[1], energy, converged, steps
+
+
+def models_stamp() -> tuple:
+    """Names and times of models/*.pt, so trained models are picked up without a restart."""
+    return tuple(sorted((p.name, p.stat().st_mtime) for p in MODELS_DIR.glob("*.pt")))
+
+
+@st.cache_resource(show_spinner="Loading the model ...")
+def ensemble(stamp: tuple):
+    """The trained GIN ensemble (``cluster_gnn.predict.load_ensemble``), or None before training."""
+    if not stamp or importlib.util.find_spec("cluster_gnn.predict") is None:
+        return None
+    from cluster_gnn.predict import load_ensemble
+
+    return load_ensemble()
+
+
+# Predictions come with per-atom importances (explain=True: Integrated Gradients, ~1 s).
+@st.cache_data(show_spinner=f"Running {LEVEL}, the GIN and its explainer ...", max_entries=256)
+def predicted_named(name: str, stamp: tuple):
+    from cluster_gnn.predict import predict_named
+
+    return predict_named(name, ensemble=ensemble(stamp), explain=True)
+
+
+@st.cache_data(show_spinner=f"Running {LEVEL}, the GIN and its explainer ...", max_entries=64)
+def predicted_structure(symbols: tuple, positions: tuple, charge: int, multiplicity: int, relax: bool, stamp: tuple):
+    from cluster_gnn.predict import predict_structure
+
+    return predict_structure(Atoms(symbols, positions), charge, multiplicity, relax=relax,
+                             ensemble=ensemble(stamp), explain=True)
+
+
+def _key(atoms: Atoms) -> tuple[tuple, tuple]:
+    positions = np.round(np.asarray(atoms.get_positions(), dtype=float), 6)
+    return tuple(atoms.get_chemical_symbols()), tuple(map(tuple, positions.tolist()))
+
+
+# ---- inputs ----
+
+def pick_published() -> dict | None:
+    table = clusters()
+    names = table["name"].tolist()
+    ready = {n for n in names if structure_path(n).is_file()}
+    if "predict_cluster" not in st.session_state:
+        remembered = st.session_state.get("picked_cluster")
+        first_ready = next((n for n in names if n in ready), names[0])
+        st.session_state["predict_cluster"] = remembered if remembered in names else (
+            DEFAULT_CLUSTER if DEFAULT_CLUSTER in ready else first_ready)
+    name = st.selectbox(
+        "Cluster", names, key="predict_cluster",
+        format_func=lambda n: n if n in ready else f"{n} (structure not computed yet)",
+        help=f"{len(names)} clusters of the published data set; {len(ready)} have a {LEVEL} structure so far.",
+    )
+    st.session_state["picked_cluster"] = name
+    row = table[table["name"] == name].iloc[0]
+    measured = None if pd.isna(row["lg_k1"]) else float(row["lg_k1"])
+    path = structure_path(name)
+    if not path.is_file():
+        st.warning(f"No {LEVEL} structure for {name} yet: the structure search has not reached it.")
+        return None
+    atoms = structure(name, path.stat().st_mtime)
+    # Homonuclear: the authors' multiplicity from the table; heteronuclear: the one the search chose.
+    multiplicity = row["multiplicity"] if not pd.isna(row["multiplicity"]) else atoms.info.get("multiplicity")
+    return {"name": name, "atoms": atoms, "charge": int(row["charge"]), "multiplicity": int(multiplicity),
+            "measured": measured, "relax": False, "title": name}
+
+
+def pick_upload() -> dict | None:
+    upload = st.file_uploader("XYZ or extended-XYZ file (one cluster, at most 100 atoms, 1 MB)",
+                              type=["xyz", "extxyz"], key="upload")
+    if upload is None:
+        st.info("Upload a structure: the first line is the number of atoms, the second a comment "
+                "(may hold charge=... multiplicity=...), then one 'symbol x y z' line per atom in Å.")
+        return None
+    upload.seek(0)
+    try:
+        atoms = read_cluster(upload)
+    except ClusterGNNError as err:
+        st.error(str(err))
+        return None
+    col_charge, col_mult, col_relax = st.columns([1, 1, 2], vertical_alignment="bottom")
+    charge = int(col_charge.number_input("Charge (e)", value=int(atoms.info.get("charge", -1)), step=1,
+                                         min_value=-5, max_value=5, key=f"charge_{upload.file_id}"))
+    # No multiplicity in the file: the library's estimate from the formula (per-metal unpaired electrons).
+    default_mult = atoms.info.get("multiplicity") or multiplicities_for(
+        atoms.get_chemical_symbols(), charge, name=atoms.get_chemical_formula())[0]
+    multiplicity = int(col_mult.number_input("Multiplicity 2S+1", value=int(default_mult), step=1, min_value=1,
+                                             max_value=15, key=f"mult_{upload.file_id}_{charge}"))
+    relax = col_relax.checkbox(f"Relax with {LEVEL} first", key="relax",
+                               help="FIRE to 0.05 eV/Å, at most 400 steps; slow for more than ~10 atoms.")
+    return {"name": None, "atoms": atoms, "charge": charge, "multiplicity": multiplicity,
+            "measured": None, "relax": relax, "title": upload.name}
+
+
+# ---- page ----
+
+def main() -> None:
+    st.title("Predict lg k₁")
+    source = st.radio("Structure", ["Published cluster", "Upload XYZ"], horizontal=True, key="source",
+                      label_visibility="collapsed")
+    job = pick_published() if source == "Published cluster" else pick_upload()
+    if job is None:
+        return
+
+    stamp = models_stamp()
+    try:
+        model = ensemble(stamp)
+    except ClusterGNNError as err:  # e.g. ModelFileError: a model file from another version
+        st.warning(f"{err}. Showing the xTB results only.")
+        model = None
+
+    prediction, atoms, energy_note = None, job["atoms"], ""
+    try:
+        if model is not None:
+            prediction = (predicted_named(job["name"], stamp) if job["name"] else
+                          predicted_structure(*_key(atoms), job["charge"], job["multiplicity"], job["relax"], stamp))
+            atoms, features, importance = prediction.atoms, prediction.features, prediction.importance
+            job = {**job, "charge": prediction.charge, "multiplicity": prediction.multiplicity}
+        else:
+            if job["relax"]:
+                positions, energy, converged, steps = relaxed(*_key(atoms), job["charge"], job["multiplicity"])
+                atoms = Atoms(atoms.get_chemical_symbols(), positions)
+                energy_note = (f"Relaxed in {steps} steps ({'converged' if converged else 'not converged'}), "
+                               f"E = {energy:.3f} eV. ")
+            features = xtb_features(*_key(atoms), job["charge"], job["multiplicity"])
+            importance = None
+    except ClusterGNNError as err:
+        st.error(str(err))
+        return
+
+    measured = job["measured"]
+    if prediction is not None and prediction.measured_lg_k1 is not None:
+        measured = prediction.measured_lg_k1
+    col_pred, col_meas, col_gap = st.columns(3)
+    if prediction is not None:
+        col_pred.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
+                        help="k₁ in cm³ molecule⁻¹ s⁻¹; ± is the spread of the model ensemble.")
+    else:
+        col_pred.metric("Predicted lg k₁", "—")
+    col_meas.metric("Measured lg k₁", "—" if measured is None else f"{measured:.2f}")
+    col_gap.metric(f"HOMO-LUMO gap ({LEVEL})", f"{features.homo_lumo_gap:.2f} eV")
+    if prediction is None:
+        st.info("The model is not trained yet: showing the structure and the xTB charges only.")
+
+    col_colour, col_labels = st.columns([3, 1])
+    colour_by = col_colour.radio(
+        "Colour atoms by", ["Importance", "Charge"], horizontal=True, key=f"colour_by_{importance is not None}",
+        index=0 if importance is not None else 1, disabled=importance is None,
+        help="Importance: each atom's share of the model's attribution (sums to 1; needs the trained model). "
+             f"Charge: {LEVEL} Mulliken partial charge in e.")
+    show_labels = col_labels.checkbox("Atom labels", key="atom_labels")
+    if colour_by == "Importance" and importance is not None:
+        values, kind = np.asarray(importance, dtype=float), "importance"
+    else:
+        values, kind = np.asarray(features.charges, dtype=float), "charge"
+    scale = viewer.colour_scale(values, kind)
+
+    col_view, col_atoms = st.columns([3, 2])
+    with col_view:
+        html = viewer.viewer_html(atoms, values, charges=features.charges, scale=scale, kind=kind,
+                                  show_labels=show_labels, height=440)
+        st.iframe(html, height=450, alt=f"3D structure of {job['title']}")
+        st.html(viewer.legend_html(scale))
+    with col_atoms:
+        st.dataframe(viewer.atom_table(atoms, features, importance), hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("charge (e)", "s", "p", "d", "importance")})
+    st.caption(f"{energy_note}{job['title']}: {len(atoms)} atoms, charge {job['charge']:+d} e, "
+               f"multiplicity {job['multiplicity']}; {LEVEL} Mulliken charges and s/p/d shell populations (e). "
+               "Hover over an atom for its values; drag to rotate, scroll to zoom.")
+
+main()
