@@ -10,6 +10,9 @@ clusters of a split and predicts its test clusters. Sets (:data:`DESCRIPTOR_SETS
   atoms, all atoms, and the total charge.
 - ``composition+metal``: ``composition`` plus the share of each metal (Mo, Fe, V, Ta, Co,
   Rh) among the metal atoms (a one-hot for homonuclear clusters, fractions for mixtures).
+- ``composition+elements``: ``composition`` plus metal-averaged periodic properties
+  (group, period, electronegativity, covalent radius, ionisation energy, valence s and d
+  electrons): no xTB, but a metal is described by what it is, not by its name.
 - ``xtb``: our GFN1-xTB analogues of the authors' descriptors (largest / smallest /
   mean metal charge, total metal charge, largest metal-minus-ligand charge gap, mean metal
   s and d populations, HOMO energy, HOMO-LUMO gap, dipole) plus ``composition``.
@@ -21,12 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "fit_predict", "evaluate_descriptors"]
+__all__ = ["PairwiseDifferenceRegressor", "DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "fit_predict", "evaluate_descriptors"]
 
 NBO8 = ["1_ΔQmax", "2_Q", "2_σave", "2_ndave", "3_ΔEHOMO", "3_ΔEHOMO/NL", "3_χave", "3_IEave"]
 METALS = ["Mo", "Fe", "V", "Ta", "Co", "Rh"]
 LIGANDS = ["S", "C", "H", "N"]
-DESCRIPTOR_SETS = ("nbo8", "composition", "composition+metal", "xtb", "xtb+elements")
+DESCRIPTOR_SETS = ("nbo8", "composition", "composition+metal", "composition+elements", "xtb", "xtb+elements")
 _ELEMENT_PROPS = ["group", "period", "electronegativity", "covalent_radius", "ionization_energy",
                   "valence_s", "valence_d"]
 
@@ -77,10 +80,10 @@ def descriptor_table(kind: str, names: list[str], table=None, features: dict | N
         nbo = load_nbo_descriptors().set_index("name")
         return nbo.loc[names, NBO8].astype(float)
     out = []
-    elements = load_element_table().set_index("symbol") if kind == "xtb+elements" else None
+    elements = load_element_table().set_index("symbol") if kind.endswith("+elements") else None
     for name, row in rows.iterrows():
         d = _composition(name, int(row["charge"]))
-        if kind == "composition+metal" or kind == "xtb+elements":
+        if kind in ("composition+metal", "composition+elements", "xtb+elements"):
             from .structures import formula_counts
 
             counts = formula_counts(name)
@@ -97,17 +100,69 @@ def descriptor_table(kind: str, names: list[str], table=None, features: dict | N
     return pd.DataFrame(out, index=names).astype(float)
 
 
+class PairwiseDifferenceRegressor:
+    """Pairwise difference regression (the transfer scheme of the published descriptor model).
+
+    A gradient-boosting model learns ``y_A - y_B`` from ``[x_A, x_B, x_A - x_B]`` over all
+    ordered pairs of training clusters; the prediction for a new cluster ``A`` is the mean
+    over training references ``B`` of ``y_B + f(A, B)``. Learning differences lets the model
+    carry a trend across clusters whose absolute level it has not seen (a new metal).
+    ``predict_std`` gives the spread of the per-reference estimates.
+    """
+
+    def __init__(self, seed: int = 0, max_pairs: int = 40000):
+        self.seed, self.max_pairs = seed, max_pairs
+
+    @staticmethod
+    def _pairs(XA, XB):
+        a = np.repeat(XA, len(XB), axis=0)
+        b = np.tile(XB, (len(XA), 1))
+        return np.hstack([a, b, a - b])
+
+    def fit(self, X, y):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        self.X_, self.y_ = X, y
+        P = self._pairs(X, X)
+        target = (y[:, None] - y[None, :]).ravel()
+        keep = ~np.eye(len(X), dtype=bool).ravel()
+        P, target = P[keep], target[keep]
+        rng = np.random.default_rng(self.seed)
+        if len(P) > self.max_pairs:
+            idx = rng.choice(len(P), self.max_pairs, replace=False)
+            P, target = P[idx], target[idx]
+        self.model_ = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
+                                                    l2_regularization=1.0, random_state=self.seed)
+        self.model_.fit(P, target)
+        return self
+
+    def _estimates(self, X):
+        X = np.asarray(X, float)
+        diff = self.model_.predict(self._pairs(X, self.X_)).reshape(len(X), len(self.X_))
+        return self.y_[None, :] + diff
+
+    def predict(self, X):
+        return self._estimates(X).mean(axis=1)
+
+    def predict_std(self, X):
+        return self._estimates(X).std(axis=1)
+
+
 def fit_predict(X_train, y_train, X_test, regressor: str = "gbr", seed: int = 0) -> np.ndarray:
-    """Fit a regressor on the training rows and predict the test rows (lg units)."""
+    """Fit a regressor (``gbr``, ``rf`` or ``pairwise``) on the training rows and predict
+    the test rows (lg units)."""
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 
+    if regressor == "pairwise":
+        return PairwiseDifferenceRegressor(seed).fit(X_train, y_train).predict(X_test)
     if regressor == "gbr":
         model = GradientBoostingRegressor(n_estimators=300, learning_rate=0.05, max_depth=3,
                                           subsample=0.8, random_state=seed)
     elif regressor == "rf":
         model = RandomForestRegressor(n_estimators=500, min_samples_leaf=2, random_state=seed, n_jobs=1)
     else:
-        raise ValueError("regressor must be 'gbr' or 'rf'")
+        raise ValueError("regressor must be 'gbr', 'rf' or 'pairwise'")
     model.fit(np.asarray(X_train), np.asarray(y_train))
     return model.predict(np.asarray(X_test))
 

@@ -25,6 +25,8 @@ BASELINES = [
     ("gbr_composition+metal", "composition+metal", "gbr"),
     ("gbr_xtb", "xtb", "gbr"),
     ("gbr_xtb+elements", "xtb+elements", "gbr"),
+    ("pairwise_composition+elements", "composition+elements", "pairwise"),
+    ("pairwise_xtb+elements", "xtb+elements", "pairwise"),
 ]
 
 

@@ -283,9 +283,12 @@ def parse_xyz_text(text: str, source: str = "input"):
             )
         sym = fields[0]
         if sym.isdigit():
+            from ase.data import chemical_symbols
+
             z = int(sym)
-            if not 1 <= z < len(atomic_numbers):
+            if not 1 <= z < len(chemical_symbols):
                 raise StructureError(f"{source}, atom {k}: unknown atomic number {z}", reason="element")
+            sym = chemical_symbols[z]
         else:
             sym = sym[:1].upper() + sym[1:].lower()
             if sym not in atomic_numbers or sym == "X":

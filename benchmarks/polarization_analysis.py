@@ -1,0 +1,100 @@
+"""Does the paper's finding hold on our structures?
+
+The paper (Mou et al., JACS Au 2025): the important subgraphs of active clusters are metal
+cores with little charge polarisation; those of inert clusters are mixed metal-ligand
+subgraphs with more. This script re-tests it on ``data/descriptors.csv`` (our GFN1-xTB
+charges, our GIN's explanations; ``cluster-gnn descriptors`` writes it) for the 159 measured
+clusters:
+
+- active: lg(k1) >= -12.0; inert: lg(k1) <= -13.0 (k1 in cm^3 molecule^-1 s^-1; the
+  clusters in between are left out), and, as a second look, a median split;
+- Mann-Whitney U test (two-sided) of the important-subgraph polarisation and of the
+  metal-core polarisation between the groups; Fisher's exact test of how often the
+  important subgraph is metal-only;
+- a plot, docs/polarization.png.
+
+    python benchmarks/polarization_analysis.py [--table data/descriptors.csv]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import fisher_exact, mannwhitneyu, spearmanr
+
+ACTIVE, INERT = -12.0, -13.0
+
+
+def compare(df, active, inert, label):
+    out = {"split": label, "n_active": int(active.sum()), "n_inert": int(inert.sum())}
+    for col in ("subgraph_polarization", "metal_core_polarization", "charge_spread"):
+        a, b = df.loc[active, col].dropna(), df.loc[inert, col].dropna()
+        test = mannwhitneyu(a, b, alternative="two-sided")
+        out[col] = {"median_active": float(a.median()), "median_inert": float(b.median()), "p": float(test.pvalue)}
+    metal_only = df["subgraph_composition"] == "metal-only"
+    table = [[int((metal_only & active).sum()), int((~metal_only & active).sum())],
+             [int((metal_only & inert).sum()), int((~metal_only & inert).sum())]]
+    odds, p = fisher_exact(table)
+    out["metal_only_subgraph"] = {"active": table[0], "inert": table[1], "odds_ratio": float(odds), "p": float(p)}
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, default=Path("data/descriptors.csv"))
+    parser.add_argument("--json", type=Path, default=Path("docs/polarization_analysis.json"))
+    args = parser.parse_args(argv)
+    df = pd.read_csv(args.table)
+    df = df[df["lg_k1"].notna()].copy()
+    results = [compare(df, df.lg_k1 >= ACTIVE, df.lg_k1 <= INERT, f"lg k1 >= {ACTIVE} vs <= {INERT}")]
+    median = df.lg_k1.median()
+    results.append(compare(df, df.lg_k1 > median, df.lg_k1 <= median, f"median split at {median:.2f}"))
+    rho = spearmanr(df.subgraph_polarization, df.lg_k1, nan_policy="omit")
+    summary = {"n": len(df), "spearman_subgraph_polarization_vs_lg_k1": [float(rho.statistic), float(rho.pvalue)],
+               "comparisons": results,
+               "mean_member_stability": float(df.member_stability.mean()),
+               "mean_method_agreement": float(df.method_agreement.mean())}
+    for r in results:
+        print(f"{r['split']}: {r['n_active']} active, {r['n_inert']} inert")
+        for col in ("subgraph_polarization", "metal_core_polarization", "charge_spread"):
+            c = r[col]
+            print(f"  {col:24s} median active {c['median_active']:.3f} e, inert {c['median_inert']:.3f} e, "
+                  f"Mann-Whitney p = {c['p']:.3g}")
+        m = r["metal_only_subgraph"]
+        print(f"  metal-only important subgraph: active {m['active'][0]}/{sum(m['active'])}, inert "
+              f"{m['inert'][0]}/{sum(m['inert'])}, Fisher p = {m['p']:.3g}")
+    print(f"Spearman(subgraph polarisation, lg k1) = {rho.statistic:.2f} (p = {rho.pvalue:.2g}); "
+          f"explanations: member stability {summary['mean_member_stability']:.2f}, "
+          f"method agreement {summary['mean_method_agreement']:.2f} (mean Spearman)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(summary, indent=1) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for comp, marker in (("metal-only", "o"), ("mixed", "s"), ("ligand-only", "^")):
+        sel = df.subgraph_composition == comp
+        axes[0].scatter(df.subgraph_polarization[sel], df.lg_k1[sel], marker=marker, s=18, label=comp)
+    axes[0].axhline(ACTIVE, ls="--", c="grey", lw=0.8)
+    axes[0].axhline(INERT, ls="--", c="grey", lw=0.8)
+    axes[0].set_xlabel("charge polarisation of the important subgraph / e")
+    axes[0].set_ylabel("measured lg k1")
+    axes[0].legend(fontsize=8)
+    groups = [df.loc[df.lg_k1 >= ACTIVE, "subgraph_polarization"], df.loc[df.lg_k1 <= INERT, "subgraph_polarization"]]
+    axes[1].boxplot(groups)
+    axes[1].set_xticks([1, 2], [f"active (n={len(groups[0])})", f"inert (n={len(groups[1])})"])
+    axes[1].set_ylabel("subgraph polarisation / e")
+    axes[1].set_title(f"Mann-Whitney p = {results[0]['subgraph_polarization']['p']:.2g}")
+    fig.tight_layout()
+    fig.savefig("docs/polarization.png", dpi=110)
+    print("wrote docs/polarization.png and", args.json)
+
+
+if __name__ == "__main__":
+    main()
