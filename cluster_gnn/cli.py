@@ -219,6 +219,8 @@ class Predict(Subcommand):
         parser.add_argument("--names", type=Path, help="CSV with a 'cluster' column of bundled cluster names")
         parser.add_argument("--out", type=Path, help="output CSV for --names (default: print)")
         parser.add_argument("--model", default="gin", help="ensemble under models/ (default gin)")
+        parser.add_argument("--timeout-s", type=float, default=120.0,
+                            help="wall-clock limit for the xTB work in s (0: none)")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     @classmethod
@@ -252,7 +254,8 @@ class Predict(Subcommand):
         mult = args.multiplicity if args.multiplicity is not None else atoms.info.get("multiplicity")
         if mult is None:
             mult = 1 if electron_count(atoms.get_atomic_numbers(), charge) % 2 == 0 else 2
-        p = predict_structure(atoms, charge, int(mult), relax=args.relax, ensemble=ensemble)
+        p = predict_structure(atoms, charge, int(mult), relax=args.relax, ensemble=ensemble,
+                              timeout_s=args.timeout_s or None)
         if args.json:
             print(json.dumps(p.to_dict(), indent=1))
         else:

@@ -20,7 +20,7 @@ from .config import XTBConfig
 from .errors import XTBConvergenceError
 from .structures import check_spin
 
-__all__ = ["AtomFeatures", "compute_xtb_features", "xtb_calculator", "ATOM_FEATURE_NAMES"]
+__all__ = ["AtomFeatures", "compute_xtb_features", "xtb_calculator", "run_time_limited", "ATOM_FEATURE_NAMES"]
 
 _KELVIN_TO_HARTREE = 3.166808578545117e-06
 _HARTREE_EV = 27.211386245988
@@ -302,3 +302,61 @@ def load_feature_tables(directory=None) -> dict:
             homo_lumo_gap=float(c.homo_lumo_gap), dipole=np.array([c.dipole_x, c.dipole_y, c.dipole_z]),
             charge=int(c.charge), multiplicity=int(c.multiplicity), method=str(c.method)))
     return out
+
+
+# ---- bounded-time xTB for untrusted input (the app, the CLI's predict) ---------------------
+# tblite runs in compiled code that Python cannot interrupt, so a calculation with a time
+# limit runs in a persistent worker process, which is killed (and replaced on the next call)
+# when the limit passes. Warm calls cost only the pickling of atoms and results.
+
+_WORKERS = None
+
+
+def _worker_pool():
+    global _WORKERS
+    if _WORKERS is None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        _WORKERS = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn"),
+                                       initializer=_limit_threads)
+    return _WORKERS
+
+
+def _limit_threads():
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _kill_workers():
+    global _WORKERS
+    pool, _WORKERS = _WORKERS, None
+    if pool is None:
+        return
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_time_limited(function, *args, timeout_s: float = 60.0):
+    """Run ``function(*args)`` (a picklable module-level function) in a worker process and
+    raise :class:`XTBConvergenceError` if it takes longer than ``timeout_s`` seconds.
+
+    Errors of the project (:class:`ClusterGNNError`) raised in the worker reach the caller
+    unchanged. A timed-out worker is killed; the next call starts a fresh one.
+    """
+    from concurrent.futures import TimeoutError as FutureTimeout
+    from concurrent.futures.process import BrokenProcessPool
+
+    future = _worker_pool().submit(function, *args)
+    try:
+        return future.result(timeout=timeout_s)
+    except FutureTimeout:
+        _kill_workers()
+        raise XTBConvergenceError(
+            f"the xTB calculation did not finish within {timeout_s:g} s and was stopped; "
+            "try a smaller or less distorted structure") from None
+    except BrokenProcessPool as e:
+        _kill_workers()
+        raise XTBConvergenceError("the xTB worker process died (out of memory?)") from e

@@ -83,7 +83,7 @@ def load_ensemble(name: str = "gin", models_dir: Path | str | None = None):
 
 
 def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False, ensemble=None,
-                      name: str | None = None, explain: bool = False) -> Prediction:
+                      name: str | None = None, explain: bool = False, timeout_s: float | None = None) -> Prediction:
     """Predict lg(k1) for any structure.
 
     Parameters
@@ -98,29 +98,45 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
         An :class:`~cluster_gnn.models.Ensemble` (default: the committed GIN).
     explain:
         Also compute per-atom importances (:func:`~cluster_gnn.explain.explain_prediction`).
+    timeout_s:
+        Wall-clock limit in s for the xTB work (relaxation and single point), run in a
+        worker process (:func:`~cluster_gnn.electronic.run_time_limited`); None runs it here
+        without a limit.
 
     Raises
     ------
     StructureError, XTBConvergenceError, ModelFileError
     """
-    from .electronic import compute_xtb_features
     from .graphs import GraphConfig, build_graph
     from .structures import check_spin, validate_cluster
 
     ensemble = ensemble or load_ensemble()
     validate_cluster(atoms)
     check_spin(atoms.get_atomic_numbers(), charge, multiplicity)
-    if relax:
-        from .search import relax_cluster
+    if timeout_s:
+        from .electronic import run_time_limited
 
-        atoms, _, _, _ = relax_cluster(atoms, charge, multiplicity)
-        validate_cluster(atoms)
-    features = compute_xtb_features(atoms, charge, multiplicity)
+        atoms, features = run_time_limited(_xtb_work, atoms, charge, multiplicity, relax, timeout_s=timeout_s)
+    else:
+        atoms, features = _xtb_work(atoms, charge, multiplicity, relax)
     graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]))
     mean, std = ensemble.predict([graph])
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
                             name=name, model=ensemble.name)
     return _explained(prediction, ensemble) if explain else prediction
+
+
+def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool):
+    """Optional relaxation, then the xTB single point: ``(atoms, AtomFeatures)``."""
+    from .electronic import compute_xtb_features
+    from .structures import validate_cluster
+
+    if relax:
+        from .search import relax_cluster
+
+        atoms, _, _, _ = relax_cluster(atoms, charge, multiplicity)
+        validate_cluster(atoms)
+    return atoms, compute_xtb_features(atoms, charge, multiplicity)
 
 
 def _explained(prediction: Prediction, ensemble) -> Prediction:

@@ -18,6 +18,7 @@ from cluster_gnn.structures import read_cluster
 
 LEVEL = XTBConfig().label
 DEFAULT_CLUSTER = "Mo5S4-"
+XTB_TIME_LIMIT_S = 90.0  # uploads: xTB (and the optional relaxation) run in a worker, stopped after this
 
 
 # ---- cached library calls (keyed on plain values: symbols, positions in Å, charge, 2S+1) ----
@@ -72,7 +73,7 @@ def predicted_structure(symbols: tuple, positions: tuple, charge: int, multiplic
     from cluster_gnn.predict import predict_structure
 
     return predict_structure(Atoms(symbols, positions), charge, multiplicity, relax=relax,
-                             ensemble=ensemble(stamp), explain=True)
+                             ensemble=ensemble(stamp), explain=True, timeout_s=XTB_TIME_LIMIT_S)
 
 
 def _key(atoms: Atoms) -> tuple[tuple, tuple]:
@@ -179,7 +180,8 @@ def main() -> None:
     col_pred, col_meas, col_gap = st.columns(3)
     if prediction is not None:
         col_pred.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
-                        help="k₁ in cm³ molecule⁻¹ s⁻¹; ± is the spread of the model ensemble.")
+                        help="k₁ in cm³ molecule⁻¹ s⁻¹; ± is one standard deviation of the ensemble "
+                             "(member spread and validation residuals); ±1.645 of it is the 90 % interval.")
     else:
         col_pred.metric("Predicted lg k₁", "—")
     col_meas.metric("Measured lg k₁", "—" if measured is None else f"{measured:.2f}")
