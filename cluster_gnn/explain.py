@@ -65,7 +65,10 @@ def _explain_member(model, graph, method: str, epochs: int, seed: int):
     from torch_geometric.explain import Explainer, GNNExplainer
     from torch_geometric.explain.algorithm import CaptumExplainer
 
+    from torch_geometric.nn import MessagePassing
+
     torch.manual_seed(seed)
+    passes = any(isinstance(m, MessagePassing) for m in model.modules())  # edges only matter then
     if method == "gnnexplainer":
         algorithm = GNNExplainer(epochs=epochs, lr=0.01)
     elif method == "integrated_gradients":
@@ -74,7 +77,7 @@ def _explain_member(model, graph, method: str, epochs: int, seed: int):
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     explainer = Explainer(
         model=model, algorithm=algorithm, explanation_type="model",
-        node_mask_type="attributes", edge_mask_type="object" if method == "gnnexplainer" else None,
+        node_mask_type="attributes", edge_mask_type="object" if method == "gnnexplainer" and passes else None,
         model_config=dict(mode="regression", task_level="graph", return_type="raw"),
     )
     batch = torch.zeros(graph.x.shape[0], dtype=torch.long)

@@ -232,6 +232,7 @@ def _decode(data: bytes, source: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_ASCII_INT = re.compile(r"[0-9]{1,9}")  # str.isdigit() accepts '²', which int() refuses
 _CHARGE_IN_COMMENT = re.compile(r"(?i)\bcharge\s*[=:]?\s*([+-]?\d+)")
 _MULT_IN_COMMENT = re.compile(r"(?i)\b(?:multiplicity|mult)\s*[=:]?\s*(\d+)")
 
@@ -252,7 +253,7 @@ def parse_xyz_text(text: str, source: str = "input"):
     if not lines or not any(line.strip() for line in lines):
         raise StructureError(f"{source} is empty", reason="empty")
     head = lines[0].split()
-    if len(head) != 1 or not head[0].isdigit():
+    if len(head) != 1 or not _ASCII_INT.fullmatch(head[0]):
         raise StructureError(
             f"{source}: the first line must be the number of atoms, got {lines[0][:40]!r}",
             reason="truncated",
@@ -282,7 +283,7 @@ def parse_xyz_text(text: str, source: str = "input"):
                 reason="truncated",
             )
         sym = fields[0]
-        if sym.isdigit():
+        if _ASCII_INT.fullmatch(sym):
             from ase.data import chemical_symbols
 
             z = int(sym)

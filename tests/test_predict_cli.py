@@ -1,0 +1,94 @@
+"""The prediction path from the committed models, through the library and the CLI."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from cluster_gnn.cli import main
+from cluster_gnn.errors import ModelFileError, XTBConvergenceError
+from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
+from cluster_gnn.structures import read_cluster
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cluster_gnn", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.slow
+def test_evaluate_json_from_committed_models():
+    out = _cli("evaluate", "--json")
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    assert {"gin", "gcn", "gbr_nbo8", "gbr_composition+metal"} <= set(results)
+    for name, r in results.items():
+        assert r["n"] == 159, name
+        assert {"r2", "mae", "rmse", "per_split"} <= set(r)
+        assert len(r["per_split"]) == 10
+    committed = json.loads(open("models/evaluation.json").read())
+    assert results["gin"]["mae"] == pytest.approx(committed["gin"]["mae"], abs=1e-6)
+
+
+def test_predict_xyz_json_matches_the_library(test_data):
+    out = _cli("predict", str(test_data / "Mo5S4-.xyz"), "--charge", "-1", "--multiplicity", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    atoms = read_cluster(test_data / "Mo5S4-.xyz")
+    p = predict_structure(atoms, -1, 2)
+    assert shown["lg_k1"] == pytest.approx(p.lg_k1, abs=1e-3)
+    assert shown["lg_k1_std"] == pytest.approx(p.lg_k1_std, abs=1e-3)
+    assert shown["lg_k1_std"] > 0
+    assert -16 < shown["lg_k1"] < -8
+
+
+def test_predict_names_csv(tmp_path):
+    names = tmp_path / "names.csv"
+    names.write_text("cluster\nMo5S4¯\nFe3C41¯\nTa3S1C\n")
+    out = tmp_path / "out.csv"
+    assert main(["predict", "--names", str(names), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["cluster", "lg_k1_pred", "lg_k1_std"]
+    assert table.cluster.tolist() == ["Mo5S4¯", "Fe3C41¯", "Ta3S1C"]
+    assert table.lg_k1_std.gt(0).all()
+    # measured clusters get their out-of-fold prediction
+    p = predict_named("Mo5S4¯")
+    assert p.out_of_fold and p.measured_lg_k1 == pytest.approx(-14.0605, abs=1e-3)
+
+
+def test_predict_refusals_are_one_line(test_data, tmp_path):
+    out = _cli("predict", str(test_data / "bad" / "overlap.xyz"))
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    out = _cli("predict", str(test_data / "Mo5S4-.xyz"), "--charge", "-1", "--multiplicity", "3")
+    assert out.returncode == 1 and "does not fit" in out.stderr and "Traceback" not in out.stderr
+    names = tmp_path / "n.csv"
+    names.write_text("cluster\nMo99S4-\n")
+    out = _cli("predict", "--names", str(names))
+    assert out.returncode == 1 and "unknown cluster" in out.stderr
+
+
+@pytest.mark.slow
+def test_explain_json_covers_every_atom():
+    out = _cli("explain", "Mo5S4-", "--json", "--members", "2")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [a["symbol"] for a in data["atoms"]] == ["Mo"] * 5 + ["S"] * 4 or len(data["atoms"]) == 9
+    assert sum(a["importance"] for a in data["atoms"]) == pytest.approx(1.0, abs=1e-3)
+    assert data["subgraph"]["composition"] in ("metal-only", "mixed", "ligand-only")
+
+
+@pytest.mark.slow
+def test_xtb_time_limit_stops_a_long_relaxation(test_data):
+    atoms = read_cluster(test_data / "Mo5S4-.xyz")
+    atoms.rattle(0.3, seed=1)
+    with pytest.raises(XTBConvergenceError, match="did not finish within"):
+        predict_structure(atoms, -1, 2, relax=True, timeout_s=0.5)
+    # the next call gets a fresh worker and works
+    p = predict_structure(read_cluster(test_data / "Mo5S4-.xyz"), -1, 2, timeout_s=60)
+    assert p.lg_k1 == pytest.approx(predict_structure(read_cluster(test_data / "Mo5S4-.xyz"), -1, 2).lg_k1)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelFileError, match="cluster-gnn train"):
+        load_ensemble("gin", tmp_path)

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from cluster_gnn.training import group_splits, load_graphs, metrics, published_folds
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    return load_graphs()
+
+
+def _check_partition(graphs, splits):
+    measured = {i for i, g in enumerate(graphs) if not np.isnan(float(g.y))}
+    tested = [i for idx in splits.values() for i in idx]
+    assert sorted(tested) == sorted(measured)  # every measured cluster tested exactly once
+    for key, idx in splits.items():
+        train = measured - set(idx)
+        assert not train & set(idx)
+
+
+def test_published_folds_are_the_authors(graphs):
+    splits = published_folds(graphs)
+    _check_partition(graphs, splits)
+    for fold, idx in splits.items():
+        assert all(graphs[i].fold == fold for i in idx)
+    hetero = [i for i, g in enumerate(graphs) if g.family == "heteronuclear"]
+    assert not set(hetero) & {i for idx in splits.values() for i in idx}
+
+
+@pytest.mark.parametrize("by", ["metal", "ligand"])
+def test_group_splits_hold_a_group_out(graphs, by):
+    splits = group_splits(graphs, by)
+    _check_partition(graphs, splits)
+    for key, idx in splits.items():
+        for i in idx:
+            if by == "metal":
+                assert key in graphs[i].metals.split(";")
+                assert graphs[i].metals == key
+            else:
+                assert "+".join(sorted(graphs[i].ligands.split(";"))) == key or (key == "bare" and not graphs[i].ligands)
+    if by == "metal":
+        assert set(splits) <= {"Mo", "Fe", "V", "Ta", "Co", "Rh"}
+
+
+def test_member_training_never_sees_its_test_clusters(graphs, monkeypatch):
+    import cluster_gnn.training as training
+    from cluster_gnn.models import ModelConfig
+    from cluster_gnn.training import TrainConfig, train_ensemble
+
+    seen = []
+    real = training.train_member
+
+    def spy(train_graphs, val_graphs, *args, **kwargs):
+        seen.append(({g.name for g in train_graphs}, {g.name for g in val_graphs}))
+        return real(train_graphs, val_graphs, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_member", spy)
+    small = [g for g in graphs if g.metals in ("Rh", "Co", "V")][:30]
+    splits = group_splits(small, "metal")
+    ens = train_ensemble(small, splits, ModelConfig(hidden=8, num_layers=1), TrainConfig(epochs=5, n_seeds=2),
+                         progress=False)
+    assert len(seen) == len(ens.members) == 2 * len(splits)
+    for (train_names, val_names), member in zip(seen, ens.members):
+        held_out = {small[i].name for i in splits[member["fold"]]}
+        assert not (train_names | val_names) & held_out
+        assert not train_names & val_names
+        measured = {g.name for g in small if not np.isnan(float(g.y))}
+        assert train_names | val_names | held_out == measured
+
+
+def test_metrics():
+    m = metrics([1.0, 2.0, 3.0], [1.0, 2.0, 4.0])
+    assert m["mae"] == pytest.approx(1 / 3) and m["rmse"] == pytest.approx(np.sqrt(1 / 3))
+    assert m["r2"] == pytest.approx(0.5)
