@@ -21,7 +21,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact, mannwhitneyu, spearmanr
 

@@ -110,7 +110,7 @@ class PairwiseDifferenceRegressor:
     ``predict_std`` gives the spread of the per-reference estimates.
     """
 
-    def __init__(self, seed: int = 0, max_pairs: int = 40000):
+    def __init__(self, seed: int = 0, max_pairs: int = 12000):
         self.seed, self.max_pairs = seed, max_pairs
 
     @staticmethod
@@ -132,7 +132,7 @@ class PairwiseDifferenceRegressor:
         if len(P) > self.max_pairs:
             idx = rng.choice(len(P), self.max_pairs, replace=False)
             P, target = P[idx], target[idx]
-        self.model_ = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
+        self.model_ = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.07, max_leaf_nodes=15,
                                                     l2_regularization=1.0, random_state=self.seed)
         self.model_.fit(P, target)
         return self

@@ -226,7 +226,7 @@ class Predict(Subcommand):
     @classmethod
     def run(cls, args):
         from .predict import load_ensemble, predict_names, predict_structure
-        from .structures import StructureError, electron_count, read_cluster
+        from .structures import StructureError, charge_and_multiplicity, read_cluster
 
         if (args.xyz is None) == (args.names is None):
             print("error: give either an XYZ file or --names FILE.csv", file=sys.stderr)
@@ -250,11 +250,8 @@ class Predict(Subcommand):
                 print(table.to_json(orient="records", indent=1) if args.json else table.to_string(index=False))
             return 0
         atoms = read_cluster(args.xyz)
-        charge = args.charge if args.charge is not None else int(atoms.info.get("charge", 0))
-        mult = args.multiplicity if args.multiplicity is not None else atoms.info.get("multiplicity")
-        if mult is None:
-            mult = 1 if electron_count(atoms.get_atomic_numbers(), charge) % 2 == 0 else 2
-        p = predict_structure(atoms, charge, int(mult), relax=args.relax, ensemble=ensemble,
+        charge, mult = charge_and_multiplicity(atoms, args.charge, args.multiplicity)
+        p = predict_structure(atoms, charge, mult, relax=args.relax, ensemble=ensemble,
                               timeout_s=args.timeout_s or None)
         if args.json:
             print(json.dumps(p.to_dict(), indent=1))
@@ -285,16 +282,13 @@ class Explain(Subcommand):
         from .descriptors import charge_polarization, subgraph_composition
         from .explain import explain_prediction
         from .predict import load_ensemble, predict_named, predict_structure
-        from .structures import electron_count, read_cluster
+        from .structures import charge_and_multiplicity, read_cluster
 
         ensemble = load_ensemble()
         if Path(args.cluster).suffix.lower() in (".xyz", ".extxyz") or Path(args.cluster).is_file():
             atoms = read_cluster(Path(args.cluster))
-            charge = args.charge if args.charge is not None else int(atoms.info.get("charge", 0))
-            mult = args.multiplicity or atoms.info.get("multiplicity")
-            if mult is None:
-                mult = 1 if electron_count(atoms.get_atomic_numbers(), charge) % 2 == 0 else 2
-            p = predict_structure(atoms, charge, int(mult), ensemble=ensemble)
+            charge, mult = charge_and_multiplicity(atoms, args.charge, args.multiplicity)
+            p = predict_structure(atoms, charge, mult, ensemble=ensemble)
         else:
             p = predict_named(args.cluster, ensemble)
         exp = explain_prediction(p, ensemble, tuple(args.methods), max_members=args.members)

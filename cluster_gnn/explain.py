@@ -105,7 +105,6 @@ def explain_graph(graph, ensemble, methods=METHODS, max_members: int = 10, epoch
     subgraph_share: importance share the important subgraph must reach.
     """
     models = _pick_members(ensemble, max_members)
-    n = graph.x.shape[0]
     ei = graph.edge_index.numpy()
     per_method = {}
     member_rows = []

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from .config import MODELS_DIR
-from .errors import StructureError
 
 __all__ = ["Prediction", "load_ensemble", "predict_structure", "predict_named", "predict_names", "Z90"]
 

@@ -39,6 +39,7 @@ __all__ = [
     "fragments",
     "electron_count",
     "check_spin",
+    "charge_and_multiplicity",
 ]
 
 #: Largest structure file accepted, in bytes (1 MiB: a 100-atom XYZ is ~6 kB).
@@ -148,6 +149,19 @@ def check_spin(numbers, charge: int, multiplicity: int) -> None:
             f"use an {allowed} multiplicity or change the charge",
             reason="spin",
         )
+
+
+def charge_and_multiplicity(atoms, charge: int | None = None, multiplicity: int | None = None) -> tuple[int, int]:
+    """Charge and multiplicity for a structure: the given values, else those in
+    ``atoms.info`` (from the file's comment line), else neutral and the lowest
+    multiplicity the electron count allows (1 or 2). The pair is checked with :func:`check_spin`."""
+    charge = int(charge if charge is not None else atoms.info.get("charge", 0))
+    if multiplicity is None:
+        multiplicity = atoms.info.get("multiplicity")
+    if multiplicity is None:
+        multiplicity = 1 if electron_count(atoms.get_atomic_numbers(), charge) % 2 == 0 else 2
+    check_spin(atoms.get_atomic_numbers(), charge, int(multiplicity))
+    return charge, int(multiplicity)
 
 
 def fragments(atoms, scale: float = BOND_SCALE) -> list[list[int]]:

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from ase.io import read
 
 from cluster_gnn.errors import StructureError
 from cluster_gnn.structures import (
