@@ -110,3 +110,28 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
                      "lg_k1": p.measured_lg_k1, "lg_k1_pred": p.lg_k1, "lg_k1_std": p.lg_k1_std,
                      **cluster_descriptors(p.atoms, p.features, exp)})
     return pd.DataFrame(rows)
+
+
+def polarization_finding_text(path) -> str:
+    """A short markdown summary of ``docs/polarization_analysis.json`` (written by
+    ``benchmarks/polarization_analysis.py``): medians, p-values, metal-only shares."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    lines = []
+    for r in data["comparisons"]:
+        sp, mc, mo = r["subgraph_polarization"], r["metal_core_polarization"], r["metal_only_subgraph"]
+        lines.append(
+            f"- **{r['split']}** ({r['n_active']} active, {r['n_inert']} inert): important-subgraph "
+            f"polarisation median {sp['median_active']:.3f} e (active) vs {sp['median_inert']:.3f} e (inert), "
+            f"Mann-Whitney p = {sp['p']:.2g}; metal-core polarisation {mc['median_active']:.3f} vs "
+            f"{mc['median_inert']:.3f} e (p = {mc['p']:.2g}); metal-only important subgraphs: "
+            f"{mo['active'][0]}/{sum(mo['active'])} active vs {mo['inert'][0]}/{sum(mo['inert'])} inert "
+            f"(Fisher p = {mo['p']:.2g}).")
+    rho, p = data["spearman_subgraph_polarization_vs_lg_k1"]
+    lines.append(f"- Spearman correlation of subgraph polarisation with lg k₁: {rho:.2f} (p = {p:.2g}) over "
+                 f"{data['n']} clusters. Explanations: member stability {data['mean_member_stability']:.2f}, "
+                 f"agreement of GNNExplainer and Integrated Gradients {data['mean_method_agreement']:.2f} "
+                 "(mean Spearman).")
+    return "\n".join(lines)

@@ -12,7 +12,8 @@ import numpy as np
 
 from .training import metrics
 
-__all__ = ["evaluate", "evaluate_published_folds", "summarise", "write_evaluation", "BASELINES", "SPLITS"]
+__all__ = ["evaluate", "evaluate_published_folds", "summarise", "write_evaluation", "evaluation_table",
+           "BASELINES", "SPLITS", "MODEL_DESCRIPTIONS"]
 
 #: Split kinds: the authors' folds, leave-one-metal-out, leave-one-ligand-family-out.
 SPLITS = ("folds", "metal", "ligand")
@@ -134,3 +135,41 @@ def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir
     oof_path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(oof_path, index=False, lineterminator="\n")
     return {"evaluation": eval_path, "oof": oof_path}
+
+
+#: What each evaluated model is, in a chemist's words (shown next to the figures).
+MODEL_DESCRIPTIONS = {
+    "gin": "GIN ensemble on GFN1-xTB graphs (this project)",
+    "gcn": "GCN ensemble on the same graphs (baseline)",
+    "gbr_nbo8": "gradient boosting on the authors' 8 DFT-NBO descriptors (published protocol, refit here)",
+    "rf_nbo8": "random forest on the authors' 8 DFT-NBO descriptors",
+    "gbr_composition": "gradient boosting on composition only (atom counts, charge)",
+    "gbr_composition+metal": "gradient boosting on composition + metal one-hot",
+    "gbr_xtb": "gradient boosting on our xTB descriptors + composition",
+    "gbr_xtb+elements": "gradient boosting on xTB descriptors + metal periodic properties",
+    "pairwise_composition+elements": "pairwise-difference regression on composition + metal periodic properties",
+    "pairwise_xtb+elements": "pairwise-difference regression on xTB descriptors + metal periodic properties",
+}
+
+
+def evaluation_table(split: str = "folds", models_dir=None):
+    """The committed evaluation of one split as a DataFrame (one row per model: ``model``,
+    ``description``, ``r2``, ``mae``, ``rmse``, ``split_mean_mae``, ``coverage90``,
+    ``mean_std``, ``n``), or None if it has not been written."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .config import MODELS_DIR
+
+    path = Path(models_dir or MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for name, r in results.items():
+        rows.append({"model": name, "description": MODEL_DESCRIPTIONS.get(name, ""), "r2": r["r2"], "mae": r["mae"],
+                     "rmse": r["rmse"], "split_mean_mae": r["fold_mean_mae"], "coverage90": r.get("coverage90"),
+                     "mean_std": r.get("mean_std"), "n": r["n"]})
+    return pd.DataFrame(rows)

@@ -129,7 +129,9 @@ def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
 
     from cluster_gnn import config
 
-    scores = {"gin": {"r2": 0.612, "mae": 0.487, "rmse": 0.634}, "ridge": {"r2": 0.4, "mae": 0.6, "rmse": 0.8}}
+    scores = {"gin": {"r2": 0.612, "mae": 0.487, "rmse": 0.634, "n": 159, "fold_mean_mae": 0.49,
+                      "coverage90": 0.88, "mean_std": 0.5, "per_split": {}},
+              "ridge": {"r2": 0.4, "mae": 0.6, "rmse": 0.8, "n": 159, "fold_mean_mae": 0.61, "per_split": {}}}
     (tmp_path / "evaluation.json").write_text(json.dumps(scores))
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
     at = _app().run()
