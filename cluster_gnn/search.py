@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import STRUCTURES_DIR, SearchConfig, XTBConfig
-from .errors import StructureError, XTBConvergenceError
+from .errors import DatasetError, StructureError, XTBConvergenceError
 from .structures import MIN_DISTANCE, check_spin, formula_counts, fragments, parse_name, read_cluster, write_cluster
 
 __all__ = [
@@ -294,6 +294,8 @@ def search_cluster(name: str, charge: int | None = None, multiplicities: list[in
     progress:
         Optional callable ``progress(n_done, n_total)`` called after each relaxation.
     """
+    from ase.data import atomic_numbers
+
     from .structures import normalize_name
 
     config = config or SearchConfig()
@@ -304,7 +306,7 @@ def search_cluster(name: str, charge: int | None = None, multiplicities: list[in
     counts = formula_counts(name)
     symbols = [s for s, n in counts.items() for _ in range(n)]
     multiplicities = multiplicities or [estimate_multiplicity(name, charge)]
-    numbers = [__import__("ase").data.atomic_numbers[s] for s in symbols]
+    numbers = [atomic_numbers[s] for s in symbols]
     for m in multiplicities:
         check_spin(numbers, charge, m)
 
@@ -315,7 +317,8 @@ def search_cluster(name: str, charge: int | None = None, multiplicities: list[in
     settings = {"method": config.xtb.method, "electronic_temperature": config.xtb.electronic_temperature}
     stale = [r for r in records if {k: r.get(k) for k in settings} != settings]
     if stale:
-        raise ValueError(f"{ckpt} holds results of another level of theory ({stale[0].get('method')}); move it away")
+        raise DatasetError(f"{ckpt} holds results of another level of theory ({stale[0].get('method')}); "
+                           "move it away or search with that setting")
     done = {(r["kind"], r["multiplicity"], r["index"], r.get("hop", 0)) for r in records}
     t0 = time.time()
     n_total = config.n_starts * len(multiplicities) + config.n_refine * config.hop_steps
@@ -489,5 +492,5 @@ def search_many(plan, config: SearchConfig | None = None, workers: int = 1, budg
         bar.close()
         if client is None:
             executor.shutdown(wait=True, cancel_futures=True)
-        elif not isinstance(scheduler, type(None)) and client is not scheduler:
+        elif client is not scheduler:  # a client made here from an address
             client.close()
