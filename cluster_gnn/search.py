@@ -92,8 +92,11 @@ def random_cluster(symbols: list[str], rng: np.random.Generator, metals_first: b
     for idx in order[1:]:
         sym = symbols[idx]
         r_new = covalent_radii[atomic_numbers[sym]]
+        # hydrogen binds to a metal (a hydride), never to another H: an H-H start is an H2 molecule
+        anchors = [k for k, s in enumerate(placed_sym) if is_metal(s)] if sym == "H" else []
+        anchors = anchors or list(range(len(positions)))
         for attempt in range(2000):
-            anchor = int(rng.integers(len(positions)))
+            anchor = int(anchors[int(rng.integers(len(anchors)))])
             r_anchor = covalent_radii[atomic_numbers[placed_sym[anchor]]]
             direction = rng.normal(size=3)
             direction /= np.linalg.norm(direction)
@@ -101,7 +104,10 @@ def random_cluster(symbols: list[str], rng: np.random.Generator, metals_first: b
             trial = positions[anchor] + direction * stretch * (r_new + r_anchor)
             radii = np.array([covalent_radii[atomic_numbers[s]] for s in placed_sym])
             dist = np.linalg.norm(np.array(positions) - trial, axis=1)
-            if np.all(dist >= 0.85 * (radii + r_new)):
+            closest = 0.85 * (radii + r_new)
+            if sym == "H":
+                closest[[s == "H" for s in placed_sym]] = 1.5 * MIN_HH_DISTANCE
+            if np.all(dist >= closest):
                 break
         placed_sym.append(sym)
         positions.append(trial)
@@ -159,11 +165,21 @@ def same_minimum(a, b, energy_a: float, energy_b: float, energy_tol: float = 0.0
     return bool(np.max(np.abs(_fingerprint(a) - _fingerprint(b)), initial=0.0) < dist_tol)
 
 
+#: Shortest H-H distance in Å a searched minimum may have. The measured species are metal
+#: hydrides; GFN1-xTB over-stabilises H2 loss, and a minimum holding an H2 unit (0.74 Å) is
+#: another species, so it is rejected.
+MIN_HH_DISTANCE = 1.0
+
+
 def _is_sane(atoms) -> bool:
+    """One fragment, no atoms closer than MIN_DISTANCE, no H2 unit."""
     if len(atoms) < 2:
         return True
     pos = atoms.get_positions()
     d = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(atoms)) * 99
+    hydrogen = atoms.get_atomic_numbers() == 1
+    if hydrogen.sum() > 1 and d[np.ix_(hydrogen, hydrogen)].min() < MIN_HH_DISTANCE:
+        return False
     return bool(d.min() >= MIN_DISTANCE and len(fragments(atoms)) == 1)
 
 
