@@ -14,8 +14,10 @@ features (:data:`EDGE_FEATURES`): the distance in Å expanded on ``num_rbf`` Gau
 between 1 and ``cutoff`` Å, the distance over the radii sum, and the xTB Wiberg/Mayer bond
 order.
 
-Graph features ``u`` (:data:`GRAPH_FEATURES`, shape ``[1, 4]``): total charge (e),
-number of atoms, HOMO-LUMO gap (eV) and the mean metal charge (e).
+Graph features ``u`` (:data:`GRAPH_FEATURES`, shape ``[1, 18]``, see :func:`graph_features`):
+total charge, atom counts and the cluster-level xTB descriptors (metal charges, metal s/d
+populations, HOMO energy, HOMO-LUMO gap, dipole). The readout sees them next to the pooled
+node states, so the network does not have to rediscover composition from 159 examples.
 """
 from __future__ import annotations
 
@@ -26,14 +28,18 @@ import numpy as np
 from .electronic import AtomFeatures
 from .errors import FeatureMismatchError
 
-__all__ = ["GraphConfig", "build_graph", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES", "element_features"]
+__all__ = ["GraphConfig", "build_graph", "graph_features", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES", "element_features"]
 
 NODE_FEATURES = (
     "charge", "s_population", "p_population", "d_population",
     "group", "period", "electronegativity", "covalent_radius", "ionization_energy",
     "electron_affinity", "valence_s", "valence_d", "is_metal",
 )
-GRAPH_FEATURES = ("total_charge", "num_atoms", "homo_lumo_gap", "mean_metal_charge")
+GRAPH_FEATURES = (
+    "total_charge", "num_atoms", "n_metal", "n_H", "n_C", "n_N", "n_S", "n_other",
+    "q_metal_max", "q_metal_min", "q_metal_mean", "q_metal_total", "dq_metal_ligand_max",
+    "s_metal_mean", "d_metal_mean", "homo_energy", "homo_lumo_gap", "dipole",
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,24 @@ def element_features(atomic_numbers) -> np.ndarray:
     return np.column_stack([props, metal])
 
 
+def graph_features(atoms, features: AtomFeatures) -> dict:
+    """Cluster-level features ``u`` in the order of :data:`GRAPH_FEATURES`: total charge
+    (e), atom counts (metals, H, C, N, S, other non-metals), the xTB descriptors of
+    :func:`~cluster_gnn.baselines.xtb_descriptors` (charges in e, populations in e,
+    energies in eV, dipole in e·Å)."""
+    from .baselines import xtb_descriptors
+    from .structures import is_metal
+
+    symbols = atoms.get_chemical_symbols()
+    metal = [is_metal(sym) for sym in symbols]
+    out = {"total_charge": float(features.charge), "num_atoms": float(len(symbols)), "n_metal": float(sum(metal))}
+    for element in ("H", "C", "N", "S"):
+        out[f"n_{element}"] = float(symbols.count(element))
+    out["n_other"] = float(len(symbols) - sum(metal) - sum(symbols.count(e) for e in ("H", "C", "N", "S")))
+    out.update(xtb_descriptors(atoms, features))
+    return {name: out[name] for name in GRAPH_FEATURES}
+
+
 def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None, y: float | None = None,
                 name: str | None = None):
     """One cluster as a graph.
@@ -107,7 +131,7 @@ def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None
     -------
     torch_geometric.data.Data
         ``x`` ``[num_atoms, 13]``, ``edge_index`` ``[2, num_edges]``, ``edge_attr``
-        ``[num_edges, num_rbf + 2]``, ``u`` ``[1, 4]``, ``pos`` ``[num_atoms, 3]``,
+        ``[num_edges, num_rbf + 2]``, ``u`` ``[1, 18]``, ``pos`` ``[num_atoms, 3]``,
         ``z`` ``[num_atoms]``, ``y`` ``[1]`` (NaN when unknown), ``name``.
     """
     import torch
@@ -135,9 +159,7 @@ def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None
     width = (config.cutoff - 1.0) / max(config.num_rbf - 1, 1)
     rbf = np.exp(-(((d[:, None] - centers[None, :]) / width) ** 2))
     edge_attr = np.column_stack([rbf, d / radii_sum[src, dst], features.bond_orders[src, dst]])
-    metal = elem[:, -1] > 0.5
-    mean_metal_charge = float(features.charges[metal].mean()) if metal.any() else 0.0
-    u = np.array([[features.charge, len(numbers), features.homo_lumo_gap, mean_metal_charge]])
+    u = np.array([[float(v) for v in graph_features(atoms, features).values()]])
     return Data(
         x=torch.tensor(x, dtype=torch.float32),
         edge_index=torch.tensor(np.stack([src, dst]), dtype=torch.long),

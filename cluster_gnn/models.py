@@ -34,7 +34,7 @@ class ModelConfig:
     Parameters
     ----------
     conv: ``"gin"`` (GINEConv, default) or ``"gcn"`` (GCNConv baseline).
-    num_node_features, num_edge_features, num_graph_features: input widths (13, 10, 4).
+    num_node_features, num_edge_features, num_graph_features: input widths (13, 10, 18).
     hidden: width of node states.
     num_layers: message-passing layers.
     dropout: dropout before the readout MLP.
@@ -43,7 +43,7 @@ class ModelConfig:
     conv: str = "gin"
     num_node_features: int = 13
     num_edge_features: int = 10
-    num_graph_features: int = 4
+    num_graph_features: int = 18
     hidden: int = 48
     num_layers: int = 3
     dropout: float = 0.1
