@@ -8,10 +8,8 @@ Tests that run xTB (opening Predict on a published cluster, a good upload) are `
 """
 from __future__ import annotations
 
-import importlib.machinery
 import re
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -217,43 +215,27 @@ def test_select_a_cluster_shows_structure_and_charges():
 
 
 @pytest.mark.slow
-def test_prediction_plumbing_with_a_stand_in_predictor(monkeypatch, tmp_path):
-    """Wiring only: a stand-in ``cluster_gnn.predict`` (real xTB, fixed lg k1) and a dummy .pt."""
-    from types import SimpleNamespace
+def test_uploaded_prediction_matches_the_cli(test_data):
+    """A real prediction through the upload widget, with the committed models, shows the
+    number the CLI prints for the same file, charge and multiplicity."""
+    import json
+    import subprocess
 
-    import cluster_gnn
-    from cluster_gnn import config
-    from cluster_gnn.electronic import compute_xtb_features
-    from cluster_gnn.search import load_structure
-
-    name = _ready_cluster()
-
-    def predict_named(cluster, ensemble=None, explain=False):
-        assert ensemble == "stand-in ensemble" and explain
-        atoms = load_structure(cluster)
-        features = compute_xtb_features(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))
-        return SimpleNamespace(lg_k1=-11.0, lg_k1_std=0.25, measured_lg_k1=-12.5, atoms=atoms,
-                               features=features, importance=np.linspace(0.0, 1.0, len(atoms)), name=cluster,
-                               charge=int(atoms.info["charge"]), multiplicity=int(atoms.info["multiplicity"]))
-
-    stand_in = types.ModuleType("cluster_gnn.predict")
-    stand_in.__spec__ = importlib.machinery.ModuleSpec("cluster_gnn.predict", loader=None)
-    stand_in.predict_named = predict_named
-    stand_in.predict_structure = lambda atoms, charge, multiplicity, relax=False, ensemble=None, explain=False: None
-    stand_in.load_ensemble = lambda: "stand-in ensemble"
-    monkeypatch.setitem(sys.modules, "cluster_gnn.predict", stand_in)
-    monkeypatch.setattr(cluster_gnn, "predict", stand_in, raising=False)
-    (tmp_path / "gin.pt").write_bytes(b"stand-in")
-    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
-
-    at = _app().run()
+    path = test_data / "Mo5S4-.xyz"  # comment line: charge=-1 multiplicity=2
+    cli = subprocess.run([sys.executable, "-m", "cluster_gnn", "predict", str(path), "--charge", "-1",
+                          "--multiplicity", "2", "--json"], capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)
+    at = _app("Upload XYZ").run()
     at.switch_page(PREDICT).run()
-    at.selectbox(key="predict_cluster").select(name).run(timeout=XTB_TIMEOUT)
+    at.file_uploader(key="upload").set_value((path.name, path.read_bytes(), "chemical/x-xyz")).run(
+        timeout=XTB_TIMEOUT)
     assert not at.exception and not at.error
+    assert [n.value for n in at.number_input] == [-1, 2]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Predicted lg k₁"] == "-11.00 ± 0.25"
-    assert metrics["Measured lg k₁"] == "-12.50"
-    assert "importance" in at.dataframe[0].value.columns
+    assert metrics["Predicted lg k₁"] == f"{expected['lg_k1']:.2f} ± {expected['lg_k1_std']:.2f}"
+    table = at.dataframe[0].value
+    assert "importance" in table.columns and abs(table["importance"].sum() - 1.0) < 1e-3
     colour = at.radio(key="colour_by_True")
     assert colour.value == "Importance" and not colour.disabled
     colour.set_value("Charge").run(timeout=XTB_TIMEOUT)
