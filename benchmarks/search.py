@@ -57,7 +57,7 @@ def main(argv=None):
         at = [best[np.searchsorted(evals, f * evals[-1])] - e_min for f in (0.1, 0.25, 0.5)]
         gaps.append(e_def - e_min)
         print(f"{name:10s} {e_def:12.4f} {e_ref:12.4f} {e_def - e_min:7.3f} {n_def:6d} {n_ref:9d} "
-              f"{n_ref / n_def:6.1f} {at[0]:8.3f} {at[1]:6.3f} {at[2]:6.3f}   ({s_def:.0f} s vs {s_ref:.0f} s)")
+              f"{n_ref / n_def:6.1f} {at[0]:8.3f} {at[1]:6.3f} {at[2]:6.3f}   ({s_def:.0f} s vs {s_ref:.0f} s)", flush=True)
     print(f"default run within 0.05 eV of the reference for {sum(g < 0.05 for g in gaps)} of {len(gaps)} clusters; "
           f"mean gap {np.mean(gaps):.3f} eV")
 
