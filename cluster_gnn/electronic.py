@@ -320,7 +320,18 @@ def _worker_pool():
 
         _WORKERS = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn"),
                                        initializer=_limit_threads)
+        import atexit
+
+        atexit.register(_shutdown_workers)
     return _WORKERS
+
+
+def _shutdown_workers():
+    """Close the worker pool before the interpreter tears its modules down."""
+    global _WORKERS
+    pool, _WORKERS = _WORKERS, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _limit_threads():

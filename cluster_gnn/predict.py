@@ -115,27 +115,33 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
     if timeout_s:
         from .electronic import run_time_limited
 
-        atoms, features = run_time_limited(_xtb_work, atoms, charge, multiplicity, relax, timeout_s=timeout_s)
+        atoms, features, relaxation = run_time_limited(_xtb_work, atoms, charge, multiplicity, relax,
+                                                       timeout_s=timeout_s)
     else:
-        atoms, features = _xtb_work(atoms, charge, multiplicity, relax)
+        atoms, features, relaxation = _xtb_work(atoms, charge, multiplicity, relax)
     graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]))
     mean, std = ensemble.predict([graph])
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
                             name=name, model=ensemble.name)
+    if relaxation:
+        prediction.extra["relaxation"] = relaxation
     return _explained(prediction, ensemble) if explain else prediction
 
 
 def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool):
-    """Optional relaxation, then the xTB single point: ``(atoms, AtomFeatures)``."""
+    """Optional relaxation, then the xTB single point: ``(atoms, AtomFeatures, relaxation)``,
+    ``relaxation`` a dict (``energy`` in eV, ``converged``, ``steps``) or None."""
     from .electronic import compute_xtb_features
     from .structures import validate_cluster
 
+    relaxation = None
     if relax:
         from .search import relax_cluster
 
-        atoms, _, _, _ = relax_cluster(atoms, charge, multiplicity)
+        atoms, energy, converged, steps = relax_cluster(atoms, charge, multiplicity)
         validate_cluster(atoms)
-    return atoms, compute_xtb_features(atoms, charge, multiplicity)
+        relaxation = {"energy": energy, "converged": converged, "steps": steps}
+    return atoms, compute_xtb_features(atoms, charge, multiplicity), relaxation
 
 
 def _explained(prediction: Prediction, ensemble) -> Prediction:

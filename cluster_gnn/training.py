@@ -202,6 +202,8 @@ def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig 
     for k_index, (key, test_idx) in enumerate(splits.items()):
         held_out = set(test_idx)
         pool = np.array([i for i in measured if i not in held_out])
+        if len(pool) < 2:
+            raise DatasetError(f"split {key!r} leaves {len(pool)} measured clusters to train on")
         for s in range(config.n_seeds):
             seed = config.seed + 100 * k_index + s
             rng = np.random.default_rng(seed)

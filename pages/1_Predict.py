@@ -162,6 +162,11 @@ def main() -> None:
                           predicted_structure(*_key(atoms), job["charge"], job["multiplicity"], job["relax"], stamp))
             atoms, features, importance = prediction.atoms, prediction.features, prediction.importance
             job = {**job, "charge": prediction.charge, "multiplicity": prediction.multiplicity}
+            relaxation = prediction.extra.get("relaxation")
+            if relaxation:
+                energy_note = (f"Relaxed in {relaxation['steps']} steps "
+                               f"({'converged' if relaxation['converged'] else 'not converged'}), "
+                               f"E = {relaxation['energy']:.3f} eV. ")
         else:
             if job["relax"]:
                 positions, energy, converged, steps = relaxed(*_key(atoms), job["charge"], job["multiplicity"])
