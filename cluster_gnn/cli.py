@@ -279,7 +279,7 @@ class Explain(Subcommand):
 
     @classmethod
     def run(cls, args):
-        from .descriptors import charge_polarization, subgraph_composition
+        from .descriptors import cluster_descriptors
         from .explain import explain_prediction
         from .predict import load_ensemble, predict_named, predict_structure
         from .structures import charge_and_multiplicity, read_cluster
@@ -294,15 +294,16 @@ class Explain(Subcommand):
         exp = explain_prediction(p, ensemble, tuple(args.methods), max_members=args.members)
         symbols = p.atoms.get_chemical_symbols()
         sub = exp.subgraph
+        described = cluster_descriptors(p.atoms, p.features, exp)
         out = {
             "cluster": p.name or p.atoms.get_chemical_formula(), "lg_k1": round(p.lg_k1, 4),
             "lg_k1_std": round(p.lg_k1_std, 4), "measured_lg_k1": p.measured_lg_k1,
             "atoms": [{"index": i, "symbol": s, "charge": round(float(q), 4), "importance": round(float(v), 4)}
                       for i, (s, q, v) in enumerate(zip(symbols, p.features.charges, exp.importance))],
             "subgraph": {"atoms": sub, "symbols": [symbols[i] for i in sub],
-                         "polarization": round(charge_polarization(p.features.charges, sub), 4),
-                         "composition": subgraph_composition(symbols, sub),
-                         "importance_share": round(float(exp.importance[sub].sum()), 4)},
+                         "polarization": round(described["subgraph_polarization"], 4),
+                         "composition": described["subgraph_composition"],
+                         "importance_share": round(described["subgraph_importance"], 4)},
             "bonds": [{"atoms": list(k), "importance": round(v, 4)} for k, v in exp.bond_importance.items()],
             "method_agreement": exp.method_agreement, "member_stability": exp.member_stability,
             "methods": list(args.methods), "members": exp.n_members,

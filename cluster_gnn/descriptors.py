@@ -88,8 +88,7 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
     from tqdm import tqdm
 
     from .datasets import load_clusters
-    from .explain import METHODS, explain_graph, explaining_members
-    from .graphs import GraphConfig, build_graph
+    from .explain import METHODS, explain_prediction
     from .predict import load_ensemble, predict_named
     from .search import structure_path
 
@@ -101,9 +100,7 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
         if not structure_path(name).is_file():
             continue
         p = predict_named(name, ensemble)
-        graph = build_graph(p.atoms, p.features, GraphConfig(**ensemble.meta["graph_config"]))
-        exp = explain_graph(graph, explaining_members(ensemble, p), methods or METHODS,
-                            max_members=max_members, epochs=epochs)
+        exp = explain_prediction(p, ensemble, methods or METHODS, max_members=max_members, epochs=epochs)
         row = table.set_index("name").loc[name]
         rows.append({"name": name, "cluster": row["cluster"], "family": row["family"], "metals": row["metals"],
                      "ligands": row["ligands"], "charge": int(row["charge"]), "multiplicity": p.multiplicity,
