@@ -48,18 +48,22 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
     ``subgraph_atoms`` (e.g. ``Mo1 Mo2 S6``, 1-based), ``subgraph_importance`` (its share),
     ``top_atom`` and the explanation's ``method_agreement`` and ``member_stability``.
     """
+    from .baselines import xtb_descriptors
+
     symbols = atoms.get_chemical_symbols()
     q = np.asarray(features.charges, float)
     metal = np.array([is_metal(s) for s in symbols])
+    nan = float("nan")
+    xtb = xtb_descriptors(atoms, features) if metal.any() else {}  # the metal statistics, computed once
     out = {
         "charge_spread": charge_polarization(q),
-        "metal_core_polarization": charge_polarization(q[metal]) if metal.any() else float("nan"),
-        "metal_charge_mean": float(q[metal].mean()) if metal.any() else float("nan"),
-        "metal_charge_max": float(q[metal].max()) if metal.any() else float("nan"),
-        "metal_charge_min": float(q[metal].min()) if metal.any() else float("nan"),
-        "ligand_charge_mean": float(q[~metal].mean()) if (~metal).any() else float("nan"),
-        "metal_d_population": float(features.d_population[metal].mean()) if metal.any() else float("nan"),
-        "metal_s_population": float(features.s_population[metal].mean()) if metal.any() else float("nan"),
+        "metal_core_polarization": charge_polarization(q[metal]) if metal.any() else nan,
+        "metal_charge_mean": xtb.get("q_metal_mean", nan),
+        "metal_charge_max": xtb.get("q_metal_max", nan),
+        "metal_charge_min": xtb.get("q_metal_min", nan),
+        "ligand_charge_mean": float(q[~metal].mean()) if (~metal).any() else nan,
+        "metal_d_population": xtb.get("d_metal_mean", nan),
+        "metal_s_population": xtb.get("s_metal_mean", nan),
         "homo_lumo_gap": float(features.homo_lumo_gap),
     }
     if explanation is not None:
