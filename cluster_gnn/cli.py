@@ -140,6 +140,8 @@ class Train(Subcommand):
         parser.add_argument("--model", choices=["gin", "gcn"], nargs="+", default=["gin", "gcn"])
         parser.add_argument("--n-seeds", type=int, default=None, help="members per fold")
         parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per member")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="processes training members in parallel (default: number of CPU cores)")
         parser.add_argument("--out", type=Path, default=None, help="model folder (default models/)")
 
     @classmethod
@@ -150,7 +152,9 @@ class Train(Subcommand):
         from .training import TrainConfig, train_and_save
 
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
         overrides = {k: v for k, v in (("n_seeds", args.n_seeds), ("epochs", args.epochs)) if v is not None}
+        overrides["workers"] = workers
         for name in args.model:
             path, summary = train_and_save(name, TrainConfig(**overrides), args.out or MODELS_DIR)
             print(f"{name}: {summary['n_members']} members in {summary['seconds']:.0f} s -> {path}; "

@@ -3,7 +3,9 @@
 :func:`explain_graph` runs ``torch_geometric.explain`` on members of an ensemble with two
 methods, GNNExplainer (a learned soft mask over node features and edges) and Integrated
 Gradients (Captum, through PyG's ``CaptumExplainer``; attributions of the node features
-along a path from a zero baseline). For each member and method the per-atom importance
+along a straight path from a baseline in which every atom has the mean features of the
+member's training atoms, i.e. "an average atom" rather than the unphysical all-zero
+atom with group 0 and zero ionisation energy). For each member and method the per-atom importance
 is the sum over features of the absolute node-feature attribution, normalised to sum 1
 over the atoms; bond importance is GNNExplainer's edge-mask value summed over both
 directions and members, normalised the same way (Captum's edge attribution does not reach
@@ -72,7 +74,11 @@ def _explain_member(model, graph, method: str, epochs: int, seed: int):
     if method == "gnnexplainer":
         algorithm = GNNExplainer(epochs=epochs, lr=0.01)
     elif method == "integrated_gradients":
-        algorithm = CaptumExplainer("IntegratedGradients")
+        baseline = getattr(model, "x_mean", None)
+        kwargs = {}
+        if baseline is not None:  # Captum's inputs are [1, num_atoms, num_features]
+            kwargs["baselines"] = (baseline.detach().expand_as(graph.x).unsqueeze(0).clone(),)
+        algorithm = CaptumExplainer("IntegratedGradients", **kwargs)
     else:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     explainer = Explainer(

@@ -39,6 +39,9 @@ class Prediction:
     name: cluster name when known.
     importance: per-atom importance, shape ``[num_atoms]`` (filled by :mod:`explain`).
     model: name of the ensemble used.
+    domain_distance: distance from the clusters the members were trained on
+        (:meth:`~cluster_gnn.domain.Domain.distance`; about 0.1-0.3 for a cluster like the
+        training ones, larger for a new metal or make-up), already folded into ``lg_k1_std``.
     """
 
     lg_k1: float
@@ -52,6 +55,7 @@ class Prediction:
     name: str | None = None
     importance: np.ndarray | None = None
     model: str = "gin"
+    domain_distance: float | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -63,6 +67,7 @@ class Prediction:
                "multiplicity": self.multiplicity, "lg_k1": round(self.lg_k1, 4),
                "lg_k1_std": round(self.lg_k1_std, 4), "interval90": [round(v, 4) for v in self.interval90],
                "measured_lg_k1": self.measured_lg_k1, "out_of_fold": self.out_of_fold, "model": self.model,
+               "domain_distance": None if self.domain_distance is None else round(self.domain_distance, 4),
                "level_of_theory": self.features.method}
         if self.importance is not None:
             out["importance"] = [round(float(v), 4) for v in self.importance]
@@ -123,9 +128,16 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
     mean, std = ensemble.predict([graph])
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
                             name=name, model=ensemble.name)
+    _add_distance(prediction, ensemble, graph, None)
     if relaxation:
         prediction.extra["relaxation"] = relaxation
     return _explained(prediction, ensemble) if explain else prediction
+
+
+def _add_distance(prediction: Prediction, ensemble, graph, fold) -> None:
+    distance = ensemble.distance([graph], fold)
+    if distance is not None:
+        prediction.domain_distance = float(distance[0])
 
 
 def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool):
@@ -175,6 +187,7 @@ def predict_named(name: str, ensemble=None, explain: bool = False) -> Prediction
     mean, std = ensemble.predict([graph], fold=fold if oof else None)
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
                             out_of_fold=oof, name=row["name"], model=ensemble.name)
+    _add_distance(prediction, ensemble, graph, fold if oof else None)
     return _explained(prediction, ensemble) if explain else prediction
 
 
@@ -195,7 +208,8 @@ def _bundled_features(name: str):
 
 def predict_names(names, ensemble=None):
     """Predictions for many bundled clusters: a DataFrame with columns ``cluster`` (as
-    given), ``name``, ``lg_k1_pred``, ``lg_k1_std``, ``measured_lg_k1``, ``out_of_fold``."""
+    given), ``name``, ``lg_k1_pred``, ``lg_k1_std``, ``domain_distance``, ``measured_lg_k1``,
+    ``out_of_fold``."""
     import pandas as pd
 
     ensemble = ensemble or load_ensemble()
@@ -203,6 +217,8 @@ def predict_names(names, ensemble=None):
     for given in names:
         p = predict_named(given, ensemble)
         rows.append({"cluster": given, "name": p.name, "lg_k1_pred": round(p.lg_k1, 4),
-                     "lg_k1_std": round(p.lg_k1_std, 4), "measured_lg_k1": p.measured_lg_k1,
+                     "lg_k1_std": round(p.lg_k1_std, 4),
+                     "domain_distance": None if p.domain_distance is None else round(p.domain_distance, 4),
+                     "measured_lg_k1": p.measured_lg_k1,
                      "out_of_fold": p.out_of_fold})
     return pd.DataFrame(rows)
