@@ -17,9 +17,11 @@ EVALUATION = MODELS_DIR / "evaluation.json"
 
 @st.cache_data(show_spinner=False)
 def _gin_scores(path: str, mtime: float) -> dict | None:
-    """The "gin" entry of models/evaluation.json (``mtime`` keys the cache to the file's version)."""
+    """The entry of the model behind predictions in models/evaluation.json ("consensus", or
+    "gin" in older files; ``mtime`` keys the cache to the file's version)."""
     try:
-        scores = json.loads(Path(path).read_text(encoding="utf-8")).get("gin")
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+        scores = table.get("consensus") or table.get("gin")
     except (OSError, ValueError, AttributeError):
         return None
     return scores if isinstance(scores, dict) else None
@@ -32,7 +34,8 @@ def home() -> None:
         "This tool predicts **lg k₁**, the base-10 logarithm of the rate constant k₁ "
         "(cm³ molecule⁻¹ s⁻¹) of the first N₂ uptake by a gas-phase metal cluster such as "
         "Mo₅S₄⁻, from the cluster's 3D structure and its per-atom charges and s/p/d "
-        "populations, through a graph isomorphism network (GIN)."
+        "populations, through a graph isomorphism network (GIN) averaged with gradient boosting on "
+        "cluster-level descriptors."
     )
     scores = _gin_scores(str(EVALUATION), EVALUATION.stat().st_mtime) if EVALUATION.is_file() else None
     theory = (
@@ -41,7 +44,7 @@ def home() -> None:
     )
     if scores and all(isinstance(scores.get(k), (int, float)) for k in ("r2", "mae", "rmse")):
         st.markdown(
-            f"{theory}; in cross-validation on the 159 measured homonuclear clusters the GIN "
+            f"{theory}; in cross-validation on the 159 measured homonuclear clusters the model "
             f"reaches R² = {scores['r2']:.2f}, MAE = {scores['mae']:.2f} and RMSE = {scores['rmse']:.2f} "
             "lg units (details on the Model page)."
         )

@@ -169,7 +169,8 @@ class Evaluate(Subcommand):
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("--json", action="store_true", help="print the full JSON object")
-        parser.add_argument("--models", nargs="+", default=["gin", "gcn"], help="ensembles under models/")
+        parser.add_argument("--models", nargs="+", default=["gin", "gcn", "consensus"],
+                            help="models: ensembles under models/ and consensus")
         parser.add_argument("--no-baselines", action="store_true", help="skip the descriptor baselines")
         parser.add_argument("--split", choices=["folds", "metal", "ligand"], default="folds",
                             help="the authors' folds (default), leave-one-metal-out or leave-one-ligand-family-out "
@@ -215,27 +216,45 @@ class Predict(Subcommand):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("xyz", nargs="?", type=Path, help="structure file (XYZ / extended XYZ)")
+        parser.add_argument("xyz", nargs="*", type=Path,
+                            help="structure file(s) (XYZ / extended XYZ); several files, or --out, give a table")
         parser.add_argument("--charge", type=int, default=None, help="total charge in e (default: from the file, else 0)")
         parser.add_argument("--multiplicity", type=int, default=None,
                             help="spin multiplicity 2S+1 (default: from the file, else the lowest allowed)")
         parser.add_argument("--relax", action="store_true", help="relax the structure with xTB first")
         parser.add_argument("--names", type=Path, help="CSV with a 'cluster' column of bundled cluster names")
-        parser.add_argument("--out", type=Path, help="output CSV for --names (default: print)")
-        parser.add_argument("--model", default="gin", help="ensemble under models/ (default gin)")
+        parser.add_argument("--out", type=Path, help="output CSV for --names or several files (default: print)")
+        parser.add_argument("--workers", type=int, default=1, help="processes for several files (default 1)")
+        parser.add_argument("--scheduler", default=None,
+                            help="Dask scheduler address (tcp://host:8786) to spread several files over")
+        parser.add_argument("--model", default="consensus",
+                            help="consensus (default: GIN + gradient boosting, chosen on leave-one-metal-out), "
+                                 "gin or gcn")
         parser.add_argument("--timeout-s", type=float, default=120.0,
                             help="wall-clock limit for the xTB work in s (0: none)")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     @classmethod
     def run(cls, args):
-        from .predict import load_ensemble, predict_names, predict_structure
+        from .predict import load_ensemble, predict_files, predict_names, predict_structure
         from .structures import StructureError, charge_and_multiplicity, read_cluster
 
-        if (args.xyz is None) == (args.names is None):
-            print("error: give either an XYZ file or --names FILE.csv", file=sys.stderr)
+        if bool(args.xyz) == (args.names is not None):
+            print("error: give either XYZ file(s) or --names FILE.csv", file=sys.stderr)
             return 2
         ensemble = load_ensemble(args.model)
+        if len(args.xyz) > 1 or (args.xyz and args.out):
+            table = predict_files(args.xyz, args.charge, args.multiplicity, args.relax, args.model,
+                                  workers=args.workers, scheduler=args.scheduler,
+                                  timeout_s=args.timeout_s or None, progress=not args.json)
+            failed = int(table["error"].notna().sum())
+            if args.out:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                table.to_csv(args.out, index=False, lineterminator="\n")
+                print(f"wrote {len(table)} rows to {args.out} ({failed} could not be predicted)")
+            else:
+                print(table.to_json(orient="records", indent=1) if args.json else table.to_string(index=False))
+            return 1 if failed == len(table) else 0
         if args.names is not None:
             import pandas as pd
 
@@ -253,7 +272,7 @@ class Predict(Subcommand):
             else:
                 print(table.to_json(orient="records", indent=1) if args.json else table.to_string(index=False))
             return 0
-        atoms = read_cluster(args.xyz)
+        atoms = read_cluster(args.xyz[0])
         charge, mult = charge_and_multiplicity(atoms, args.charge, args.multiplicity)
         p = predict_structure(atoms, charge, mult, relax=args.relax, ensemble=ensemble,
                               timeout_s=args.timeout_s or None)

@@ -436,10 +436,6 @@ def _search_task(name, charge, multiplicities, config, out_dir, deadline):
         return SearchResult(name, False, None, None, 0, 0.0, None), str(e)
 
 
-def _worker_init():
-    os.environ["OMP_NUM_THREADS"] = "1"
-
-
 def plan_search(names=None, table=None) -> list[tuple[str, int, list[int]]]:
     """``[(name, charge, multiplicities), ...]`` for cluster names (default: all 216).
 
@@ -474,10 +470,11 @@ def search_many(plan, config: SearchConfig | None = None, workers: int = 1, budg
     Dask cluster. Yields each :class:`SearchResult` (or ``(result, error message)``) as
     it completes. Clusters that already have a result are skipped unless ``redo``.
     """
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    import multiprocessing as mp
+    from concurrent.futures import as_completed
 
     from tqdm import tqdm
+
+    from .parallel import task_executor
 
     config = config or SearchConfig()
     out_dir = Path(out_dir or STRUCTURES_DIR)
@@ -488,25 +485,13 @@ def search_many(plan, config: SearchConfig | None = None, workers: int = 1, budg
                 if stale.exists():
                     stale.unlink()
     deadline = time.time() + budget_s if budget_s else None
-    client = None
-    if scheduler is not None:
-        from dask.distributed import Client
-
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-        executor = client.get_executor()
-    else:
-        executor = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn"),
-                                       initializer=_worker_init)
     bar = tqdm(total=len(todo), unit="cluster", disable=not progress, desc="structure search")
     try:
-        futures = {executor.submit(_search_task, n, c, m, config, out_dir, deadline): n for n, c, m in todo}
-        for fut in as_completed(futures):
-            result = fut.result()
-            bar.update(1)
-            yield result
+        with task_executor(workers, scheduler) as executor:
+            futures = {executor.submit(_search_task, n, c, m, config, out_dir, deadline): n for n, c, m in todo}
+            for fut in as_completed(futures):
+                result = fut.result()
+                bar.update(1)
+                yield result
     finally:
         bar.close()
-        if client is None:
-            executor.shutdown(wait=True, cancel_futures=True)
-        elif client is not scheduler:  # a client made here from an address
-            client.close()

@@ -52,7 +52,8 @@ def models_stamp() -> tuple:
 
 @st.cache_resource(show_spinner="Loading the model ...")
 def ensemble(stamp: tuple):
-    """The trained GIN ensemble (``cluster_gnn.predict.load_ensemble``), or None before training."""
+    """The model behind predictions (``cluster_gnn.predict.load_ensemble``: the GIN ensemble
+    averaged with gradient boosting), or None before training."""
     if not stamp or importlib.util.find_spec("cluster_gnn.predict") is None:
         return None
     from cluster_gnn.predict import load_ensemble
@@ -185,14 +186,20 @@ def main() -> None:
     col_pred, col_meas, col_gap = st.columns(3)
     if prediction is not None:
         col_pred.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
-                        help="k₁ in cm³ molecule⁻¹ s⁻¹; ± is one standard deviation of the ensemble "
-                             "(member spread and validation residuals); ±1.645 of it is the 90 % interval.")
+                        help="k₁ in cm³ molecule⁻¹ s⁻¹; mean of the GIN ensemble and gradient boosting on "
+                             "the cluster-level xTB descriptors. ± is one standard deviation: spread of the GIN "
+                             "members, their validation residuals and the distance from the training clusters; "
+                             "±1.645 of it is the 90 % interval.")
     else:
         col_pred.metric("Predicted lg k₁", "—")
     col_meas.metric("Measured lg k₁", "—" if measured is None else f"{measured:.2f}")
     col_gap.metric(f"HOMO-LUMO gap ({LEVEL})", f"{features.homo_lumo_gap:.2f} eV")
     if prediction is None:
         st.info("The model is not trained yet: showing the structure and the xTB charges only.")
+    elif prediction.domain_distance is not None and prediction.domain_distance > 0.6:
+        st.warning(f"This cluster lies far from the 159 training clusters (distance "
+                   f"{prediction.domain_distance:.2f}; nine in ten measured clusters lie within 0.57 of the others): the prediction "
+                   "is an extrapolation and its uncertainty has been widened accordingly.")
 
     col_colour, col_labels = st.columns([3, 1])
     colour_by = col_colour.radio(

@@ -61,3 +61,25 @@ def test_simultaneous_predictions_match_sequential(test_data):
     np.testing.assert_allclose(results, sequential, rtol=0, atol=1e-5)
     print(f"{len(jobs)} simultaneous predictions, peak traced Python memory {peak / 1e6:.1f} MB")
     assert peak < 500e6
+
+
+@pytest.mark.slow
+def test_batch_prediction_through_dask_matches_sequential(test_data, tmp_path):
+    """Several files: the same numbers sequentially, on a local pool and on a Dask
+    LocalCluster; a broken file gets its own error row and costs the others nothing."""
+    from dask.distributed import Client, LocalCluster
+
+    from cluster_gnn.predict import predict_files
+
+    files = [test_data / "Mo2S2-.xyz", test_data / "bad" / "truncated.xyz", test_data / "Rh3-.xyz"]
+    sequential = predict_files(files)
+    pool = predict_files(files, workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        remote = predict_files(files, scheduler=client)
+    for table in (sequential, pool, remote):
+        assert list(table["file"]) == [str(f) for f in files]
+        assert table["error"].isna().tolist() == [True, False, True]
+        assert "declares 4 atoms but has 2" in table.loc[1, "error"]
+    np.testing.assert_allclose(pool["lg_k1"][[0, 2]].astype(float), sequential["lg_k1"][[0, 2]].astype(float), atol=1e-4)
+    np.testing.assert_allclose(remote["lg_k1"][[0, 2]].astype(float), sequential["lg_k1"][[0, 2]].astype(float), atol=1e-4)

@@ -1,0 +1,86 @@
+"""The model that makes our predictions: the GIN ensemble averaged with gradient boosting on
+the cluster-level graph features.
+
+Chosen by the leave-one-metal-out proxy for the blind heteronuclear set (README, "How good
+is it?"): the plain average of the GIN ensemble and a gradient-boosting regressor on the
+graph features ``u`` (charge, atom counts, cluster-level xTB descriptors; see
+:data:`~cluster_gnn.graphs.GRAPH_FEATURES`) had the lowest held-out-metal MAE of every
+model that needs no DFT, and on the published folds the best MAE of all. The two err in
+different places (per-atom message passing vs. cluster-level trees), so their mean is
+better than either.
+
+The boosting part is refitted from the bundled graphs when the model is loaded (under a
+second; deterministic seed), once per fold for out-of-fold predictions, so no pickled
+scikit-learn object is ever loaded. The uncertainty is the GIN ensemble's
+(:meth:`~cluster_gnn.models.Ensemble.predict`: member spread, validation residuals and
+the distance from the training clusters); on the folds and on held-out metals its 90 %
+interval covers about 90 % of the consensus errors (README).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+__all__ = ["Consensus", "GBR_SETTINGS"]
+
+#: Gradient-boosting settings of the descriptor part (those of the descriptor baselines).
+GBR_SETTINGS = dict(n_estimators=300, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=0)
+
+
+class Consensus:
+    """Mean of a GIN :class:`~cluster_gnn.models.Ensemble` and gradient boosting on ``u``.
+
+    Behaves like the ensemble it wraps (``members``, ``meta``, ``folds()``,
+    ``distance()``, ``domain``; explanations use the GIN members) except that
+    :meth:`predict` returns the consensus mean.
+
+    Parameters
+    ----------
+    ensemble: the GIN ensemble.
+    graphs: graphs with measured ``y`` (the training data of the boosting part).
+    """
+
+    name = "consensus"
+
+    def __init__(self, ensemble, graphs):
+        self.ensemble = ensemble
+        self._train = [g for g in graphs if not np.isnan(float(g.y))]
+        self._fitted: dict = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, attr):  # members, meta, config, folds, distance, domain ...
+        if attr in ("ensemble", "_train", "_fitted", "_lock"):
+            raise AttributeError(attr)
+        return getattr(self.ensemble, attr)
+
+    def _boosting(self, fold):
+        """Gradient boosting fitted on the clusters the fold's members were trained on
+        (all measured clusters when ``fold`` is None)."""
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        with self._lock:
+            if fold not in self._fitted:
+                held = set(self.ensemble.meta.get("splits", {}).get(str(fold), ())) if fold is not None else set()
+                train = [g for g in self._train if g.name not in held]
+                X = np.concatenate([g.u.numpy() for g in train])
+                y = np.array([float(g.y) for g in train])
+                self._fitted[fold] = GradientBoostingRegressor(**GBR_SETTINGS).fit(X, y)
+            return self._fitted[fold]
+
+    def predict_parts(self, graphs, fold=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(gin_mean, boosting, std)``, each shape ``[num_graphs]``."""
+        mean, std = self.ensemble.predict(graphs, fold)
+        X = np.concatenate([g.u.numpy() for g in graphs])
+        return mean, self._boosting(fold).predict(X), std
+
+    def predict_model_only(self, graphs, fold=None) -> tuple[np.ndarray, np.ndarray]:
+        """Consensus lg(k1) and the ensemble's standard deviation without the distance term."""
+        mean, std = self.ensemble.predict_model_only(graphs, fold)
+        X = np.concatenate([g.u.numpy() for g in graphs])
+        return 0.5 * (mean + self._boosting(fold).predict(X)), std
+
+    def predict(self, graphs, fold=None) -> tuple[np.ndarray, np.ndarray]:
+        """Consensus lg(k1) and the GIN ensemble's standard deviation, each ``[num_graphs]``."""
+        gin, boosting, std = self.predict_parts(graphs, fold)
+        return 0.5 * (gin + boosting), std
