@@ -318,8 +318,10 @@ def _worker_pool():
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        from .parallel import limit_threads
+
         _WORKERS = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn"),
-                                       initializer=_limit_threads)
+                                       initializer=limit_threads)
         import atexit
 
         atexit.register(_shutdown_workers)
@@ -332,12 +334,6 @@ def _shutdown_workers():
     pool, _WORKERS = _WORKERS, None
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _limit_threads():
-    import os
-
-    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def _kill_workers():

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-__all__ = ["task_executor"]
+__all__ = ["task_executor", "limit_threads"]
 
 
-def _limit_threads() -> None:
-    """Worker start-up: one BLAS/torch thread per process (the pool is the parallelism)."""
+def limit_threads() -> None:
+    """Worker start-up: one OpenMP thread per process (the pool is the parallelism). Set
+    before the task imports torch or tblite, so both read it."""
     import os
 
     os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
 
 
 @contextmanager
@@ -43,7 +38,7 @@ def task_executor(workers: int = 1, scheduler=None):
                 client.close()
         return
     executor = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn"),
-                                   initializer=_limit_threads)
+                                   initializer=limit_threads)
     try:
         yield executor
     finally:
