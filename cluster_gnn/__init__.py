@@ -26,6 +26,7 @@ _EXPORTS = {
     "TrainConfig": "training", "train_ensemble": "training", "train_and_save": "training",
     "evaluate": "evaluation",
     "predict_structure": "predict", "predict_named": "predict", "load_ensemble": "predict", "Prediction": "predict",
+    "predict_files": "predict", "Consensus": "consensus", "Domain": "domain",
     "explain_graph": "explain", "explain_prediction": "explain",
     "cluster_descriptors": "descriptors", "charge_polarization": "descriptors",
     "XTBConfig": "config", "SearchConfig": "config",

@@ -164,7 +164,7 @@ class Train(Subcommand):
 
 class Evaluate(Subcommand):
     name = "evaluate"
-    help = "score the committed models and the descriptor baselines on the published folds"
+    help = "score every model and descriptor baseline on the published folds and the proxy splits"
 
     @classmethod
     def add_arguments(cls, parser):
@@ -172,9 +172,10 @@ class Evaluate(Subcommand):
         parser.add_argument("--models", nargs="+", default=["gin", "gcn", "consensus"],
                             help="models: ensembles under models/ and consensus")
         parser.add_argument("--no-baselines", action="store_true", help="skip the descriptor baselines")
-        parser.add_argument("--split", choices=["folds", "metal", "ligand"], default="folds",
-                            help="the authors' folds (default), leave-one-metal-out or leave-one-ligand-family-out "
-                                 "(graph models are retrained per held-out group)")
+        parser.add_argument("--split", choices=["folds", "metal", "ligand", "all"], default="folds",
+                            help="the authors' folds (default), leave-one-metal-out, leave-one-ligand-family-out "
+                                 "(graph models are retrained per held-out group), or all three with the "
+                                 "side-by-side proxy table")
         parser.add_argument("--write", action="store_true",
                             help="also write models/evaluation[-SPLIT].json (and data/predictions/oof.csv for folds)")
 
@@ -182,32 +183,54 @@ class Evaluate(Subcommand):
     def run(cls, args):
         import torch
 
-        from .evaluation import evaluate, write_evaluation
+        from .evaluation import SPLITS, evaluate, write_evaluation
 
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-        results, preds = evaluate(args.split, args.models, not args.no_baselines, with_predictions=True,
-                                  progress=not args.json)
-        if args.write:
-            write_evaluation(results, preds, split=args.split)
+        splits = SPLITS if args.split == "all" else (args.split,)
+        everything = {}
+        for split in splits:
+            results, preds = evaluate(split, args.models, not args.no_baselines, with_predictions=True,
+                                      progress=not args.json)
+            everything[split] = results
+            if args.write:
+                write_evaluation(results, preds, split=split)
+            if not args.json:
+                cls._print_split(split, results)
         if args.json:
-            print(json.dumps(results, indent=2))
-        else:
-            groups = sorted(next(iter(results.values()))["per_split"], key=lambda k: (len(k), k))
-            head = f"{'model':24s} {'R2':>6s} {'MAE':>6s} {'RMSE':>6s} {'split MAE':>9s} {'cover90':>7s} {'std':>5s}"
-            if args.split != "folds":
-                head += "  " + " ".join(f"{g[:7]:>7s}" for g in groups)
-            print(f"split: {args.split} (pooled over {next(iter(results.values()))['n']} measured clusters; "
-                  "per-group columns are MAE)")
-            print(head)
-            for name, r in results.items():
-                cover = f"{r['coverage90']:.2f}" if "coverage90" in r else ""
-                std = f"{r['mean_std']:.2f}" if "mean_std" in r else ""
-                line = (f"{name:24s} {r['r2']:6.3f} {r['mae']:6.3f} {r['rmse']:6.3f} {r['fold_mean_mae']:9.3f} "
-                        f"{cover:>7s} {std:>5s}")
-                if args.split != "folds":
-                    line += "  " + " ".join(f"{r['per_split'][g]['mae']:7.2f}" for g in groups)
-                print(line)
+            print(json.dumps(everything if args.split == "all" else everything[args.split], indent=2))
+        elif args.split == "all":
+            cls._print_proxy_table(everything)
         return 0
+
+    @staticmethod
+    def _print_split(split, results):
+        groups = sorted(next(iter(results.values()))["per_split"], key=lambda k: (len(k), k))
+        head = f"{'model':24s} {'R2':>6s} {'MAE':>6s} {'RMSE':>6s} {'split MAE':>9s} {'cover90':>7s} {'std':>5s}"
+        if split != "folds":
+            head += "  " + " ".join(f"{g[:7]:>7s}" for g in groups)
+        print(f"split: {split} (pooled over {next(iter(results.values()))['n']} measured clusters; "
+              "per-group columns are MAE)")
+        print(head)
+        for name, r in results.items():
+            cover = f"{r['coverage90']:.2f}" if "coverage90" in r else ""
+            std = f"{r['mean_std']:.2f}" if "mean_std" in r else ""
+            line = (f"{name:24s} {r['r2']:6.3f} {r['mae']:6.3f} {r['rmse']:6.3f} {r['fold_mean_mae']:9.3f} "
+                    f"{cover:>7s} {std:>5s}")
+            if split != "folds":
+                line += "  " + " ".join(f"{r['per_split'][g]['mae']:7.2f}" for g in groups)
+            print(line)
+        print()
+
+    @staticmethod
+    def _print_proxy_table(everything):
+        print("proxy table (pooled R2 / MAE; std = mean predicted standard deviation)")
+        print(f"{'model':30s} {'folds R2':>8s} {'MAE':>6s} {'std':>5s} {'metal R2':>8s} {'MAE':>6s} {'std':>5s} "
+              f"{'ligand R2':>9s} {'MAE':>6s}")
+        for name in everything["folds"]:
+            f, m, lg = (everything[k][name] for k in ("folds", "metal", "ligand"))
+            std = [f"{r['mean_std']:.2f}" if "mean_std" in r else "" for r in (f, m)]
+            print(f"{name:30s} {f['r2']:8.3f} {f['mae']:6.3f} {std[0]:>5s} {m['r2']:8.3f} {m['mae']:6.3f} "
+                  f"{std[1]:>5s} {lg['r2']:9.3f} {lg['mae']:6.3f}")
 
 
 class Predict(Subcommand):
