@@ -31,6 +31,32 @@ __all__ = ["ModelConfig", "ClusterGNN", "Ensemble", "FORMAT_VERSION"]
 FORMAT_VERSION = 2
 
 
+def _remove_generated_modules() -> None:
+    """torch_geometric renders each conv layer's ``propagate`` into a ``.py`` file in the
+    temp folder and never deletes it (``torch_geometric.template.module_from_template``,
+    ``delete=False``): one file per layer type per process. Remove this process's files at
+    exit (the modules are already loaded), so runs leave the temp folder as they found it."""
+    import sys
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.startswith("torch_geometric.") and path and Path(path).resolve().parent == tmp:
+            Path(path).unlink(missing_ok=True)
+
+
+def _register_cleanup() -> None:
+    # multiprocessing's exit hook runs at interpreter exit and at the end of worker processes
+    # (which skip atexit), so one registration covers the CLI and its training workers
+    from multiprocessing import util
+
+    util.Finalize(None, _remove_generated_modules, exitpriority=1)
+
+
+_register_cleanup()
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of :class:`ClusterGNN`.
