@@ -257,6 +257,16 @@ class Predict(Subcommand):
                             help="wall-clock limit for the xTB work in s (0: none)")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
+    @staticmethod
+    def _emit(table, args, what: str) -> None:
+        """Write ``table`` to ``--out`` (CSV) or print it (text or ``--json``)."""
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(args.out, index=False, lineterminator="\n")
+            print(f"wrote {len(table)} {what} to {args.out}")
+        else:
+            print(table.to_json(orient="records", indent=1) if args.json else table.to_string(index=False))
+
     @classmethod
     def run(cls, args):
         from .predict import load_ensemble, predict_files, predict_names, predict_structure
@@ -271,12 +281,10 @@ class Predict(Subcommand):
                                   workers=args.workers, scheduler=args.scheduler,
                                   timeout_s=args.timeout_s or None, progress=not args.json)
             failed = int(table["error"].notna().sum())
-            if args.out:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                table.to_csv(args.out, index=False, lineterminator="\n")
-                print(f"wrote {len(table)} rows to {args.out} ({failed} could not be predicted)")
-            else:
-                print(table.to_json(orient="records", indent=1) if args.json else table.to_string(index=False))
+            cls._emit(table, args, "rows")
+            if failed:
+                print(f"{failed} of {len(table)} files could not be predicted (see the 'error' column)",
+                      file=sys.stderr)
             return 1 if failed == len(table) else 0
         if args.names is not None:
             import pandas as pd
@@ -287,13 +295,7 @@ class Predict(Subcommand):
             if "cluster" not in names:
                 raise StructureError(f"{args.names} has no 'cluster' column", reason="empty")
             table = predict_names([str(n) for n in names["cluster"]], ensemble)
-            table = table[["cluster", "lg_k1_pred", "lg_k1_std"]]
-            if args.out:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                table.to_csv(args.out, index=False, lineterminator="\n")
-                print(f"wrote {len(table)} predictions to {args.out}")
-            else:
-                print(table.to_json(orient="records", indent=1) if args.json else table.to_string(index=False))
+            cls._emit(table[["cluster", "lg_k1_pred", "lg_k1_std"]], args, "predictions")
             return 0
         atoms = read_cluster(args.xyz[0])
         charge, mult = charge_and_multiplicity(atoms, args.charge, args.multiplicity)

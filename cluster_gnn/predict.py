@@ -303,5 +303,6 @@ def predict_files(paths, charge: int | None = None, multiplicity: int | None = N
                 rows.append(fut.result())
                 bar.update(1)
     bar.close()
-    return pd.DataFrame(rows, columns=["file", "formula", "charge", "multiplicity", "lg_k1", "lg_k1_std",
-                                       "domain_distance", "error"])
+    table = pd.DataFrame(rows, columns=["file", "formula", "charge", "multiplicity", "lg_k1", "lg_k1_std",
+                                        "domain_distance", "error"])
+    return table.astype({"charge": "Int64", "multiplicity": "Int64"})
