@@ -1,10 +1,12 @@
 """Scores of every model on the same splits, from the committed models.
 
-:func:`evaluate_published_folds` gives, for the GIN and GCN ensembles (``models/*.pt``,
-out-of-fold members only) and for the descriptor baselines (refitted here in seconds,
+:func:`evaluate` gives, for the GIN and GCN ensembles (``models/*.pt``, out-of-fold
+members only), the consensus model (:mod:`cluster_gnn.consensus`) and the descriptor
+baselines (refitted here in seconds,
 deterministic seeds), the pooled out-of-fold ``r2``, ``mae``, ``rmse`` over the measured
 clusters, the fold-mean MAE and per-fold figures; for ensembles also the share of measured
-values inside the 90 % interval (``coverage90``).
+values inside the 90 % interval (``coverage90``), on the published folds or on the
+leave-one-metal-out / leave-one-ligand-family-out proxies for the blind set.
 """
 from __future__ import annotations
 
@@ -69,7 +71,9 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
     (:func:`~cluster_gnn.training.group_splits`); graph ensembles are trained here for
     every held-out group (``train_config``, default 3 seeds per group, as many worker
     processes as CPU cores), so members never see the held-out group; their uncertainty
-    uses the distance scale of the committed model (fitted on the folds).
+    uses the distance scale of the committed model (fitted on leave-one-metal-out
+    residuals during training), and ``coverage90_cross_calibrated`` gives the coverage
+    with the scale refitted without each held-out group.
 
     Returns ``{model: summary}`` (see :func:`summarise`); with ``with_predictions`` also
     ``{model: {name: (measured, predicted, key[, std])}}``.
@@ -100,7 +104,7 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
                                                  workers=max(1, os.cpu_count() or 1))
                 trained[base_name] = train_ensemble(graphs, splits, ModelConfig(**base.config.to_dict()), config,
                                                     name=base_name, progress=progress)
-                # the distance scale fitted for the committed model, not on these held-out groups
+                # the committed model's distance scale (fitted when it was trained)
                 attach_domain(trained[base_name], graphs, splits, scale=base.domain.scale if base.domain else 0.0)
             ensemble = trained[base_name]
             if name == "consensus":
