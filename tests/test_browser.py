@@ -139,19 +139,24 @@ def _pixel_std(png: bytes) -> float:
     return float(np.asarray(Image.open(BytesIO(png)).convert("L"), dtype=float).std())
 
 
-def _wait_idle(page) -> None:
+def _wait_idle(page, urls: list[str] | None = None) -> None:
     """Wait until Streamlit has finished the script run and drawn every element.
 
     While a run is going the "running" status widget is shown; elements whose code is
-    still loading are drawn as skeletons.
+    still loading are drawn as skeletons. The script run is waited for first (a cold
+    prediction takes seconds, longer on a busy machine), then for the network to go quiet;
+    a timeout names the last requests.
     """
     page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_load_state("networkidle")
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-testid=\"stSkeleton\"]')"
         " && !document.querySelector('[data-testid=\"stAppSkeleton\"]')"
     )
+    try:
+        page.wait_for_load_state("networkidle")
+    except Exception as e:  # noqa: BLE001 - re-raised with the evidence
+        raise AssertionError(f"the page never went quiet; last requests: {(urls or [])[-10:]}") from e
     page.wait_for_timeout(800)
 
 
@@ -161,7 +166,7 @@ def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
     frame_element = page.wait_for_selector('iframe[title^="3D structure of"]')
     frame = frame_element.content_frame()
     frame.wait_for_selector("canvas")
-    _wait_idle(page)
+    _wait_idle(page, urls)
     frame_element.scroll_into_view_if_needed()
     deadline, spread = time.monotonic() + 30, 0.0
     while time.monotonic() < deadline:  # 3Dmol draws a frame or two after the canvas appears
@@ -187,7 +192,7 @@ def test_pages_render_offline(server, browser, tmp_path, path, marker, name):
     page, urls = browser
     page.goto(f"{server}/{path}")
     page.get_by_text(marker, exact=False).first.wait_for()
-    _wait_idle(page)
+    _wait_idle(page, urls)
     assert page.locator('[data-testid="stException"]').count() == 0
     _save(page.screenshot(), tmp_path, name)
     foreign = _foreign(urls)
