@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PairwiseDifferenceRegressor", "DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "fit_predict", "evaluate_descriptors"]
+__all__ = ["PairwiseDifferenceRegressor", "DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "gradient_boosting", "fit_predict", "evaluate_descriptors"]
 
 NBO8 = ["1_ΔQmax", "2_Q", "2_σave", "2_ndave", "3_ΔEHOMO", "3_ΔEHOMO/NL", "3_χave", "3_IEave"]
 METALS = ["Mo", "Fe", "V", "Ta", "Co", "Rh"]
@@ -149,16 +149,24 @@ class PairwiseDifferenceRegressor:
         return self._estimates(X).std(axis=1)
 
 
+def gradient_boosting(seed: int = 0):
+    """The gradient-boosting regressor of every descriptor model here (and of the
+    boosting half of :class:`~cluster_gnn.consensus.Consensus`)."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    return GradientBoostingRegressor(n_estimators=300, learning_rate=0.05, max_depth=3, subsample=0.8,
+                                     random_state=seed)
+
+
 def fit_predict(X_train, y_train, X_test, regressor: str = "gbr", seed: int = 0) -> np.ndarray:
     """Fit a regressor (``gbr``, ``rf`` or ``pairwise``) on the training rows and predict
     the test rows (lg units)."""
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+    from sklearn.ensemble import RandomForestRegressor
 
     if regressor == "pairwise":
         return PairwiseDifferenceRegressor(seed).fit(X_train, y_train).predict(X_test)
     if regressor == "gbr":
-        model = GradientBoostingRegressor(n_estimators=300, learning_rate=0.05, max_depth=3,
-                                          subsample=0.8, random_state=seed)
+        model = gradient_boosting(seed)
     elif regressor == "rf":
         model = RandomForestRegressor(n_estimators=500, min_samples_leaf=2, random_state=seed, n_jobs=1)
     else:

@@ -22,10 +22,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["Consensus", "GBR_SETTINGS"]
-
-#: Gradient-boosting settings of the descriptor part (those of the descriptor baselines).
-GBR_SETTINGS = dict(n_estimators=300, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=0)
+__all__ = ["Consensus"]
 
 
 class Consensus:
@@ -54,31 +51,31 @@ class Consensus:
             raise AttributeError(attr)
         return getattr(self.ensemble, attr)
 
-    def _boosting(self, fold):
-        """Gradient boosting fitted on the clusters the fold's members were trained on
-        (all measured clusters when ``fold`` is None)."""
-        from sklearn.ensemble import GradientBoostingRegressor
+    def _boosting(self, graphs, fold):
+        """lg(k1) of ``graphs`` from gradient boosting on ``u``, fitted (once, cached) on the
+        clusters the fold's members were trained on (all measured clusters when ``fold``
+        is None); shape ``[num_graphs]``."""
+        from .baselines import gradient_boosting
 
         with self._lock:
             if fold not in self._fitted:
-                held = set(self.ensemble.meta.get("splits", {}).get(str(fold), ())) if fold is not None else set()
+                held = set(self.ensemble.held_out(fold))
                 train = [g for g in self._train if g.name not in held]
                 X = np.concatenate([g.u.numpy() for g in train])
                 y = np.array([float(g.y) for g in train])
-                self._fitted[fold] = GradientBoostingRegressor(**GBR_SETTINGS).fit(X, y)
-            return self._fitted[fold]
+                self._fitted[fold] = gradient_boosting(seed=0).fit(X, y)
+            model = self._fitted[fold]
+        return model.predict(np.concatenate([g.u.numpy() for g in graphs]))
 
     def predict_parts(self, graphs, fold=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(gin_mean, boosting, std)``, each shape ``[num_graphs]``."""
         mean, std = self.ensemble.predict(graphs, fold)
-        X = np.concatenate([g.u.numpy() for g in graphs])
-        return mean, self._boosting(fold).predict(X), std
+        return mean, self._boosting(graphs, fold), std
 
     def predict_model_only(self, graphs, fold=None) -> tuple[np.ndarray, np.ndarray]:
         """Consensus lg(k1) and the ensemble's standard deviation without the distance term."""
         mean, std = self.ensemble.predict_model_only(graphs, fold)
-        X = np.concatenate([g.u.numpy() for g in graphs])
-        return 0.5 * (mean + self._boosting(fold).predict(X)), std
+        return 0.5 * (mean + self._boosting(graphs, fold)), std
 
     def predict(self, graphs, fold=None) -> tuple[np.ndarray, np.ndarray]:
         """Consensus lg(k1) and the GIN ensemble's standard deviation, each ``[num_graphs]``."""

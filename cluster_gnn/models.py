@@ -217,6 +217,10 @@ class Ensemble:
         d = self.meta.get("domain")
         return Domain.from_dict(d) if d else None
 
+    def held_out(self, fold=None) -> list[str]:
+        """Names of the clusters the members of ``fold`` never saw (empty for None)."""
+        return list(self.meta.get("splits", {}).get(str(fold), ())) if fold is not None else []
+
     def distance(self, graphs, fold=None) -> np.ndarray | None:
         """Distance of each graph from the clusters the (fold's) members were trained on,
         shape ``[num_graphs]`` (:meth:`Domain.distance`), or None without a domain."""
@@ -225,8 +229,7 @@ class Ensemble:
         domain = self.domain
         if domain is None:
             return None
-        exclude = self.meta.get("splits", {}).get(str(fold), ()) if fold is not None else ()
-        return domain.distance(np.stack([domain_vector(g) for g in graphs]), exclude=exclude)
+        return domain.distance(np.stack([domain_vector(g) for g in graphs]), exclude=self.held_out(fold))
 
     def folds(self) -> list[int]:
         return sorted({m["fold"] for m in self.members})

@@ -19,11 +19,18 @@ def limit_threads() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+def _start_worker(initializer, initargs) -> None:
+    limit_threads()
+    if initializer is not None:
+        initializer(*initargs)
+
+
 @contextmanager
-def task_executor(workers: int = 1, scheduler=None):
+def task_executor(workers: int = 1, scheduler=None, initializer=None, initargs=()):
     """Yield an executor: with ``scheduler`` (an address such as ``"tcp://host:8786"`` or a
     ``dask.distributed.Client``) Dask's, otherwise a pool of ``workers`` spawned local
-    processes (one thread each). Shuts down what it started, cancelling pending tasks."""
+    processes (one thread each, then ``initializer(*initargs)``, local pools only). Shuts
+    down what it started, cancelling pending tasks."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -38,7 +45,7 @@ def task_executor(workers: int = 1, scheduler=None):
                 client.close()
         return
     executor = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn"),
-                                   initializer=limit_threads)
+                                   initializer=_start_worker, initargs=(initializer, tuple(initargs)))
     try:
         yield executor
     finally:

@@ -239,9 +239,9 @@ def predict_names(names, ensemble=None):
     rows = []
     for given in names:
         p = predict_named(given, ensemble)
-        rows.append({"cluster": given, "name": p.name, "lg_k1_pred": round(p.lg_k1, 4),
-                     "lg_k1_std": round(p.lg_k1_std, 4),
-                     "domain_distance": None if p.domain_distance is None else round(p.domain_distance, 4),
+        shown = p.to_dict()
+        rows.append({"cluster": given, "name": p.name, "lg_k1_pred": shown["lg_k1"],
+                     "lg_k1_std": shown["lg_k1_std"], "domain_distance": shown["domain_distance"],
                      "measured_lg_k1": p.measured_lg_k1,
                      "out_of_fold": p.out_of_fold})
     return pd.DataFrame(rows)
@@ -260,8 +260,8 @@ def _file_row(path, charge, multiplicity, relax, model, models_dir, timeout_s) -
         row.update(formula=atoms.get_chemical_formula(), charge=q, multiplicity=m)
         p = predict_structure(atoms, q, m, relax=relax, ensemble=load_ensemble(model, models_dir),
                               timeout_s=timeout_s)
-        row.update(lg_k1=round(p.lg_k1, 4), lg_k1_std=round(p.lg_k1_std, 4),
-                   domain_distance=None if p.domain_distance is None else round(p.domain_distance, 4))
+        shown = p.to_dict()
+        row.update({k: shown[k] for k in ("lg_k1", "lg_k1_std", "domain_distance")})
     except ClusterGNNError as e:
         row["error"] = str(e)
     return row

@@ -237,10 +237,9 @@ def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig 
     ``config.workers`` (members are trained in that many processes). Returns an
     :class:`~cluster_gnn.models.Ensemble` whose members carry ``fold = key``.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
-
     from tqdm import tqdm
+
+    from .parallel import task_executor
 
     from .models import ClusterGNN, Ensemble, ModelConfig
 
@@ -268,9 +267,7 @@ def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig 
             results.append((model, sigma))
             bar.update(1)
     else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(list(graphs),)) as pool:
+        with task_executor(config.workers, initializer=_init_worker, initargs=(list(graphs),)) as pool:
             for state, sigma in pool.map(_train_task, tasks):
                 model = ClusterGNN(model_config)
                 model.load_state_dict(state)
