@@ -176,11 +176,11 @@ def fit_predict(X_train, y_train, X_test, regressor: str = "gbr", seed: int = 0)
 
 
 def evaluate_descriptors(kind: str, names: list[str], y: np.ndarray, splits: dict, regressor: str = "gbr",
-                         features: dict | None = None, table=None) -> dict:
+                         features: dict | None = None, table=None, seed: int = 0) -> dict:
     """Out-of-split predictions of a descriptor model: ``{name: (measured, predicted, key)}``.
 
     ``splits`` maps a key to test indices into ``names``; the model for a key is trained
-    on every other measured cluster.
+    on every other measured cluster (``seed``: the regressor's random state).
     """
     X = descriptor_table(kind, names, table, features).to_numpy()
     y = np.asarray(y, float)
@@ -188,7 +188,7 @@ def evaluate_descriptors(kind: str, names: list[str], y: np.ndarray, splits: dic
     for key, test_idx in splits.items():
         held = set(test_idx)
         train_idx = [i for i in range(len(names)) if i not in held and not np.isnan(y[i])]
-        pred = fit_predict(X[train_idx], y[train_idx], X[test_idx], regressor)
+        pred = fit_predict(X[train_idx], y[train_idx], X[test_idx], regressor, seed)
         for i, p in zip(test_idx, pred):
             out[names[i]] = (float(y[i]), float(p), key)
     return out

@@ -219,6 +219,18 @@ class Evaluate(Subcommand):
             if split != "folds":
                 line += "  " + " ".join(f"{r['per_split'][g]['mae']:7.2f}" for g in groups)
             print(line)
+        for name, r in results.items():
+            if "seed_spread" in r:
+                s = r["seed_spread"]
+                print(f"{name} refitted with {s['seeds']} random states: R2 {s['r2_mean']:.3f} +- {s['r2_sd']:.3f} "
+                      f"({s['r2_min']:.3f}-{s['r2_max']:.3f}), MAE {s['mae_mean']:.3f} +- {s['mae_sd']:.3f}")
+        for name, r in results.items():
+            if "vs_best_baseline" in r:
+                c = r["vs_best_baseline"]
+                print(f"{name} - {c['baseline']}: dR2 {c['delta_r2']:+.3f} "
+                      f"[{c['delta_r2_ci95'][0]:+.3f}, {c['delta_r2_ci95'][1]:+.3f}], P(better) {c['p_better_r2']:.2f}; "
+                      f"dMAE {c['delta_mae']:+.3f} [{c['delta_mae_ci95'][0]:+.3f}, {c['delta_mae_ci95'][1]:+.3f}], "
+                      f"P(better) {c['p_better_mae']:.2f}  (95 % bootstrap intervals over clusters)")
         print()
 
     @staticmethod

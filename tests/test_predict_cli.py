@@ -29,6 +29,16 @@ def test_evaluate_json_from_committed_models():
         assert len(r["per_split"]) == 10
     committed = json.loads(open("models/evaluation.json").read())
     assert results["gin"]["mae"] == pytest.approx(committed["gin"]["mae"], abs=1e-6)
+    # every graph model is compared with the best baseline of the same run, whose own
+    # spread over random states is reported
+    best = max((k for k in results if k not in ("gin", "gcn", "consensus")), key=lambda k: results[k]["r2"])
+    spread = results[best]["seed_spread"]
+    assert spread["r2_min"] <= results[best]["r2"] <= spread["r2_max"] and spread["r2_sd"] > 0
+    for name in ("gin", "gcn", "consensus"):
+        c = results[name]["vs_best_baseline"]
+        assert c["baseline"] == best
+        assert c["delta_r2"] == pytest.approx(results[name]["r2"] - results[best]["r2"])
+        assert c["delta_mae_ci95"][0] < c["delta_mae"] < c["delta_mae_ci95"][1]
 
 
 def test_predict_xyz_json_matches_the_library(test_data):
