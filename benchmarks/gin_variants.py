@@ -1,0 +1,207 @@
+"""What moves the GIN on the published folds: architecture, training, inputs, isomers and seeds.
+
+Each variant is the ``cluster-gnn train`` recipe (multi-task GIN, ``n_seeds`` members per
+fold, the authors' 10 folds) with one thing changed, scored side by side: pooled
+out-of-fold R2 and MAE over the 159 measured clusters, and the members' mean inner
+validation MAE (clusters of the training folds only, so a choice made on it never sees
+a test fold). ``base_seed1000`` and ``base_seed2000`` are the unchanged recipe with other
+random seeds: their spread is the noise any other difference has to beat.
+
+Isomer variants use the runner-up isomers committed beside each global minimum
+(``data/structures/<name>.isomers.xyz``, their GFN1-xTB features computed here, about
+20 s): ``aug`` trains on the isomers within ``aug`` eV of the minimum with the cluster's
+label, ``tta`` predicts the mean over the minimum and its isomers within ``tta`` eV.
+
+    python benchmarks/gin_variants.py [--variants base drop0.3 ...] [--seeds 10] [--workers 2]
+                                      [--out results.jsonl]
+
+Results append to ``--out`` (JSON lines) and variants already there are skipped, so an
+interrupted run resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
+
+#: name -> what changes: ``model``/``train`` (ModelConfig/TrainConfig fields), ``aux``
+#: ("nbo24": all 24 of the authors' descriptors as auxiliary targets), ``extra`` (graph
+#: features added to ``u``), ``aug`` / ``tta`` (isomer windows in eV).
+VARIANTS = {
+    "base": {},
+    "base_seed1000": {"train": {"seed": 1000}},
+    "base_seed2000": {"train": {"seed": 2000}},
+    "hidden32": {"model": {"hidden": 32}},
+    "hidden64": {"model": {"hidden": 64}},
+    "layers2": {"model": {"num_layers": 2}},
+    "layers4": {"model": {"num_layers": 4}},
+    "drop0.3": {"model": {"dropout": 0.3}},
+    "wd1e-2": {"train": {"weight_decay": 1e-2}},
+    "lr1e-3": {"train": {"lr": 1e-3}},
+    "aux4": {"train": {"aux_weight": 4.0}},
+    "nbo24": {"aux": "nbo24"},
+    "nbo24_w4": {"aux": "nbo24", "train": {"aux_weight": 4.0}},
+    "nbo24_w1": {"aux": "nbo24", "train": {"aux_weight": 1.0}},
+    "unpaired": {"extra": ["unpaired"]},
+    "unpaired+electrons": {"extra": ["unpaired", "electrons_per_metal"]},
+    "charge_stats": {"extra": ["charge_sd", "metal_charge_sd", "mean_abs_charge"]},
+    "tta0.3": {"tta": 0.3},
+    "aug0.3_tta0.3": {"aug": 0.3, "tta": 0.3},
+}
+
+EXTRA_FEATURES = ("unpaired", "electrons_per_metal", "charge_sd", "metal_charge_sd", "mean_abs_charge")
+
+_CLUSTERS: list = []
+_GRAPH_KEYS = ("x", "edge_index", "edge_attr", "u", "y")
+
+
+def _core(graph, aux):
+    """The tensors a member trains on (graphs with other attributes cannot share a batch)."""
+    from torch_geometric.data import Data
+
+    return Data(**{k: graph[k] for k in _GRAPH_KEYS}, aux=aux)
+
+
+def _extra_features(atoms, features) -> dict:
+    """Cluster-level extras for the ``extra`` variants (electrons, e)."""
+    from cluster_gnn.structures import is_metal
+
+    metal = np.array([is_metal(s) for s in atoms.get_chemical_symbols()])
+    q = np.asarray(features.charges)
+    electrons = int(np.sum(features.valence_electrons)) - int(features.charge)
+    return {"unpaired": features.multiplicity - 1, "electrons_per_metal": electrons / metal.sum(),
+            "charge_sd": q.std(), "metal_charge_sd": q[metal].std() if metal.sum() > 1 else 0.0,
+            "mean_abs_charge": np.abs(q).mean()}
+
+
+def build_clusters(with_isomers: bool) -> list[dict]:
+    """The measured clusters: graph, fold, targets and (optionally) isomer graphs."""
+    import torch
+    from ase.io import read as ase_read
+
+    from cluster_gnn.datasets import load_nbo_descriptors
+    from cluster_gnn.electronic import compute_xtb_features, load_feature_tables
+    from cluster_gnn.graphs import build_graph
+    from cluster_gnn.search import structure_path
+    from cluster_gnn.training import load_graphs
+
+    nbo = load_nbo_descriptors().set_index("name")
+    nbo24 = [c for c in nbo.columns if c not in ("cluster", "lg_k1")]
+    feats = load_feature_tables()
+    clusters = []
+    t0 = time.perf_counter()
+    for g in load_graphs():
+        if np.isnan(float(g.y)):
+            continue
+        atoms, f = feats[g.name]
+        c = {"name": g.name, "fold": g.fold, "graph": _core(g, g.aux), "u": g.u, "aux_nbo8": g.aux,
+             "aux_nbo24": torch.tensor(nbo.loc[g.name, nbo24].to_numpy(float)[None], dtype=torch.float32),
+             "extra": _extra_features(atoms, f), "isomers": []}
+        isomer_file = structure_path(g.name).with_suffix(".isomers.xyz")
+        if with_isomers and isomer_file.is_file():
+            for k, iso in enumerate(ase_read(isomer_file, index=":")):
+                fi = compute_xtb_features(iso, int(iso.info["charge"]), int(iso.info["multiplicity"]))
+                h = build_graph(iso, fi, y=float(g.y))
+                c["isomers"].append((_core(h, g.aux), float(iso.info["relative_energy"])))
+        clusters.append(c)
+    if with_isomers:
+        print(f"isomer features: {sum(len(c['isomers']) for c in clusters)} isomers in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return clusters
+
+
+def _init(clusters):
+    global _CLUSTERS
+    _CLUSTERS = clusters
+
+
+def _set_inputs(variant: dict) -> None:
+    import torch
+
+    extra = variant.get("extra", [])
+    for c in _CLUSTERS:
+        g = c["graph"]
+        g.aux = c["aux_" + variant.get("aux", "nbo8")]
+        g.u = torch.cat([c["u"], torch.tensor([[float(c["extra"][k]) for k in extra]])], dim=1) if extra else c["u"]
+
+
+def _versions(i: int, window) -> list:
+    c = _CLUSTERS[i]
+    return [c["graph"]] + ([g for g, de in c["isomers"] if de <= window] if window is not None else [])
+
+
+def _predict(model, indices, window) -> np.ndarray:
+    return np.array([model.predict_graphs(_versions(i, window)).mean() for i in indices])
+
+
+def _member(task):
+    from cluster_gnn.models import ModelConfig
+    from cluster_gnn.training import TrainConfig, train_member
+
+    variant, fold, s = task
+    _set_inputs(variant)
+    g0 = _CLUSTERS[0]["graph"]
+    model_config = ModelConfig(num_aux=g0.aux.shape[1], num_graph_features=g0.u.shape[1], **variant.get("model", {}))
+    config = TrainConfig(**variant.get("train", {}))
+    # the member seeds and inner splits of training.train_ensemble
+    seed = config.seed + 100 * (fold - 1) + s
+    pool = np.array([i for i, c in enumerate(_CLUSTERS) if c["fold"] != fold])
+    test = [i for i, c in enumerate(_CLUSTERS) if c["fold"] == fold]
+    perm = np.random.default_rng(seed).permutation(pool)
+    n_val = max(1, int(round(config.val_fraction * len(perm))))
+    val, train = perm[:n_val].tolist(), perm[n_val:].tolist()
+    model, _ = train_member([g for i in train for g in _versions(i, variant.get("aug"))],
+                            [_CLUSTERS[i]["graph"] for i in val], model_config, config, seed)
+    y_val = np.array([float(_CLUSTERS[i]["graph"].y) for i in val])
+    val_mae = float(np.abs(_predict(model, val, variant.get("tta")) - y_val).mean())
+    return s, test, _predict(model, test, variant.get("tta")), val_mae
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=10, help="members per fold")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("gin_variants.jsonl"))
+    args = parser.parse_args(argv)
+
+    from cluster_gnn.parallel import task_executor
+    from cluster_gnn.training import metrics
+
+    done = {json.loads(line)["variant"]: json.loads(line) for line in args.out.open()} if args.out.is_file() else {}
+    todo = [v for v in args.variants if v not in done]
+    clusters = build_clusters(any("aug" in VARIANTS[v] or "tta" in VARIANTS[v] for v in todo)) if todo else []
+    y = np.array([float(c["graph"].y) for c in clusters])
+    with task_executor(args.workers, initializer=_init, initargs=(clusters,)) as pool:
+        for name in todo:
+            t0 = time.perf_counter()
+            pred = np.zeros((args.seeds, len(clusters)))
+            val = []
+            for s, test, p, v in pool.map(_member, [(VARIANTS[name], f, s) for f in range(1, 11)
+                                                    for s in range(args.seeds)]):
+                pred[s, test] = p
+                val.append(v)
+            m = metrics(y, pred.mean(0))
+            done[name] = {"variant": name, "r2": round(m["r2"], 4), "mae": round(m["mae"], 4),
+                          "val_mae": round(float(np.mean(val)), 4), "seconds": round(time.perf_counter() - t0, 1),
+                          "members_per_fold": args.seeds, "oof": [round(float(v), 4) for v in pred.mean(0)]}
+            with args.out.open("a") as fh:
+                fh.write(json.dumps(done[name]) + "\n")
+            print(f"{name:20s} R2 {m['r2']:.3f}  MAE {m['mae']:.3f}  val MAE {done[name]['val_mae']:.3f}  "
+                  f"({done[name]['seconds']:.0f} s)", flush=True)
+    print(f"\n{'variant':20s} {'R2':>6s} {'MAE':>6s} {'val MAE':>7s}")
+    for name in args.variants:
+        r = done[name]
+        print(f"{name:20s} {r['r2']:6.3f} {r['mae']:6.3f} {r['val_mae']:7.3f}")
+
+
+if __name__ == "__main__":
+    main()
