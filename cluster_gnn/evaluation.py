@@ -23,7 +23,7 @@ import numpy as np
 from .training import metrics
 
 __all__ = ["evaluate", "evaluate_published_folds", "summarise", "write_evaluation", "evaluation_table",
-           "paired_bootstrap", "BASELINES", "SPLITS", "MODEL_DESCRIPTIONS", "BASELINE_SEEDS"]
+           "paired_bootstrap", "comparison_lines", "BASELINES", "SPLITS", "MODEL_DESCRIPTIONS", "BASELINE_SEEDS"]
 
 #: Random states the best descriptor baseline is refitted with for its ``seed_spread``.
 BASELINE_SEEDS = 10
@@ -266,3 +266,35 @@ def evaluation_table(split: str = "folds", models_dir=None):
                      "rmse": r["rmse"], "split_mean_mae": r["fold_mean_mae"], "coverage90": r.get("coverage90"),
                      "mean_std": r.get("mean_std"), "n": r["n"]})
     return pd.DataFrame(rows)
+
+
+def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
+    """The committed comparisons of one split in words (Markdown, one line each): every
+    graph model against the best descriptor baseline of the same run, and that
+    baseline's spread over random states; empty if the split has not been written."""
+    import json
+    from pathlib import Path
+
+    from .config import MODELS_DIR
+
+    path = Path(models_dir or MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
+    if not path.is_file():
+        return []
+    results = json.loads(path.read_text(encoding="utf-8"))
+    lines = []
+    for name, r in results.items():
+        c = r.get("vs_best_baseline")
+        if c:
+            lo, hi = c["delta_r2_ci95"]
+            mlo, mhi = c["delta_mae_ci95"]
+            lines.append(f"**{name}** minus **{c['baseline']}**: R² {c['delta_r2']:+.3f} (95 % interval "
+                         f"{lo:+.3f} to {hi:+.3f}), MAE {c['delta_mae']:+.3f} ({mlo:+.3f} to {mhi:+.3f}); "
+                         f"better in {c['p_better_r2']:.0%} (R²) and {c['p_better_mae']:.0%} (MAE) of "
+                         f"{c['n_boot']} resamplings of the clusters.")
+    for name, r in results.items():
+        s = r.get("seed_spread")
+        if s:
+            lines.append(f"**{name}** refitted with {s['seeds']} random states: R² {s['r2_mean']:.3f} ± "
+                         f"{s['r2_sd']:.3f} (range {s['r2_min']:.3f} to {s['r2_max']:.3f}), MAE "
+                         f"{s['mae_mean']:.3f} ± {s['mae_sd']:.3f}.")
+    return lines

@@ -9,7 +9,7 @@ import streamlit as st
 from cluster_gnn.config import DATA_DIR, MODELS_DIR, SearchConfig, XTBConfig
 from cluster_gnn.datasets import CITATION
 from cluster_gnn.descriptors import polarization_finding_text as finding_text
-from cluster_gnn.evaluation import evaluation_table
+from cluster_gnn.evaluation import comparison_lines, evaluation_table
 from cluster_gnn.viewer import THREEDMOL_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,10 @@ def main() -> None:
         st.dataframe(table, hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
                                     for c in ("r2", "mae", "rmse", "split_mean_mae", "coverage90", "mean_std")})
+        lines = comparison_lines(split)
+        if lines:
+            st.markdown("Is a difference real? With 159 clusters the test set itself is noisy, and so is "
+                        "the boosting's randomness:\n" + "\n".join(f"- {line}" for line in lines))
     if not shown:
         st.info("The models are not trained yet: models/evaluation.json does not exist.")
     finding = ROOT / "docs" / "polarization_analysis.json"

@@ -128,8 +128,15 @@ def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
     from cluster_gnn import config
 
     scores = {"gin": {"r2": 0.612, "mae": 0.487, "rmse": 0.634, "n": 159, "fold_mean_mae": 0.49,
-                      "coverage90": 0.88, "mean_std": 0.5, "per_split": {}},
-              "ridge": {"r2": 0.4, "mae": 0.6, "rmse": 0.8, "n": 159, "fold_mean_mae": 0.61, "per_split": {}}}
+                      "coverage90": 0.88, "mean_std": 0.5, "per_split": {},
+                      "vs_best_baseline": {"baseline": "ridge", "delta_r2": 0.212, "delta_r2_ci95": [0.101, 0.334],
+                                           "p_better_r2": 0.999, "delta_mae": -0.113,
+                                           "delta_mae_ci95": [-0.2, -0.03], "p_better_mae": 0.995,
+                                           "n_boot": 2000}},
+              "ridge": {"r2": 0.4, "mae": 0.6, "rmse": 0.8, "n": 159, "fold_mean_mae": 0.61, "per_split": {},
+                        "seed_spread": {"seeds": 10, "r2_mean": 0.39, "r2_sd": 0.011, "r2_min": 0.37,
+                                        "r2_max": 0.41, "mae_mean": 0.61, "mae_sd": 0.01, "mae_min": 0.6,
+                                        "mae_max": 0.63}}}
     (tmp_path / "evaluation.json").write_text(json.dumps(scores))
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
     at = _app().run()
@@ -139,6 +146,9 @@ def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
     at.switch_page(MODEL).run()
     assert not at.exception
     assert at.dataframe[0].value["model"].tolist() == ["gin", "ridge"]
+    text = " ".join(m.value for m in at.markdown)
+    assert "**gin** minus **ridge**: R² +0.212 (95 % interval +0.101 to +0.334)" in text
+    assert "**ridge** refitted with 10 random states: R² 0.390 ± 0.011" in text
 
 
 def test_viewer_html_is_stable_across_runs(mo2s2):
