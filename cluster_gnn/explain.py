@@ -7,14 +7,15 @@ along a straight path from a baseline in which every atom has the mean features 
 member's training atoms, i.e. "an average atom" rather than the unphysical all-zero
 atom with group 0 and zero ionisation energy). For each member and method the per-atom importance
 is the sum over features of the absolute node-feature attribution, normalised to sum 1
-over the atoms; bond importance is GNNExplainer's edge-mask value summed over both
-directions and members, normalised the same way (Captum's edge attribution does not reach
+over the atoms; bond importance is GNNExplainer's edge-mask value of the chemical bonds
+(:func:`~cluster_gnn.graphs.bond_edges`; the model's longer-range edges are left out) summed
+over both directions and members, normalised the same way (Captum's edge attribution does not reach
 the edge features of ``GINEConv``, so Integrated Gradients gives atoms only). The reported importance is the mean over members of the mean of
 the two methods.
 
 Reported with it: the Spearman rank agreement between the two methods and the mean
 pairwise Spearman correlation between members (stability), and the most important
-connected subgraph (:func:`important_subgraph`).
+subgraph connected by chemical bonds (:func:`important_subgraph`).
 """
 from __future__ import annotations
 
@@ -110,8 +111,11 @@ def explain_graph(graph, ensemble, methods=METHODS, max_members: int = 10, epoch
     epochs: GNNExplainer optimisation epochs.
     subgraph_share: importance share the important subgraph must reach.
     """
+    from .graphs import bond_edges
+
     models = _pick_members(ensemble, max_members)
     ei = graph.edge_index.numpy()
+    bonded = {(int(i), int(j)) for i, j in bond_edges(graph).T}
     per_method = {}
     member_rows = []
     bonds = {}
@@ -123,6 +127,8 @@ def explain_graph(graph, ensemble, methods=METHODS, max_members: int = 10, epoch
             rows.append(node)
             if edge is not None and edge.size:
                 for (i, j), v in zip(ei.T, edge):
+                    if (int(i), int(j)) not in bonded:
+                        continue
                     key = (int(min(i, j)), int(max(i, j)))
                     bonds[key] = bonds.get(key, 0.0) + float(v)
         per_method[method] = np.mean(rows, axis=0)
@@ -134,7 +140,7 @@ def explain_graph(graph, ensemble, methods=METHODS, max_members: int = 10, epoch
     combined = np.mean(member_rows, axis=0)  # [members, atoms]
     pairs = [_spearman(combined[a], combined[b]) for a in range(len(models)) for b in range(a + 1, len(models))]
     stability = float(np.nanmean(pairs)) if pairs and not np.all(np.isnan(pairs)) else float("nan")
-    sub = important_subgraph(importance, ei, subgraph_share)
+    sub = important_subgraph(importance, bond_edges(graph), subgraph_share)
     return Explanation(importance, per_method, bond_importance, agreement, stability, sub, len(models))
 
 

@@ -28,7 +28,7 @@ from .errors import FeatureMismatchError, ModelFileError
 
 __all__ = ["ModelConfig", "ClusterGNN", "Ensemble", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: graph_config edge_scale (was bond_scale), 2: float16 weights
 
 
 def _remove_generated_modules() -> None:
