@@ -34,15 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
 
 #: name -> what changes: ``model``/``train``/``graph`` (ModelConfig/TrainConfig/GraphConfig
-#: fields), ``aux``
+#: fields), ``drop_node`` (node features left out), ``aux``
 #: ("nbo24": all 24 of the authors' descriptors as auxiliary targets), ``extra`` (graph
 #: features added to ``u``), ``aug`` / ``tta`` (isomer windows in eV).
 VARIANTS = {
     "base": {},
     "base_seed1000": {"train": {"seed": 1000}},
     "base_seed2000": {"train": {"seed": 2000}},
-    # the recipe before this one: early stopping on the inner validation clusters, bonds only
-    "previous": {"train": {"early_stopping": True, "epochs": 500}, "graph": {"edge_scale": 1.3, "cutoff": 4.0}},
+    # the recipe before this one: early stopping on the inner validation clusters, bonds only, no bond-order sums
+    "previous": {"train": {"early_stopping": True, "epochs": 500}, "graph": {"edge_scale": 1.3, "cutoff": 4.0},
+                 "drop_node": ["bond_order_sum"]},
     "early_stopping": {"train": {"early_stopping": True, "epochs": 500}},
     "epochs50": {"train": {"epochs": 50}},
     "epochs120": {"train": {"epochs": 120}},
@@ -51,6 +52,7 @@ VARIANTS = {
     "edges2.0": {"graph": {"edge_scale": 2.0, "cutoff": 6.0}},
     "edges3.5": {"graph": {"edge_scale": 3.5, "cutoff": 9.0}},
     "rbf16": {"graph": {"num_rbf": 16}},
+    "no_bond_order_sum": {"drop_node": ["bond_order_sum"]},
     "hidden32": {"model": {"hidden": 32}},
     "hidden64": {"model": {"hidden": 64}},
     "layers2": {"model": {"num_layers": 2}},
@@ -118,7 +120,7 @@ def build_clusters(with_isomers: bool, graph: dict | None = None) -> list[dict]:
         atoms, f = feats[g.name]
         c = {"name": g.name, "fold": g.fold, "graph": _core(g, g.aux), "u": g.u, "aux_nbo8": g.aux,
              "aux_nbo24": torch.tensor(nbo.loc[g.name, nbo24].to_numpy(float)[None], dtype=torch.float32),
-             "extra": _extra_features(atoms, f), "isomers": []}
+             "extra": _extra_features(atoms, f), "isomers": [], "x": g.x}
         isomer_file = structure_path(g.name).with_suffix(".isomers.xyz")
         if with_isomers and isomer_file.is_file():
             for k, iso in enumerate(ase_read(isomer_file, index=":")):
@@ -140,9 +142,13 @@ def _init(clusters):
 def _set_inputs(variant: dict) -> None:
     import torch
 
+    from cluster_gnn.graphs import NODE_FEATURES
+
     extra = variant.get("extra", [])
+    keep = [k for k, name in enumerate(NODE_FEATURES) if name not in variant.get("drop_node", ())]
     for c in _CLUSTERS:
         g = c["graph"]
+        g.x = c["x"][:, keep]
         g.aux = c["aux_" + variant.get("aux", "nbo8")]
         g.u = torch.cat([c["u"], torch.tensor([[float(c["extra"][k]) for k in extra]])], dim=1) if extra else c["u"]
 
@@ -164,7 +170,8 @@ def _member(task):
     _set_inputs(variant)
     g0 = _CLUSTERS[0]["graph"]
     model_config = ModelConfig(num_aux=g0.aux.shape[1], num_graph_features=g0.u.shape[1],
-                               num_edge_features=g0.edge_attr.shape[1], **variant.get("model", {}))
+                               num_node_features=g0.x.shape[1], num_edge_features=g0.edge_attr.shape[1],
+                               **variant.get("model", {}))
     config = TrainConfig(**variant.get("train", {}))
     # the member seeds and inner splits of training.train_ensemble
     seed = config.seed + 100 * (fold - 1) + s

@@ -111,7 +111,11 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
                 base = load_ensemble(base_name, models_dir)
                 config = train_config or replace(TrainConfig(**base.meta["train_config"]), n_seeds=3,
                                                  workers=max(1, os.cpu_count() or 1))
-                trained[base_name] = train_ensemble(graphs, splits, ModelConfig(**base.config.to_dict()), config,
+                # the saved config has no auxiliary head (it is stripped on save); train the
+                # proxy members the way the committed ones were, multi-task
+                model_config = ModelConfig(**{**base.config.to_dict(),
+                                              "num_aux": len(base.meta.get("aux_targets", ()))})
+                trained[base_name] = train_ensemble(graphs, splits, model_config, config,
                                                     name=base_name, progress=progress)
                 # the committed model's distance scale (fitted when it was trained)
                 attach_domain(trained[base_name], graphs, splits, scale=base.domain.scale if base.domain else 0.0)

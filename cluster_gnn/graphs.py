@@ -2,7 +2,10 @@
 
 Nodes are atoms. Node features (:data:`NODE_FEATURES`, in this order):
 
-- xTB, per atom: Mulliken charge (e), s, p and d valence-shell populations (e);
+- xTB, per atom: Mulliken charge (e), s, p and d valence-shell populations (e), and the
+  sum of the atom's Wiberg/Mayer bond orders (its xTB valence: low on under-coordinated,
+  exposed sites; on the folds it raised the GIN's pooled R2 by 0.003-0.014 over three
+  seeds, mean 0.606 -> 0.615);
 - element, per atom (``data/elements.csv`` from mendeleev): group, period, Pauling
   electronegativity, covalent radius (Å), first ionisation energy (eV), electron affinity
   (eV), the free atom's valence s and d electron counts, and a metal flag. No one-hot of
@@ -36,7 +39,7 @@ from .errors import FeatureMismatchError
 __all__ = ["GraphConfig", "build_graph", "bond_edges", "graph_features", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES", "element_features"]
 
 NODE_FEATURES = (
-    "charge", "s_population", "p_population", "d_population",
+    "charge", "s_population", "p_population", "d_population", "bond_order_sum",
     "group", "period", "electronegativity", "covalent_radius", "ionization_energy",
     "electron_affinity", "valence_s", "valence_d", "is_metal",
 )
@@ -136,7 +139,7 @@ def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None
     Returns
     -------
     torch_geometric.data.Data
-        ``x`` ``[num_atoms, 13]``, ``edge_index`` ``[2, num_edges]``, ``edge_attr``
+        ``x`` ``[num_atoms, 14]``, ``edge_index`` ``[2, num_edges]``, ``edge_attr``
         ``[num_edges, num_rbf + 2]``, ``u`` ``[1, 18]``, ``pos`` ``[num_atoms, 3]``,
         ``z`` ``[num_atoms]``, ``y`` ``[1]`` (NaN when unknown), ``name``.
     """
@@ -153,7 +156,7 @@ def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None
         )
     elem = element_features(numbers)
     x = np.column_stack([features.charges, features.s_population, features.p_population,
-                         features.d_population, elem])
+                         features.d_population, features.bond_orders.sum(axis=1), elem])
     pos = atoms.get_positions()
     dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
     radii = covalent_radii[numbers]

@@ -49,7 +49,7 @@ def test_feature_mismatch_is_refused(five_graphs):
     with pytest.raises(FeatureMismatchError, match="features are for 3 atoms"):
         build_graph(a, f)
     model = ClusterGNN()
-    with pytest.raises(FeatureMismatchError, match="model expects 13"):
+    with pytest.raises(FeatureMismatchError, match="model expects 14"):
         model(torch.zeros(3, 7), torch.zeros(2, 0, dtype=torch.long))
 
 

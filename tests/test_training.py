@@ -109,3 +109,26 @@ def test_paired_bootstrap_on_committed_out_of_fold_predictions():
     assert flipped["delta_r2_ci95"] == pytest.approx([-c["delta_r2_ci95"][1], -c["delta_r2_ci95"][0]])
     same = paired_bootstrap(y, model, model)
     assert same["delta_r2_ci95"] == [0.0, 0.0] and same["p_better_mae"] == 0.0
+
+
+def test_proxy_split_members_are_trained_multi_task_like_the_committed_ones(monkeypatch):
+    # the saved model config has its auxiliary head stripped; the proxy evaluation must
+    # still train its leave-one-metal-out members with the NBO targets, as `train` does
+    import cluster_gnn.training as training
+    from cluster_gnn.baselines import NBO8
+    from cluster_gnn.evaluation import evaluate
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def spy(graphs, splits, model_config, config, **kwargs):
+        seen["num_aux"], seen["groups"] = model_config.num_aux, sorted(splits)
+        raise Stop
+
+    monkeypatch.setattr(training, "train_ensemble", spy)
+    with pytest.raises(Stop):
+        evaluate("metal", models=("gin",), baselines=False)
+    assert seen["num_aux"] == len(NBO8)
+    assert seen["groups"] == ["Co", "Fe", "Mo", "Rh", "Ta", "V"]
