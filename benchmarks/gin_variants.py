@@ -42,9 +42,10 @@ VARIANTS = {
     "base_seed1000": {"train": {"seed": 1000}},
     "base_seed2000": {"train": {"seed": 2000}},
     # the recipe before this one: early stopping on the inner validation clusters, bonds only, no bond-order sums
-    "previous": {"train": {"early_stopping": True, "epochs": 500}, "graph": {"edge_scale": 1.3, "cutoff": 4.0},
-                 "drop_node": ["bond_order_sum"]},
-    "early_stopping": {"train": {"early_stopping": True, "epochs": 500}},
+    "previous": {"train": {"early_stopping": True, "epochs": 500, "min_lr_ratio": 1.0},
+                 "graph": {"edge_scale": 1.3, "cutoff": 4.0}, "drop_node": ["bond_order_sum"]},
+    # early stopping (constant learning rate, up to 500 epochs) instead of the fixed schedule
+    "early_stopping": {"train": {"early_stopping": True, "epochs": 500, "min_lr_ratio": 1.0}},
     "epochs50": {"train": {"epochs": 50}},
     "epochs120": {"train": {"epochs": 120}},
     "edges1.3": {"graph": {"edge_scale": 1.3, "cutoff": 4.0}},

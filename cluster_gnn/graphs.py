@@ -4,8 +4,9 @@ Nodes are atoms. Node features (:data:`NODE_FEATURES`, in this order):
 
 - xTB, per atom: Mulliken charge (e), s, p and d valence-shell populations (e), and the
   sum of the atom's Wiberg/Mayer bond orders (its xTB valence: low on under-coordinated,
-  exposed sites; on the folds it raised the GIN's pooled R2 by 0.003-0.014 over three
-  seeds, mean 0.606 -> 0.615);
+  exposed sites). On the published folds it adds little (pooled R2 +0.003 to +0.014 over
+  three seeds); leaving one metal out, the GIN's MAE was 1.03-1.12 with it against
+  1.20-1.29 without (three seeds each);
 - element, per atom (``data/elements.csv`` from mendeleev): group, period, Pauling
   electronegativity, covalent radius (Å), first ionisation energy (eV), electron affinity
   (eV), the free atom's valence s and d electron counts, and a metal flag. No one-hot of

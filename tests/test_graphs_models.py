@@ -40,6 +40,30 @@ def test_graph_shapes_match_atoms_and_features(five_graphs):
         assert torch.isfinite(g.x).all() and torch.isfinite(g.edge_attr).all()
 
 
+def test_edges_reach_past_the_bonds_and_bond_edges_recover_the_bonds(five_graphs):
+    from ase import Atoms
+    from ase.data import covalent_radii
+
+    from cluster_gnn.graphs import GraphConfig, bond_edges
+    from cluster_gnn.structures import BOND_SCALE
+
+    mo5s4 = next(g for g in five_graphs if g.name == "Mo5S4-")
+    z, pos = mo5s4.z.numpy(), mo5s4.pos.numpy().astype(float)
+    dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    radii = covalent_radii[z][:, None] + covalent_radii[z][None, :]
+    off = ~np.eye(len(z), dtype=bool)
+    expected_bonds = {(i, j) for i, j in zip(*np.nonzero((dist < BOND_SCALE * radii) & off))}
+    expected_edges = {(i, j) for i, j in zip(*np.nonzero((dist < GraphConfig().edge_scale * radii) & off))}
+    edges = set(map(tuple, mo5s4.edge_index.t().tolist()))
+    assert edges == expected_edges and len(edges) > len(expected_bonds)  # second neighbours joined
+    assert set(map(tuple, bond_edges(mo5s4).T.tolist())) == expected_bonds
+    # the bond-order sum node feature is each atom's row sum of the bond orders
+    k = NODE_FEATURES.index("bond_order_sum")
+    atoms = Atoms(numbers=z, positions=pos)
+    f = compute_xtb_features(atoms, -1, 2)
+    assert np.allclose(mo5s4.x[:, k].numpy(), f.bond_orders.sum(axis=1), atol=1e-4)
+
+
 def test_feature_mismatch_is_refused(five_graphs):
     from pathlib import Path
 
