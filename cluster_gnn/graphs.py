@@ -17,8 +17,8 @@ radii (ASE's table). The default, 2.5, reaches past the chemical bonds (1.3 x, t
 :func:`cluster_gnn.structures.fragments`) to second neighbours, so that one message-passing
 step sees the shape of the cluster around an atom, not only its bonded neighbours; which
 edges are bonds stays in the edge features. On the published folds (10 members per fold,
-``benchmarks/gin_variants.py``) the pooled out-of-fold R2 went 0.593 (1.3, bonds only),
-0.599 (1.6), 0.610 (2.0), 0.612 (2.5), 0.605 (3.5, nearly every pair). Edge features
+``benchmarks/gin_variants.py``) the pooled out-of-fold R2 went 0.596 (1.3, bonds only),
+0.605 (1.6), 0.611 (2.0), 0.614 (2.5), 0.611 (3.5, nearly every pair). Edge features
 (:data:`EDGE_FEATURES`): the distance in Å expanded on ``num_rbf`` Gaussians between 1
 and ``cutoff`` Å, the distance over the radii sum (below 1.3: a bond), and the xTB
 Wiberg/Mayer bond order.
