@@ -139,7 +139,7 @@ class Train(Subcommand):
     def add_arguments(cls, parser):
         parser.add_argument("--model", choices=["gin", "gcn"], nargs="+", default=["gin", "gcn"])
         parser.add_argument("--n-seeds", type=int, default=None, help="members per fold")
-        parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per member")
+        parser.add_argument("--epochs", type=int, default=None, help="epochs per member (default 80)")
         parser.add_argument("--workers", type=int, default=None,
                             help="processes training members in parallel (default: number of CPU cores)")
         parser.add_argument("--out", type=Path, default=None, help="model folder (default models/)")

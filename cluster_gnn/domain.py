@@ -24,24 +24,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from .graphs import NODE_FEATURES
+
 __all__ = ["Domain", "domain_vector", "fit_distance_scale"]
 
-def _columns():
-    """The element part of the node features (group .. valence d electrons, averaged over
-    metal atoms) and the metal flag, as positions in :data:`~cluster_gnn.graphs.NODE_FEATURES`."""
-    from .graphs import NODE_FEATURES
-
-    return (slice(NODE_FEATURES.index("group"), NODE_FEATURES.index("valence_d") + 1),
-            NODE_FEATURES.index("is_metal"))
+#: The element part of the node features (group .. valence d electrons; averaged over the
+#: metal atoms) and the metal flag, by name in :data:`~cluster_gnn.graphs.NODE_FEATURES`.
+_ELEMENT_COLUMNS = slice(NODE_FEATURES.index("group"), NODE_FEATURES.index("valence_d") + 1)
+_METAL_FLAG = NODE_FEATURES.index("is_metal")
 
 
 def domain_vector(graph) -> np.ndarray:
     """Domain coordinates of one graph, shape ``[num_graph_features + 8]``."""
-    element, metal_flag = _columns()
     x = graph.x.numpy()
-    metal = x[:, metal_flag] > 0.5
+    metal = x[:, _METAL_FLAG] > 0.5
     rows = x[metal] if metal.any() else x
-    return np.concatenate([graph.u.numpy().ravel(), rows[:, element].mean(0)]).astype(float)
+    return np.concatenate([graph.u.numpy().ravel(), rows[:, _ELEMENT_COLUMNS].mean(0)]).astype(float)
 
 
 class Domain:

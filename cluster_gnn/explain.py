@@ -115,7 +115,8 @@ def explain_graph(graph, ensemble, methods=METHODS, max_members: int = 10, epoch
 
     models = _pick_members(ensemble, max_members)
     ei = graph.edge_index.numpy()
-    bonded = {(int(i), int(j)) for i, j in bond_edges(graph).T}
+    bond_index = bond_edges(graph)
+    bonded = {(int(i), int(j)) for i, j in bond_index.T}
     per_method = {}
     member_rows = []
     bonds = {}
@@ -140,7 +141,7 @@ def explain_graph(graph, ensemble, methods=METHODS, max_members: int = 10, epoch
     combined = np.mean(member_rows, axis=0)  # [members, atoms]
     pairs = [_spearman(combined[a], combined[b]) for a in range(len(models)) for b in range(a + 1, len(models))]
     stability = float(np.nanmean(pairs)) if pairs and not np.all(np.isnan(pairs)) else float("nan")
-    sub = important_subgraph(importance, bond_edges(graph), subgraph_share)
+    sub = important_subgraph(importance, bond_index, subgraph_share)
     return Explanation(importance, per_method, bond_importance, agreement, stability, sub, len(models))
 
 
