@@ -2,10 +2,10 @@
 
 Each variant is the ``cluster-gnn train`` recipe (multi-task GIN, ``n_seeds`` members per
 fold, the authors' 10 folds, 80 epochs with a cosine decay, edges out to 2.5 x the covalent
-radii) with one thing changed, scored side by side: pooled
-out-of-fold R2 and MAE over the 159 measured clusters, the mean R2 of single members
-(one member per fold), and the members' mean inner validation MAE (clusters of the training folds only, so a choice made on it never sees
-a test fold). ``base_seed1000`` and ``base_seed2000`` are the unchanged recipe with other
+radii) with one thing changed, scored side by side: pooled out-of-fold R2 and MAE over the
+159 measured clusters, the mean R2 of single members (one member per fold), and the
+members' mean inner validation MAE (clusters of the training folds only, so a choice made
+on it never sees a test fold). ``base_seed1000`` and ``base_seed2000`` are the unchanged recipe with other
 random seeds: their spread is the noise any other difference has to beat.
 
 Isomer variants use the runner-up isomers committed beside each global minimum
