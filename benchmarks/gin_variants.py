@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
 
 #: name -> what changes: ``model``/``train``/``graph`` (ModelConfig/TrainConfig/GraphConfig
-#: fields), ``drop_node`` (node features left out), ``aux``
+#: fields), ``drop_node`` / ``drop_graph`` (node / graph features left out), ``aux``
 #: ("nbo24": all 24 of the authors' descriptors as auxiliary targets), ``extra`` (graph
 #: features added to ``u``), ``aug`` / ``tta`` (isomer windows in eV).
 VARIANTS = {
@@ -54,6 +54,7 @@ VARIANTS = {
     "edges3.5": {"graph": {"edge_scale": 3.5, "cutoff": 9.0}},
     "rbf16": {"graph": {"num_rbf": 16}},
     "no_bond_order_sum": {"drop_node": ["bond_order_sum"]},
+    "no_stoichiometry": {"drop_graph": ["S_per_metal", "C_per_metal", "H_per_metal", "N_per_metal"]},
     "hidden32": {"model": {"hidden": 32}},
     "hidden64": {"model": {"hidden": 64}},
     "layers2": {"model": {"num_layers": 2}},
@@ -143,15 +144,17 @@ def _init(clusters):
 def _set_inputs(variant: dict) -> None:
     import torch
 
-    from cluster_gnn.graphs import NODE_FEATURES
+    from cluster_gnn.graphs import GRAPH_FEATURES, NODE_FEATURES
 
     extra = variant.get("extra", [])
     keep = [k for k, name in enumerate(NODE_FEATURES) if name not in variant.get("drop_node", ())]
+    keep_u = [k for k, name in enumerate(GRAPH_FEATURES) if name not in variant.get("drop_graph", ())]
     for c in _CLUSTERS:
         g = c["graph"]
         g.x = c["x"][:, keep]
         g.aux = c["aux_" + variant.get("aux", "nbo8")]
-        g.u = torch.cat([c["u"], torch.tensor([[float(c["extra"][k]) for k in extra]])], dim=1) if extra else c["u"]
+        u = c["u"][:, keep_u]
+        g.u = torch.cat([u, torch.tensor([[float(c["extra"][k]) for k in extra]])], dim=1) if extra else u
 
 
 def _versions(i: int, window) -> list:

@@ -1,13 +1,15 @@
 """Descriptor baselines, scored on exactly the splits the graph models use.
 
 Each descriptor set turns a cluster into one row of numbers; a scikit-learn regressor
-(gradient boosting by default, random forest as an alternative) is fitted on the training
+(gradient boosting by default; random forest and extra trees as alternatives) is fitted on the training
 clusters of a split and predicts its test clusters. Sets (:data:`DESCRIPTOR_SETS`):
 
 - ``nbo8``: the authors' 8 selected DFT-NBO descriptors (``data/nbo_descriptors.csv``;
   homonuclear only): the published protocol.
 - ``composition``: element-agnostic composition: numbers of metal atoms, of S, C, H and N
-  atoms, all atoms, and the total charge.
+  atoms, all atoms, the total charge, and the stoichiometry as S, C, H and N atoms per
+  metal atom (trees cannot form ratios from counts; with them composition + metal scored
+  pooled R2 0.606 against 0.503 without, extra trees, published folds).
 - ``composition+metal``: ``composition`` plus the share of each metal (Mo, Fe, V, Ta, Co,
   Rh) among the metal atoms (a one-hot for homonuclear clusters, fractions for mixtures).
 - ``composition+elements``: ``composition`` plus metal-averaged periodic properties
@@ -43,6 +45,8 @@ def _composition(name: str, charge: int) -> dict:
         row[f"n_{lig}"] = counts.get(lig, 0)
     row["n_atoms"] = sum(counts.values())
     row["charge"] = charge
+    for lig in LIGANDS:
+        row[f"{lig}_per_metal"] = counts.get(lig, 0) / max(row["n_metal"], 1)
     return row
 
 
@@ -159,9 +163,9 @@ def gradient_boosting(seed: int = 0):
 
 
 def fit_predict(X_train, y_train, X_test, regressor: str = "gbr", seed: int = 0) -> np.ndarray:
-    """Fit a regressor (``gbr``, ``rf`` or ``pairwise``) on the training rows and predict
-    the test rows (lg units)."""
-    from sklearn.ensemble import RandomForestRegressor
+    """Fit a regressor (``gbr``, ``rf``, ``et`` or ``pairwise``) on the training rows and
+    predict the test rows (lg units)."""
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
     if regressor == "pairwise":
         return PairwiseDifferenceRegressor(seed).fit(X_train, y_train).predict(X_test)
@@ -169,8 +173,10 @@ def fit_predict(X_train, y_train, X_test, regressor: str = "gbr", seed: int = 0)
         model = gradient_boosting(seed)
     elif regressor == "rf":
         model = RandomForestRegressor(n_estimators=500, min_samples_leaf=2, random_state=seed, n_jobs=1)
+    elif regressor == "et":
+        model = ExtraTreesRegressor(n_estimators=500, random_state=seed, n_jobs=1)
     else:
-        raise ValueError("regressor must be 'gbr', 'rf' or 'pairwise'")
+        raise ValueError("regressor must be 'gbr', 'rf', 'et' or 'pairwise'")
     model.fit(np.asarray(X_train), np.asarray(y_train))
     return model.predict(np.asarray(X_test))
 

@@ -229,6 +229,7 @@ class Evaluate(Subcommand):
                 c = r["vs_best_baseline"]
                 print(f"{name} - {c['baseline']}: dR2 {c['delta_r2']:+.3f} "
                       f"[{c['delta_r2_ci95'][0]:+.3f}, {c['delta_r2_ci95'][1]:+.3f}], P(better) {c['p_better_r2']:.2f}; "
+                      f"{name} - {c.get('baseline_mae', c['baseline'])}: "
                       f"dMAE {c['delta_mae']:+.3f} [{c['delta_mae_ci95'][0]:+.3f}, {c['delta_mae_ci95'][1]:+.3f}], "
                       f"P(better) {c['p_better_mae']:.2f}  (95 % bootstrap intervals over clusters)")
         print()

@@ -8,11 +8,12 @@ clusters, the fold-mean MAE and per-fold figures; for ensembles also the share o
 values inside the 90 % interval (``coverage90``), on the published folds or on the
 leave-one-metal-out / leave-one-ligand-family-out proxies for the blind set.
 
-Each graph model is also compared with the best descriptor baseline of the same run
-(``vs_best_baseline``, :func:`paired_bootstrap`: the differences in R2 and MAE with 95 %
-intervals from resampling the clusters), and that baseline is refitted with
-:data:`BASELINE_SEEDS` random states (``seed_spread``), so a difference can be read
-against the noise of both the test set and the baseline's own randomness.
+Each graph model is also compared with the best descriptor baselines of the same run
+(``vs_best_baseline``, :func:`paired_bootstrap`): on R2 with the baseline of the highest
+R2 (``baseline``), on MAE with the baseline of the lowest MAE (``baseline_mae``), each
+difference with a 95 % interval from resampling the clusters. Those baselines are
+refitted with :data:`BASELINE_SEEDS` random states (``seed_spread``), so a difference can
+be read against the noise of both the test set and the baseline's own randomness.
 """
 from __future__ import annotations
 
@@ -36,9 +37,13 @@ BASELINES = [
     ("gbr_nbo8", "nbo8", "gbr"),
     ("rf_nbo8", "nbo8", "rf"),
     ("gbr_composition", "composition", "gbr"),
+    ("et_nbo8", "nbo8", "et"),
     ("gbr_composition+metal", "composition+metal", "gbr"),
+    ("et_composition+metal", "composition+metal", "et"),
+    ("et_composition+elements", "composition+elements", "et"),
     ("gbr_xtb", "xtb", "gbr"),
     ("gbr_xtb+elements", "xtb+elements", "gbr"),
+    ("et_xtb+elements", "xtb+elements", "et"),
     ("pairwise_composition+elements", "composition+elements", "pairwise"),
     ("pairwise_xtb+elements", "xtb+elements", "pairwise"),
 ]
@@ -139,20 +144,33 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
         for key, kind, reg in BASELINES:
             preds[key] = evaluate_descriptors(kind, names, y, local, reg, features)
             results[key] = summarise(preds[key])
-        best = max((key for key, _, _ in BASELINES), key=lambda k: results[k]["r2"])
-        kind, reg = next((kind, reg) for key, kind, reg in BASELINES if key == best)
-        runs = [summarise(evaluate_descriptors(kind, names, y, local, reg, features, seed=seed))
-                for seed in range(BASELINE_SEEDS)]
-        results[best]["seed_spread"] = {
-            "seeds": BASELINE_SEEDS,
-            **{f"{m}_{stat}": float(fn([r[m] for r in runs])) for m in ("r2", "mae")
-               for stat, fn in (("mean", np.mean), ("sd", np.std), ("min", np.min), ("max", np.max))}}
+        # the strongest baseline on each figure: a graph model has to beat both
+        best_r2 = max((key for key, _, _ in BASELINES), key=lambda k: results[k]["r2"])
+        best_mae = min((key for key, _, _ in BASELINES), key=lambda k: results[k]["mae"])
+        for best in dict.fromkeys((best_r2, best_mae)):
+            kind, reg = next((kind, reg) for key, kind, reg in BASELINES if key == best)
+            runs = [summarise(evaluate_descriptors(kind, names, y, local, reg, features, seed=seed))
+                    for seed in range(BASELINE_SEEDS)]
+            results[best]["seed_spread"] = {
+                "seeds": BASELINE_SEEDS,
+                **{f"{m}_{stat}": float(fn([r[m] for r in runs])) for m in ("r2", "mae")
+                   for stat, fn in (("mean", np.mean), ("sd", np.std), ("min", np.min), ("max", np.max))}}
         for name in models:
-            common = [n for n in preds[best] if n in preds[name]]
-            results[name]["vs_best_baseline"] = {"baseline": best, **paired_bootstrap(
-                np.array([preds[name][n][0] for n in common]), np.array([preds[name][n][1] for n in common]),
-                np.array([preds[best][n][1] for n in common]))}
+            results[name]["vs_best_baseline"] = _versus(preds, name, best_r2, best_mae)
     return (results, preds) if with_predictions else results
+
+
+def _versus(preds: dict, name: str, best_r2: str, best_mae: str) -> dict:
+    """Model ``name`` against the best-R2 baseline on R2 and the best-MAE baseline on MAE
+    (:func:`paired_bootstrap` on the clusters both predicted)."""
+    out = {"baseline": best_r2, "baseline_mae": best_mae}
+    for metric, best in (("r2", best_r2), ("mae", best_mae)):
+        common = [n for n in preds[best] if n in preds[name]]
+        c = paired_bootstrap(np.array([preds[name][n][0] for n in common]),
+                             np.array([preds[name][n][1] for n in common]),
+                             np.array([preds[best][n][1] for n in common]))
+        out.update({k: v for k, v in c.items() if metric in k or k == "n_boot"})
+    return out
 
 
 def paired_bootstrap(y, pred_a, pred_b, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -240,8 +258,12 @@ MODEL_DESCRIPTIONS = {
     "consensus": "mean of the GIN ensemble and gradient boosting on its graph features (makes our predictions)",
     "gbr_nbo8": "gradient boosting on the authors' 8 DFT-NBO descriptors (published protocol, refit here)",
     "rf_nbo8": "random forest on the authors' 8 DFT-NBO descriptors",
-    "gbr_composition": "gradient boosting on composition only (atom counts, charge)",
+    "et_nbo8": "extra trees on the authors' 8 DFT-NBO descriptors",
+    "gbr_composition": "gradient boosting on composition only (atom counts, ligands per metal, charge)",
     "gbr_composition+metal": "gradient boosting on composition + metal one-hot",
+    "et_composition+metal": "extra trees on composition + metal one-hot",
+    "et_composition+elements": "extra trees on composition + metal periodic properties (no xTB)",
+    "et_xtb+elements": "extra trees on xTB descriptors + metal periodic properties",
     "gbr_xtb": "gradient boosting on our xTB descriptors + composition",
     "gbr_xtb+elements": "gradient boosting on xTB descriptors + metal periodic properties",
     "pairwise_composition+elements": "pairwise-difference regression on composition + metal periodic properties",
@@ -274,8 +296,8 @@ def evaluation_table(split: str = "folds", models_dir=None):
 
 def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
     """The committed comparisons of one split in words (Markdown, one line each): every
-    graph model against the best descriptor baseline of the same run, and that
-    baseline's spread over random states; empty if the split has not been written."""
+    graph model against the best descriptor baselines of the same run (on R2 and on MAE),
+    and their spread over random states; empty if the split has not been written."""
     import json
     from pathlib import Path
 
@@ -291,10 +313,15 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
         if c:
             lo, hi = c["delta_r2_ci95"]
             mlo, mhi = c["delta_mae_ci95"]
-            lines.append(f"**{name}** minus **{c['baseline']}**: R² {c['delta_r2']:+.3f} (95 % interval "
-                         f"{lo:+.3f} to {hi:+.3f}), MAE {c['delta_mae']:+.3f} ({mlo:+.3f} to {mhi:+.3f}); "
-                         f"better in {c['p_better_r2']:.0%} (R²) and {c['p_better_mae']:.0%} (MAE) of "
-                         f"{c['n_boot']} resamplings of the clusters.")
+            r2_part = (f"R² {c['delta_r2']:+.3f} (95 % interval {lo:+.3f} to {hi:+.3f})")
+            mae_part = f"MAE {c['delta_mae']:+.3f} ({mlo:+.3f} to {mhi:+.3f})"
+            odds = (f"better in {c['p_better_r2']:.0%} (R²) and {c['p_better_mae']:.0%} (MAE) of "
+                    f"{c['n_boot']} resamplings of the clusters.")
+            if c.get("baseline_mae", c["baseline"]) == c["baseline"]:
+                lines.append(f"**{name}** minus **{c['baseline']}**: {r2_part}, {mae_part}; {odds}")
+            else:
+                lines.append(f"**{name}** minus **{c['baseline']}** (best R²): {r2_part}; minus "
+                             f"**{c['baseline_mae']}** (best MAE): {mae_part}; {odds}")
     for name, r in results.items():
         s = r.get("seed_spread")
         if s:

@@ -151,6 +151,21 @@ def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
     assert "**ridge** refitted with 10 random states: R² 0.390 ± 0.011" in text
 
 
+def test_comparison_names_both_best_baselines_when_they_differ(tmp_path):
+    import json
+
+    from cluster_gnn.evaluation import comparison_lines
+
+    scores = {"gin": {"vs_best_baseline": {"baseline": "gbr_nbo8", "baseline_mae": "et_composition+metal",
+                                           "delta_r2": 0.006, "delta_r2_ci95": [-0.07, 0.08], "p_better_r2": 0.55,
+                                           "delta_mae": 0.011, "delta_mae_ci95": [-0.05, 0.07],
+                                           "p_better_mae": 0.36, "n_boot": 2000}}}
+    (tmp_path / "evaluation.json").write_text(json.dumps(scores))
+    (line,) = comparison_lines(models_dir=tmp_path)
+    assert line.startswith("**gin** minus **gbr_nbo8** (best R²): R² +0.006 (95 % interval -0.070 to +0.080); "
+                           "minus **et_composition+metal** (best MAE): MAE +0.011 (-0.050 to +0.070)")
+
+
 def test_viewer_html_is_stable_across_runs(mo2s2):
     assert viewer.viewer_html(mo2s2) == viewer.viewer_html(mo2s2)
 

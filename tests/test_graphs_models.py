@@ -40,6 +40,19 @@ def test_graph_shapes_match_atoms_and_features(five_graphs):
         assert torch.isfinite(g.x).all() and torch.isfinite(g.edge_attr).all()
 
 
+def test_graph_features_carry_the_stoichiometry(five_graphs):
+    """u holds the ligand atoms per metal atom, and the descriptor baselines the same ratios."""
+    from cluster_gnn.baselines import descriptor_table
+
+    u = {g.name: dict(zip(GRAPH_FEATURES, g.u[0].tolist())) for g in five_graphs}
+    assert u["Mo5S4-"]["S_per_metal"] == pytest.approx(4 / 5)
+    assert u["Fe3C2-"]["C_per_metal"] == pytest.approx(2 / 3) and u["Fe3C2-"]["S_per_metal"] == 0
+    assert u["Rh3-"]["n_metal"] == 3 and all(u["Rh3-"][f"{e}_per_metal"] == 0 for e in "SCHN")
+    table = descriptor_table("composition+metal", ["Mo5S4-", "Fe3C2-", "Ta3S2C"])
+    assert table.loc["Ta3S2C", ["S_per_metal", "C_per_metal"]].tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert table.loc["Fe3C2-", "frac_Fe"] == 1.0
+
+
 def test_edges_reach_past_the_bonds_and_bond_edges_recover_the_bonds(five_graphs):
     from ase import Atoms
     from ase.data import covalent_radii
