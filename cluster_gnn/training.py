@@ -14,9 +14,9 @@ The GIN is trained multi-task (``aux_weight``): besides lg(k1) it predicts the a
 (:class:`~cluster_gnn.models.ModelConfig` ``num_aux``). The descriptors are training
 targets only, never inputs, so a prediction needs nothing but the xTB graph. On the
 published folds this added supervision, ten members per fold, a fixed short training
-schedule instead of early stopping and edges that reach second neighbours
-(:class:`~cluster_gnn.graphs.GraphConfig`) were what moved the GIN (see the README's
-results and ``benchmarks/gin_variants.py``).
+schedule instead of early stopping, edges that reach second neighbours
+(:class:`~cluster_gnn.graphs.GraphConfig`) and the stoichiometry among the graph features
+were what moved the GIN (see the README's results and ``benchmarks/gin_variants.py``).
 """
 from __future__ import annotations
 
