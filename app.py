@@ -48,6 +48,21 @@ def home() -> None:
             f"reaches R² = {scores['r2']:.2f}, MAE = {scores['mae']:.2f} and RMSE = {scores['rmse']:.2f} "
             "lg units (details on the Model page)."
         )
+        versus = scores.get("vs_best_baseline") or {}
+        lo, hi = versus.get("delta_r2_ci95") or (0.0, 0.0)
+        if "delta_mae" in versus and lo < 0 < hi:
+            from cluster_gnn.evaluation import MODEL_DESCRIPTIONS
+
+            best_r2 = versus["baseline"]
+            best_mae = versus.get("baseline_mae", best_r2)
+            mae_part = f"MAE {versus['delta_mae']:+.3f}" + (
+                "" if best_mae == best_r2 else f" against {MODEL_DESCRIPTIONS.get(best_mae, best_mae)}")
+            st.markdown(
+                f"That is not clearly better than the best descriptor model of the same run, "
+                f"{MODEL_DESCRIPTIONS.get(best_r2, best_r2)}: R² {versus['delta_r2']:+.3f} (95 % interval "
+                f"{lo:+.3f} to {hi:+.3f}), {mae_part}. The Model page also compares the models on held-out "
+                "metals and ligand families."
+            )
     else:
         st.markdown(f"{theory}; the models are not trained yet, so no accuracy can be quoted.")
     st.page_link("pages/1_Predict.py", label="Predict a cluster", icon=":material/science:")

@@ -151,6 +151,25 @@ def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
     assert "**ridge** refitted with 10 random states: R² 0.390 ± 0.011" in text
 
 
+def test_landing_page_says_when_the_model_does_not_clearly_beat_a_baseline(monkeypatch, tmp_path):
+    import json
+
+    from cluster_gnn import config
+
+    versus = {"baseline": "et_composition+elements", "baseline_mae": "et_composition+elements",
+              "delta_r2": 0.007, "delta_r2_ci95": [-0.059, 0.08], "p_better_r2": 0.57, "delta_mae": 0.027,
+              "delta_mae_ci95": [-0.046, 0.093], "p_better_mae": 0.23, "n_boot": 2000}
+    scores = {"consensus": {"r2": 0.623, "mae": 0.69, "rmse": 0.9, "n": 159, "fold_mean_mae": 0.69,
+                            "per_split": {}, "vs_best_baseline": versus}}
+    (tmp_path / "evaluation.json").write_text(json.dumps(scores))
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+    at = _app().run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert ("not clearly better than the best descriptor model of the same run, extra trees on composition + "
+            "metal periodic properties (no xTB): R² +0.007 (95 % interval -0.059 to +0.080), MAE +0.027.") in text
+
+
 def test_comparison_names_both_best_baselines_when_they_differ(tmp_path):
     import json
 
