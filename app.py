@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from cluster_gnn.config import MODELS_DIR, XTBConfig
+from cluster_gnn.evaluation import MODEL_DESCRIPTIONS
 
 EVALUATION = MODELS_DIR / "evaluation.json"
 
@@ -51,8 +52,6 @@ def home() -> None:
         versus = scores.get("vs_best_baseline") or {}
         lo, hi = versus.get("delta_r2_ci95") or (0.0, 0.0)
         if "delta_mae" in versus and lo < 0 < hi:
-            from cluster_gnn.evaluation import MODEL_DESCRIPTIONS
-
             best_r2 = versus["baseline"]
             best_mae = versus.get("baseline_mae", best_r2)
             mae_part = f"MAE {versus['delta_mae']:+.3f}" + (
