@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PairwiseDifferenceRegressor", "DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "gradient_boosting", "fit_predict", "evaluate_descriptors"]
+__all__ = ["PairwiseDifferenceRegressor", "DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "ligands_per_metal", "gradient_boosting", "fit_predict", "evaluate_descriptors"]
 
 NBO8 = ["1_ΔQmax", "2_Q", "2_σave", "2_ndave", "3_ΔEHOMO", "3_ΔEHOMO/NL", "3_χave", "3_IEave"]
 METALS = ["Mo", "Fe", "V", "Ta", "Co", "Rh"]
@@ -46,9 +46,17 @@ def _composition(name: str, charge: int) -> dict:
         row[f"n_{lig}"] = counts.get(lig, 0)
     row["n_atoms"] = sum(counts.values())
     row["charge"] = charge
-    for lig in LIGANDS:
-        row[f"{lig}_per_metal"] = counts.get(lig, 0) / max(row["n_metal"], 1)
+    row.update(ligands_per_metal(counts))
     return row
+
+
+def ligands_per_metal(counts: dict) -> dict:
+    """The stoichiometry, ``{"S_per_metal": ..., "C_per_metal": ..., "H_per_metal": ...,
+    "N_per_metal": ...}``: ligand atoms per metal atom from element counts ``{symbol: n}``."""
+    from .structures import is_metal
+
+    n_metal = max(sum(n for s, n in counts.items() if is_metal(s)), 1)
+    return {f"{lig}_per_metal": counts.get(lig, 0) / n_metal for lig in LIGANDS}
 
 
 def xtb_descriptors(atoms, features) -> dict:

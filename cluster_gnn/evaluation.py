@@ -163,13 +163,15 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
 def _versus(preds: dict, name: str, best_r2: str, best_mae: str) -> dict:
     """Model ``name`` against the best-R2 baseline on R2 and the best-MAE baseline on MAE
     (:func:`paired_bootstrap` on the clusters both predicted)."""
+    compared = {}
+    for best in dict.fromkeys((best_r2, best_mae)):
+        common = [n for n in preds[best] if n in preds[name]]
+        compared[best] = paired_bootstrap(np.array([preds[name][n][0] for n in common]),
+                                          np.array([preds[name][n][1] for n in common]),
+                                          np.array([preds[best][n][1] for n in common]))
     out = {"baseline": best_r2, "baseline_mae": best_mae}
     for metric, best in (("r2", best_r2), ("mae", best_mae)):
-        common = [n for n in preds[best] if n in preds[name]]
-        c = paired_bootstrap(np.array([preds[name][n][0] for n in common]),
-                             np.array([preds[name][n][1] for n in common]),
-                             np.array([preds[best][n][1] for n in common]))
-        out.update({k: v for k, v in c.items() if metric in k or k == "n_boot"})
+        out.update({k: v for k, v in compared[best].items() if metric in k or k == "n_boot"})
     return out
 
 

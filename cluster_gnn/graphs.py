@@ -116,7 +116,9 @@ def graph_features(atoms, features: AtomFeatures) -> dict:
     (S, C, H, N), the xTB descriptors of
     :func:`~cluster_gnn.baselines.xtb_descriptors` (charges in e, populations in e,
     energies in eV, dipole in e·Å)."""
-    from .baselines import xtb_descriptors
+    from collections import Counter
+
+    from .baselines import ligands_per_metal, xtb_descriptors
     from .structures import is_metal
 
     symbols = atoms.get_chemical_symbols()
@@ -125,8 +127,7 @@ def graph_features(atoms, features: AtomFeatures) -> dict:
     for element in ("H", "C", "N", "S"):
         out[f"n_{element}"] = float(symbols.count(element))
     out["n_other"] = float(len(symbols) - sum(metal) - sum(symbols.count(e) for e in ("H", "C", "N", "S")))
-    for element in ("S", "C", "H", "N"):
-        out[f"{element}_per_metal"] = out[f"n_{element}"] / max(out["n_metal"], 1.0)
+    out.update(ligands_per_metal(Counter(symbols)))
     out.update(xtb_descriptors(atoms, features))
     return {name: out[name] for name in GRAPH_FEATURES}
 
