@@ -54,7 +54,8 @@ def home() -> None:
         if "delta_mae" in versus and lo < 0 < hi:
             best_r2 = versus["baseline"]
             best_mae = versus.get("baseline_mae", best_r2)
-            mae_part = f"MAE {versus['delta_mae']:+.3f}" + (
+            d_mae = versus["delta_mae"]
+            mae_part = f"MAE {abs(d_mae):.3f} {'higher (worse)' if d_mae > 0 else 'lower (better)'}" + (
                 "" if best_mae == best_r2 else f" against {MODEL_DESCRIPTIONS.get(best_mae, best_mae)}")
             st.markdown(
                 f"That is not clearly better than the best descriptor model of the same run, "

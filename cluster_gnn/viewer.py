@@ -31,6 +31,7 @@ __all__ = [
     "legend_html",
     "atom_labels",
     "atom_table",
+    "importance_summary",
     "structure_view",
     "viewer_html",
     "threedmol_js",
@@ -107,8 +108,9 @@ def colour_scale(values, kind: str = "charge", label: str | None = None) -> Colo
         Per-atom numbers; NaNs are ignored when setting the range.
     kind:
         ``"charge"``: diverging red-white-blue, symmetric about 0 e (white = neutral).
-        ``"importance"``: sequential yellow-red from min to max if no value is negative,
-        otherwise diverging purple-white-green symmetric about 0.
+        ``"importance"``: sequential yellow-red from 0 to the largest share if no value is
+        negative (anchored at 0, so shares that differ by a few per cent look alike rather
+        than spanning the whole ramp), otherwise diverging purple-white-green symmetric about 0.
     label:
         Legend title; defaults to ``"Mulliken charge (e)"`` / ``"importance (share of the total)"``.
     """
@@ -124,10 +126,8 @@ def colour_scale(values, kind: str = "charge", label: str | None = None) -> Colo
     if arr.size and float(arr.min()) < 0:
         half = float(np.max(np.abs(arr)))
         return ColourScale(label, -half, half, SIGNED_IMPORTANCE_COLOURS)
-    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
-    if hi - lo < 1e-9:
-        lo, hi = (min(lo, 0.0), max(hi, lo + 1.0)) if hi <= 0 else (0.0, hi)
-    return ColourScale(label, lo, hi, IMPORTANCE_COLOURS)
+    hi = float(arr.max()) if arr.size else 1.0
+    return ColourScale(label, 0.0, hi if hi > 1e-9 else 1.0, IMPORTANCE_COLOURS)
 
 
 def legend_html(scale: ColourScale, ticks: int = 5, width_px: int = 260) -> str:
@@ -137,7 +137,10 @@ def legend_html(scale: ColourScale, ticks: int = 5, width_px: int = 260) -> str:
     """
     ticks = max(int(ticks), 2)
     values = np.linspace(scale.vmin, scale.vmax, ticks)
+    # enough decimals that neighbouring ticks read differently (at least 2)
+    step = (scale.vmax - scale.vmin) / (ticks - 1)
     digits = 2 if max(abs(scale.vmin), abs(scale.vmax)) >= 0.1 else 3
+    digits = max(digits, int(math.ceil(-math.log10(step)))) if step > 0 else digits
     labels = "".join(f"<span>{v:+.{digits}f}</span>" if scale.vmin < 0 else f"<span>{v:.{digits}f}</span>"
                      for v in values)
     return (
@@ -190,6 +193,28 @@ def atom_table(atoms, features=None, importance=None):
     if importance is not None:
         table["importance"] = np.asarray(importance, dtype=float)
     return table
+
+
+#: Largest over mean per-atom share below which no atom is said to stand out.
+EVEN_IMPORTANCE = 1.25
+
+
+def importance_summary(atoms, importance, top: int = 3) -> str:
+    """One sentence on how the importance (shares summing to 1, shape ``[num_atoms]``) is
+    spread: nearly even (largest share under :data:`EVEN_IMPORTANCE` x the mean), or the
+    ``top`` atoms that carry the most, with their shares in per cent."""
+    imp = np.asarray(importance, dtype=float)
+    symbols = atoms.get_chemical_symbols()
+    if len(imp) != len(symbols):
+        raise ValueError(f"got {len(imp)} importances for {len(symbols)} atoms")
+    mean = 1.0 / len(imp)
+    if imp.max() < EVEN_IMPORTANCE * mean:
+        return (f"The importance is spread almost evenly over the {len(imp)} atoms "
+                f"({100 * imp.min():.1f}-{100 * imp.max():.1f} % each, {100 * mean:.1f} % if even): "
+                "the model singles out no site of this cluster.")
+    order = np.argsort(-imp)[:top]
+    parts = ", ".join(f"{symbols[i]}{i + 1} {100 * imp[i]:.1f} %" for i in order)
+    return f"Most important atoms: {parts} ({100 * mean:.1f} % each if the importance were even)."
 
 
 def _xyz_text(atoms) -> str:

@@ -220,6 +220,8 @@ def main() -> None:
                                   show_labels=show_labels, height=440)
         st.iframe(html, height=450, alt=f"3D structure of {job['title']}")
         st.html(viewer.legend_html(scale))
+        if importance is not None:
+            st.caption(viewer.importance_summary(atoms, importance))
     with col_atoms:
         st.dataframe(viewer.atom_table(atoms, features, importance), hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%.3f")

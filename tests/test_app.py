@@ -167,7 +167,7 @@ def test_landing_page_says_when_the_model_does_not_clearly_beat_a_baseline(monke
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert ("not clearly better than the best descriptor model of the same run, extra trees on composition + "
-            "metal periodic properties (no xTB): R² +0.007 (95 % interval -0.059 to +0.080), MAE +0.027.") in text
+            "metal periodic properties (no xTB): R² +0.007 (95 % interval -0.059 to +0.080), MAE 0.027 higher (worse).") in text
 
 
 def test_comparison_names_both_best_baselines_when_they_differ(tmp_path):
@@ -307,6 +307,29 @@ def test_importance_scale_sequential_or_signed():
     assert signed.colours == viewer.SIGNED_IMPORTANCE_COLOURS and signed.vmin == -0.5
     flat = viewer.colour_scale([0.0, 0.0], "importance")  # all equal: still a valid range
     assert flat.vmax > flat.vmin
+
+
+def test_nearly_even_importance_is_not_drawn_as_a_contrast():
+    # shares of Mo5S4- from the committed GIN (0.107-0.115): anchored at 0 they all land in
+    # the top eighth of the ramp, and the legend's ticks still read differently
+    shares = [0.108, 0.115, 0.107, 0.107, 0.109, 0.112, 0.113, 0.114, 0.114]
+    scale = viewer.colour_scale(shares, "importance")
+    assert scale.vmin == 0.0 and scale.vmax == 0.115
+    assert scale(min(shares)) not in (viewer.IMPORTANCE_COLOURS[0], viewer.IMPORTANCE_COLOURS[1])
+    ticks = re.findall(r"<span>([^<]+)</span>", viewer.legend_html(scale))
+    assert len(set(ticks)) == len(ticks) == 5
+    narrow = re.findall(r"<span>([^<]+)</span>", viewer.legend_html(viewer.ColourScale("x", 0.107, 0.115, ("#000000", "#ffffff"))))
+    assert len(set(narrow)) == 5, narrow
+
+
+def test_importance_summary_says_when_no_atom_stands_out(mo2s2):
+    even = viewer.importance_summary(mo2s2, [0.24, 0.26, 0.25, 0.25])
+    assert "spread almost evenly over the 4 atoms" in even and "24.0-26.0 %" in even
+    peaked = viewer.importance_summary(mo2s2, [0.55, 0.15, 0.2, 0.1], top=2)
+    first = mo2s2.get_chemical_symbols()[0]
+    assert peaked.startswith(f"Most important atoms: {first}1 55.0 %") and "25.0 % each" in peaked
+    with pytest.raises(ValueError, match="3 importances for 4 atoms"):
+        viewer.importance_summary(mo2s2, [0.3, 0.3, 0.4])
 
 
 def test_legend_shows_range_and_label():
