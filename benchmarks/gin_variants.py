@@ -33,6 +33,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
 
+#: the xTB inputs: per-atom charge, s/p/d populations and bond-order sums; cluster-level xTB descriptors
+XTB_NODE = ["charge", "s_population", "p_population", "d_population", "bond_order_sum"]
+XTB_GRAPH = ["q_metal_max", "q_metal_min", "q_metal_mean", "q_metal_total", "dq_metal_ligand_max",
+             "s_metal_mean", "d_metal_mean", "homo_energy", "homo_lumo_gap", "dipole"]
+
 #: name -> what changes: ``model``/``train``/``graph`` (ModelConfig/TrainConfig/GraphConfig
 #: fields), ``drop_node`` / ``drop_graph`` (node / graph features left out), ``aux``
 #: ("nbo24": all 24 of the authors' descriptors as auxiliary targets), ``extra`` (graph
@@ -55,6 +60,17 @@ VARIANTS = {
     "rbf16": {"graph": {"num_rbf": 16}},
     "no_bond_order_sum": {"drop_node": ["bond_order_sum"]},
     "no_stoichiometry": {"drop_graph": ["S_per_metal", "C_per_metal", "H_per_metal", "N_per_metal"]},
+    # no xTB in the nodes (element properties and geometry only), and none in u either
+    "no_xtb_nodes": {"drop_node": XTB_NODE},
+    "no_xtb_nodes_seed1000": {"drop_node": XTB_NODE, "train": {"seed": 1000}},
+    "no_xtb_nodes_seed2000": {"drop_node": XTB_NODE, "train": {"seed": 2000}},
+    "no_xtb": {"drop_node": XTB_NODE, "drop_graph": XTB_GRAPH},
+    "no_xtb_seed1000": {"drop_node": XTB_NODE, "drop_graph": XTB_GRAPH, "train": {"seed": 1000}},
+    "no_xtb_seed2000": {"drop_node": XTB_NODE, "drop_graph": XTB_GRAPH, "train": {"seed": 2000}},
+    # a loss closer to the absolute error (Huber threshold 0.3 lg units instead of 1.0)
+    "huber0.3": {"train": {"huber_delta": 0.3}},
+    "huber0.3_seed1000": {"train": {"huber_delta": 0.3, "seed": 1000}},
+    "huber0.3_seed2000": {"train": {"huber_delta": 0.3, "seed": 2000}},
     "hidden32": {"model": {"hidden": 32}},
     "hidden64": {"model": {"hidden": 64}},
     "layers2": {"model": {"num_layers": 2}},

@@ -11,6 +11,9 @@ clusters:
 - Mann-Whitney U test (two-sided) of the important-subgraph polarisation and of the
   metal-core polarisation between the groups; Fisher's exact test of how often the
   important subgraph is metal-only;
+- how peaked the explanations are: ``importance_contrast``, the top atom's share over the
+  mean share (1 = every atom equally important); a subgraph grown to half the importance
+  means little when no atom stands out (contrast under 1.25, the Predict page's threshold);
 - a plot, docs/polarization.png.
 
     python benchmarks/polarization_analysis.py [--table data/descriptors.csv]
@@ -56,6 +59,11 @@ def main(argv=None):
                "comparisons": results,
                "mean_member_stability": float(df.member_stability.mean()),
                "mean_method_agreement": float(df.method_agreement.mean())}
+    if "importance_contrast" in df:
+        contrast = df.importance_contrast
+        summary["importance_contrast"] = {"median": float(contrast.median()),
+                                          "p10": float(contrast.quantile(0.1)), "p90": float(contrast.quantile(0.9)),
+                                          "share_below_1.25": float((contrast < 1.25).mean())}
     for r in results:
         print(f"{r['split']}: {r['n_active']} active, {r['n_inert']} inert")
         for col in ("subgraph_polarization", "metal_core_polarization", "charge_spread"):
@@ -68,6 +76,11 @@ def main(argv=None):
     print(f"Spearman(subgraph polarisation, lg k1) = {rho.statistic:.2f} (p = {rho.pvalue:.2g}); "
           f"explanations: member stability {summary['mean_member_stability']:.2f}, "
           f"method agreement {summary['mean_method_agreement']:.2f} (mean Spearman)")
+    if "importance_contrast" in summary:
+        c = summary["importance_contrast"]
+        print(f"importance contrast (top share / mean share): median {c['median']:.2f}, 10-90 % "
+              f"{c['p10']:.2f}-{c['p90']:.2f}; {100 * c['share_below_1.25']:.0f} % of clusters below 1.25 "
+              "(no atom stands out)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(summary, indent=1) + "\n")
 

@@ -46,7 +46,9 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
     ``homo_lumo_gap``. With an :class:`~cluster_gnn.explain.Explanation` also
     ``subgraph_polarization``, ``subgraph_composition``, ``subgraph_size``,
     ``subgraph_atoms`` (e.g. ``Mo1 Mo2 S6``, 1-based), ``subgraph_importance`` (its share),
-    ``top_atom`` and the explanation's ``method_agreement`` and ``member_stability``.
+    ``top_atom``, ``importance_contrast`` (the largest per-atom share over the mean share
+    1/N: 1 when every atom matters equally, N when one atom carries it all) and the
+    explanation's ``method_agreement`` and ``member_stability``.
     """
     from .baselines import xtb_descriptors
 
@@ -75,6 +77,7 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
             "subgraph_atoms": " ".join(f"{symbols[i]}{i + 1}" for i in sub),
             "subgraph_importance": float(np.sum(explanation.importance[sub])),
             "top_atom": f"{symbols[int(np.argmax(explanation.importance))]}{int(np.argmax(explanation.importance)) + 1}",
+            "importance_contrast": float(np.max(explanation.importance) * len(symbols)),
             "method_agreement": explanation.method_agreement,
             "member_stability": explanation.member_stability,
         })

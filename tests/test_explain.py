@@ -58,6 +58,8 @@ def test_explanation_covers_every_atom_with_the_trained_ensemble(mo5s4_graph):
     d = cluster_descriptors(atoms, features, exp)
     assert d["subgraph_composition"] in ("metal-only", "mixed", "ligand-only")
     assert d["subgraph_polarization"] >= 0
+    assert d["importance_contrast"] == pytest.approx(exp.importance.max() * len(atoms))
+    assert 1.0 < d["importance_contrast"] <= len(atoms)
 
 
 def test_important_subgraph_is_connected_and_greedy():
