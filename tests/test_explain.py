@@ -76,3 +76,23 @@ def test_polarization_definition():
     assert charge_polarization([1, -1, 5], [0, 1]) == pytest.approx(1.0)
     assert subgraph_composition(["Mo", "Mo", "S"], [0, 1]) == "metal-only"
     assert subgraph_composition(["Mo", "Mo", "S"], [1, 2]) == "mixed"
+
+
+def test_polarization_finding_text_reads_the_committed_analysis(tmp_path):
+    import json
+
+    from cluster_gnn.config import PROJECT_ROOT
+    from cluster_gnn.descriptors import polarization_finding_text
+
+    path = PROJECT_ROOT / "docs" / "polarization_analysis.json"
+    data = json.loads(path.read_text())
+    text = polarization_finding_text(path)
+    first = data["comparisons"][0]
+    assert f"{first['n_active']} active, {first['n_inert']} inert" in text
+    assert f"{data['importance_contrast']['median']:.2f} x the even share" in text
+    # an analysis written before the contrast was recorded still reads
+    del data["importance_contrast"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data))
+    assert "even share" not in polarization_finding_text(older)
+    assert "Spearman correlation of subgraph polarisation" in polarization_finding_text(older)
