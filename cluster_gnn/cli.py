@@ -341,7 +341,7 @@ class Explain(Subcommand):
     @classmethod
     def run(cls, args):
         from .descriptors import cluster_descriptors
-        from .explain import explain_prediction
+        from .explain import explain_prediction, importance_summary
         from .predict import load_ensemble, predict_named, predict_structure
         from .structures import charge_and_multiplicity, read_cluster
 
@@ -366,6 +366,7 @@ class Explain(Subcommand):
                          "composition": described["subgraph_composition"],
                          "importance_share": round(described["subgraph_importance"], 4)},
             "bonds": [{"atoms": list(k), "importance": round(v, 4)} for k, v in exp.bond_importance.items()],
+            "importance_contrast": round(described["importance_contrast"], 4),
             "method_agreement": exp.method_agreement, "member_stability": exp.member_stability,
             "methods": list(args.methods), "members": exp.n_members,
         }
@@ -381,6 +382,7 @@ class Explain(Subcommand):
         sg = out["subgraph"]
         print(f"important subgraph (*): {' '.join(sg['symbols'])}, {sg['composition']}, "
               f"charge polarisation {sg['polarization']:.3f} e, {100 * sg['importance_share']:.0f} % of importance")
+        print(importance_summary(p.atoms, exp.importance))
         print(f"method agreement (Spearman) {exp.method_agreement:.2f}, member stability {exp.member_stability:.2f}")
         return 0
 

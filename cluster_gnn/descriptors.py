@@ -51,6 +51,7 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
     explanation's ``method_agreement`` and ``member_stability``.
     """
     from .baselines import xtb_descriptors
+    from .explain import importance_contrast
 
     symbols = atoms.get_chemical_symbols()
     q = np.asarray(features.charges, float)
@@ -77,7 +78,7 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
             "subgraph_atoms": " ".join(f"{symbols[i]}{i + 1}" for i in sub),
             "subgraph_importance": float(np.sum(explanation.importance[sub])),
             "top_atom": f"{symbols[int(np.argmax(explanation.importance))]}{int(np.argmax(explanation.importance)) + 1}",
-            "importance_contrast": float(np.max(explanation.importance) * len(symbols)),
+            "importance_contrast": importance_contrast(explanation.importance),
             "method_agreement": explanation.method_agreement,
             "member_stability": explanation.member_stability,
         })

@@ -23,9 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Explanation", "explain_graph", "explain_prediction", "explaining_members", "important_subgraph", "METHODS"]
+__all__ = ["Explanation", "explain_graph", "explain_prediction", "explaining_members", "important_subgraph",
+           "importance_contrast", "importance_summary", "METHODS", "EVEN_IMPORTANCE"]
 
 METHODS = ("gnnexplainer", "integrated_gradients")
+
+#: Importance contrast below which no atom is said to stand out (:func:`importance_summary`).
+EVEN_IMPORTANCE = 1.25
 
 
 @dataclass
@@ -53,6 +57,30 @@ class Explanation:
     extra: dict = field(default_factory=dict)
 
 
+
+
+def importance_contrast(importance) -> float:
+    """The largest per-atom share over the even share 1/N (shares summing to 1, shape
+    ``[num_atoms]``): 1 when every atom matters equally, N when one atom carries it all."""
+    imp = np.asarray(importance, dtype=float)
+    return float(imp.max() * imp.size)
+
+
+def importance_summary(atoms, importance, top: int = 3) -> str:
+    """One sentence on how the importance (shares summing to 1, shape ``[num_atoms]``) is
+    spread: nearly even (:func:`importance_contrast` under :data:`EVEN_IMPORTANCE`), or the
+    ``top`` atoms that carry the most, with their shares in per cent."""
+    imp = np.asarray(importance, dtype=float)
+    symbols = atoms.get_chemical_symbols()
+    if len(imp) != len(symbols):
+        raise ValueError(f"got {len(imp)} importances for {len(symbols)} atoms")
+    even = 100.0 / len(imp)
+    if importance_contrast(imp) < EVEN_IMPORTANCE:
+        return (f"The importance is spread almost evenly over the {len(imp)} atoms "
+                f"({100 * imp.min():.1f}-{100 * imp.max():.1f} % each, {even:.1f} % if even): "
+                "the model singles out no site of this cluster.")
+    parts = ", ".join(f"{symbols[i]}{i + 1} {100 * imp[i]:.1f} %" for i in np.argsort(-imp)[:top])
+    return f"Most important atoms: {parts} ({even:.1f} % each if the importance were even)."
 
 
 def _spearman(a, b) -> float:

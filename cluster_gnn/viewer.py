@@ -31,7 +31,6 @@ __all__ = [
     "legend_html",
     "atom_labels",
     "atom_table",
-    "importance_summary",
     "structure_view",
     "viewer_html",
     "threedmol_js",
@@ -193,28 +192,6 @@ def atom_table(atoms, features=None, importance=None):
     if importance is not None:
         table["importance"] = np.asarray(importance, dtype=float)
     return table
-
-
-#: Largest over mean per-atom share below which no atom is said to stand out.
-EVEN_IMPORTANCE = 1.25
-
-
-def importance_summary(atoms, importance, top: int = 3) -> str:
-    """One sentence on how the importance (shares summing to 1, shape ``[num_atoms]``) is
-    spread: nearly even (largest share under :data:`EVEN_IMPORTANCE` x the mean), or the
-    ``top`` atoms that carry the most, with their shares in per cent."""
-    imp = np.asarray(importance, dtype=float)
-    symbols = atoms.get_chemical_symbols()
-    if len(imp) != len(symbols):
-        raise ValueError(f"got {len(imp)} importances for {len(symbols)} atoms")
-    mean = 1.0 / len(imp)
-    if imp.max() < EVEN_IMPORTANCE * mean:
-        return (f"The importance is spread almost evenly over the {len(imp)} atoms "
-                f"({100 * imp.min():.1f}-{100 * imp.max():.1f} % each, {100 * mean:.1f} % if even): "
-                "the model singles out no site of this cluster.")
-    order = np.argsort(-imp)[:top]
-    parts = ", ".join(f"{symbols[i]}{i + 1} {100 * imp[i]:.1f} %" for i in order)
-    return f"Most important atoms: {parts} ({100 * mean:.1f} % each if the importance were even)."
 
 
 def _xyz_text(atoms) -> str:

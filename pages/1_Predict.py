@@ -13,6 +13,7 @@ from cluster_gnn.config import MODELS_DIR, XTBConfig
 from cluster_gnn.datasets import load_clusters
 from cluster_gnn.electronic import compute_xtb_features
 from cluster_gnn.errors import ClusterGNNError
+from cluster_gnn.explain import importance_summary
 from cluster_gnn.search import load_structure, multiplicities_for, relax_cluster, structure_path
 from cluster_gnn.structures import read_cluster
 
@@ -221,7 +222,7 @@ def main() -> None:
         st.iframe(html, height=450, alt=f"3D structure of {job['title']}")
         st.html(viewer.legend_html(scale))
         if importance is not None:
-            st.caption(viewer.importance_summary(atoms, importance))
+            st.caption(importance_summary(atoms, importance))
     with col_atoms:
         st.dataframe(viewer.atom_table(atoms, features, importance), hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%.3f")

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from cluster_gnn import viewer
 from cluster_gnn.datasets import load_clusters
 from cluster_gnn.errors import ClusterGNNError
+from cluster_gnn.explain import importance_summary
 from cluster_gnn.search import structure_path
 from cluster_gnn.structures import read_cluster
 
@@ -323,13 +324,13 @@ def test_nearly_even_importance_is_not_drawn_as_a_contrast():
 
 
 def test_importance_summary_says_when_no_atom_stands_out(mo2s2):
-    even = viewer.importance_summary(mo2s2, [0.24, 0.26, 0.25, 0.25])
+    even = importance_summary(mo2s2, [0.24, 0.26, 0.25, 0.25])
     assert "spread almost evenly over the 4 atoms" in even and "24.0-26.0 %" in even
-    peaked = viewer.importance_summary(mo2s2, [0.55, 0.15, 0.2, 0.1], top=2)
+    peaked = importance_summary(mo2s2, [0.55, 0.15, 0.2, 0.1], top=2)
     first = mo2s2.get_chemical_symbols()[0]
     assert peaked.startswith(f"Most important atoms: {first}1 55.0 %") and "25.0 % each" in peaked
     with pytest.raises(ValueError, match="3 importances for 4 atoms"):
-        viewer.importance_summary(mo2s2, [0.3, 0.3, 0.4])
+        importance_summary(mo2s2, [0.3, 0.3, 0.4])
 
 
 def test_legend_shows_range_and_label():

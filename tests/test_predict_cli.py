@@ -92,6 +92,8 @@ def test_explain_json_covers_every_atom():
     assert sorted(a["symbol"] for a in data["atoms"]) == ["Mo"] * 5 + ["S"] * 4
     assert sum(a["importance"] for a in data["atoms"]) == pytest.approx(1.0, abs=1e-3)
     assert data["subgraph"]["composition"] in ("metal-only", "mixed", "ligand-only")
+    top = max(a["importance"] for a in data["atoms"])
+    assert data["importance_contrast"] == pytest.approx(9 * top, abs=2e-3)
 
 
 @pytest.mark.slow
