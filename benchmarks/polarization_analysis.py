@@ -13,7 +13,8 @@ clusters:
   important subgraph is metal-only;
 - how peaked the explanations are: ``importance_contrast``, the top atom's share over the
   mean share (1 = every atom equally important); a subgraph grown to half the importance
-  means little when no atom stands out (contrast under 1.25, the Predict page's threshold);
+  means little when no atom stands out (contrast under ``cluster_gnn.explain.EVEN_IMPORTANCE``,
+  the threshold the Predict page and ``cluster-gnn explain`` use);
 - a plot, docs/polarization.png.
 
     python benchmarks/polarization_analysis.py [--table data/descriptors.csv]
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 from scipy.stats import fisher_exact, mannwhitneyu, spearmanr
+
+from cluster_gnn.explain import EVEN_IMPORTANCE
 
 ACTIVE, INERT = -12.0, -13.0
 
@@ -63,7 +66,8 @@ def main(argv=None):
         contrast = df.importance_contrast
         summary["importance_contrast"] = {"median": float(contrast.median()),
                                           "p10": float(contrast.quantile(0.1)), "p90": float(contrast.quantile(0.9)),
-                                          "share_below_1.25": float((contrast < 1.25).mean())}
+                                          "even_threshold": EVEN_IMPORTANCE,
+                                          "share_even": float((contrast < EVEN_IMPORTANCE).mean())}
     for r in results:
         print(f"{r['split']}: {r['n_active']} active, {r['n_inert']} inert")
         for col in ("subgraph_polarization", "metal_core_polarization", "charge_spread"):
@@ -79,7 +83,7 @@ def main(argv=None):
     if "importance_contrast" in summary:
         c = summary["importance_contrast"]
         print(f"importance contrast (top share / mean share): median {c['median']:.2f}, 10-90 % "
-              f"{c['p10']:.2f}-{c['p90']:.2f}; {100 * c['share_below_1.25']:.0f} % of clusters below 1.25 "
+              f"{c['p10']:.2f}-{c['p90']:.2f}; {100 * c['share_even']:.0f} % of clusters below {c['even_threshold']:g} "
               "(no atom stands out)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(summary, indent=1) + "\n")

@@ -57,8 +57,6 @@ class Explanation:
     extra: dict = field(default_factory=dict)
 
 
-
-
 def importance_contrast(importance) -> float:
     """The largest per-atom share over the even share 1/N (shares summing to 1, shape
     ``[num_atoms]``): 1 when every atom matters equally, N when one atom carries it all."""
