@@ -179,32 +179,53 @@ def _versions(i: int, window) -> list:
 
 
 def _predict(model, indices, window) -> np.ndarray:
+    if window is None:  # one graph per cluster: one batch
+        return model.predict_graphs([_CLUSTERS[i]["graph"] for i in indices])
     return np.array([model.predict_graphs(_versions(i, window)).mean() for i in indices])
 
 
-def _member(task):
+def train_without(variant: dict, held_out: tuple, seed: int):
+    """One member of ``variant`` trained on the clusters outside the folds ``held_out``
+    (less a ``val_fraction`` inner validation share, as in ``training.train_ensemble``);
+    returns ``(indices of the held-out clusters, their predictions, validation MAE,
+    training MAE)``."""
     from cluster_gnn.models import ModelConfig
     from cluster_gnn.training import TrainConfig, train_member
 
-    variant, fold, s = task
     _set_inputs(variant)
     g0 = _CLUSTERS[0]["graph"]
     model_config = ModelConfig(num_aux=g0.aux.shape[1], num_graph_features=g0.u.shape[1],
                                num_node_features=g0.x.shape[1], num_edge_features=g0.edge_attr.shape[1],
                                **variant.get("model", {}))
     config = TrainConfig(**variant.get("train", {}))
-    # the member seeds and inner splits of training.train_ensemble
-    seed = config.seed + 100 * (fold - 1) + s
-    pool = np.array([i for i, c in enumerate(_CLUSTERS) if c["fold"] != fold])
-    test = [i for i, c in enumerate(_CLUSTERS) if c["fold"] == fold]
+    pool = np.array([i for i, c in enumerate(_CLUSTERS) if c["fold"] not in held_out])
+    test = [i for i, c in enumerate(_CLUSTERS) if c["fold"] in held_out]
     perm = np.random.default_rng(seed).permutation(pool)
     n_val = max(1, int(round(config.val_fraction * len(perm))))
     val, train = perm[:n_val].tolist(), perm[n_val:].tolist()
     model, _ = train_member([g for i in train for g in _versions(i, variant.get("aug"))],
                             [_CLUSTERS[i]["graph"] for i in val], model_config, config, seed)
-    y_val = np.array([float(_CLUSTERS[i]["graph"].y) for i in val])
-    val_mae = float(np.abs(_predict(model, val, variant.get("tta")) - y_val).mean())
-    return s, test, _predict(model, test, variant.get("tta")), val_mae
+
+    def mae(indices):
+        y = np.array([float(_CLUSTERS[i]["graph"].y) for i in indices])
+        return float(np.abs(_predict(model, indices, variant.get("tta")) - y).mean())
+
+    return test, _predict(model, test, variant.get("tta")), mae(val), mae(train)
+
+
+def base_seed(variant: dict) -> int:
+    """The variant's ``TrainConfig.seed``."""
+    from cluster_gnn.training import TrainConfig
+
+    return TrainConfig(**variant.get("train", {})).seed
+
+
+def _member(task):
+    variant, fold, s = task
+    # the member seeds of training.train_ensemble
+    seed = base_seed(variant) + 100 * (fold - 1) + s
+    test, pred, val_mae, _ = train_without(variant, (fold,), seed)
+    return s, test, pred, val_mae
 
 
 def main(argv=None):
