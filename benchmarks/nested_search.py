@@ -120,32 +120,80 @@ def run(names, seeds, inner_seeds, workers, out: Path) -> None:
             print(f"{name:28s} done ({time.perf_counter() - start:.0f} s since the start)", flush=True)
 
 
+def run_baselines(out: Path) -> None:
+    """The descriptor baselines of ``cluster-gnn evaluate`` (``evaluation.BASELINES``) as
+    candidates of their own, in the same format, so the baseline picked as "best" gets the
+    same nested treatment (random state 0, as in the evaluation)."""
+    from cluster_gnn.baselines import descriptor_table, fit_predict
+    from cluster_gnn.electronic import load_feature_tables
+    from cluster_gnn.evaluation import BASELINES
+    from cluster_gnn.training import load_graphs
+
+    done = _load(out)
+    graphs = [g for g in load_graphs() if not np.isnan(float(g.y))]
+    names = [g.name for g in graphs]
+    y = np.array([float(g.y) for g in graphs])
+    folds = np.array([g.fold for g in graphs])
+    features = load_feature_tables()
+    for key, kind, reg in BASELINES:
+        if key in done:
+            continue
+        t0 = time.perf_counter()
+        X = descriptor_table(kind, names, features=features).to_numpy()
+
+        def fit_without(*held):
+            test = np.isin(folds, held)
+            return test, fit_predict(X[~test], y[~test], X[test], reg)
+
+        oof = np.zeros(len(y))
+        for k in FOLDS:
+            test, pred = fit_without(k)
+            oof[test] = pred
+        inner = np.full((10, len(y)), np.nan)
+        for j, k in combinations(FOLDS, 2):
+            test, pred = fit_without(j, k)
+            full = np.full(len(y), np.nan)
+            full[test] = pred
+            inner[k - 1, folds == j] = full[folds == j]
+            inner[j - 1, folds == k] = full[folds == k]
+        record = {"candidate": key, "spec": {"baseline": [kind, reg]},
+                  "seconds_waited": round(time.perf_counter() - t0, 1),
+                  "oof": [round(float(v), 4) for v in oof],
+                  "inner": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in inner]}
+        with out.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(f"{key:28s} done in {record['seconds_waited']:.0f} s", flush=True)
+
+
 def _load(out: Path) -> dict:
     if not out.is_file():
         return {}
     return {r["candidate"]: r for r in map(json.loads, out.read_text().splitlines()) if r}
 
 
-def report(out: Path, names=None) -> dict:
-    """Per-candidate outer scores, the inner-CV choice for each test fold and the nested
-    score; printed, and returned as a dict."""
+def report(out: Path, names, title: str) -> dict:
+    """Outer scores of the candidates ``names`` found in ``out``, the inner-CV choice for
+    each test fold and the nested score; printed under ``title`` and returned as a dict."""
     from cluster_gnn.training import load_graphs, metrics
 
     records = _load(out)
-    names = [n for n in (names or records) if n in records]
+    names = [n for n in names if n in records]
+    if not names:
+        return {}
     graphs = [g for g in load_graphs() if not np.isnan(float(g.y))]
     y = np.array([float(g.y) for g in graphs])
     folds = np.array([g.fold for g in graphs])
     oof = {n: np.array(records[n]["oof"]) for n in names}
     inner = {n: np.array(records[n]["inner"], dtype=float) for n in names}
-    print(f"{'candidate':28s} {'R2':>6s} {'MAE':>6s} {'inner MAE':>9s} {'train MAE':>9s}")
+    print(f"{title}\n{'candidate':30s} {'R2':>6s} {'MAE':>6s} {'inner MAE':>9s} {'train MAE':>9s}")
     summary = {"candidates": {}}
     for n in names:
         m = metrics(y, oof[n])
         inner_mae = float(np.nanmean(np.abs(inner[n] - y[None, :])))
-        summary["candidates"][n] = {"r2": m["r2"], "mae": m["mae"], "inner_mae": inner_mae,
-                                    "train_mae": records[n]["train_mae"]}
-        print(f"{n:28s} {m['r2']:6.3f} {m['mae']:6.3f} {inner_mae:9.3f} {records[n]['train_mae']:9.3f}")
+        train_mae = records[n].get("train_mae")
+        summary["candidates"][n] = {"r2": m["r2"], "mae": m["mae"], "inner_mae": inner_mae, "train_mae": train_mae}
+        print(f"{n:30s} {m['r2']:6.3f} {m['mae']:6.3f} {inner_mae:9.3f} "
+              + (f"{train_mae:9.3f}" if train_mae is not None else f"{'':>9s}"))
     nested = np.zeros(len(y))
     choice = {}
     for k in FOLDS:
@@ -154,8 +202,8 @@ def report(out: Path, names=None) -> dict:
         nested[folds == k] = oof[choice[k]][folds == k]
     m = metrics(y, nested)
     summary.update(choice=choice, nested={"r2": m["r2"], "mae": m["mae"]})
-    print("\nchosen per test fold: " + ", ".join(f"{k}: {c}" for k, c in choice.items()))
-    print(f"nested (choice made without the test fold): R2 {m['r2']:.3f}  MAE {m['mae']:.3f}")
+    print("chosen per test fold: " + ", ".join(f"{k}: {c}" for k, c in choice.items()))
+    print(f"nested (choice made without the test fold): R2 {m['r2']:.3f}  MAE {m['mae']:.3f}\n")
     return summary
 
 
@@ -166,11 +214,18 @@ def main(argv=None):
     parser.add_argument("--inner-seeds", type=int, default=2, help="members per pair of held-out folds")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=Path("nested_search.jsonl"))
+    parser.add_argument("--baselines", action="store_true",
+                        help="also the descriptor baselines of cluster-gnn evaluate (a few minutes, one core)")
     parser.add_argument("--report", action="store_true", help="only print the summary of --out")
     args = parser.parse_args(argv)
     if not args.report:
         run(args.candidates, args.seeds, args.inner_seeds, args.workers, args.out)
-    report(args.out, args.candidates)
+        if args.baselines:
+            run_baselines(args.out)
+    from cluster_gnn.evaluation import BASELINES
+
+    report(args.out, args.candidates, "GIN recipes")
+    report(args.out, [key for key, _, _ in BASELINES], "descriptor baselines")
 
 
 if __name__ == "__main__":
