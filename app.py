@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from cluster_gnn.config import MODELS_DIR, XTBConfig
-from cluster_gnn.evaluation import MODEL_DESCRIPTIONS
+from cluster_gnn.evaluation import baseline_verdict
 
 EVALUATION = MODELS_DIR / "evaluation.json"
 
@@ -49,20 +49,10 @@ def home() -> None:
             f"reaches R² = {scores['r2']:.2f}, MAE = {scores['mae']:.2f} and RMSE = {scores['rmse']:.2f} "
             "lg units (details on the Model page)."
         )
-        versus = scores.get("vs_best_baseline") or {}
-        lo, hi = versus.get("delta_r2_ci95") or (0.0, 0.0)
-        if "delta_mae" in versus and lo < 0 < hi:
-            best_r2 = versus["baseline"]
-            best_mae = versus.get("baseline_mae", best_r2)
-            d_mae = versus["delta_mae"]
-            mae_part = f"MAE {abs(d_mae):.3f} {'higher (worse)' if d_mae > 0 else 'lower (better)'}" + (
-                "" if best_mae == best_r2 else f" against {MODEL_DESCRIPTIONS.get(best_mae, best_mae)}")
-            st.markdown(
-                f"That is not clearly better than the best descriptor model of the same run, "
-                f"{MODEL_DESCRIPTIONS.get(best_r2, best_r2)}: R² {versus['delta_r2']:+.3f} (95 % interval "
-                f"{lo:+.3f} to {hi:+.3f}), {mae_part}. The Model page also compares the models on held-out "
-                "metals and ligand families."
-            )
+        verdict = baseline_verdict(scores)
+        if verdict:
+            st.markdown(f"{verdict} The Model page also compares the models on held-out metals and "
+                        "ligand families.")
     else:
         st.markdown(f"{theory}; the models are not trained yet, so no accuracy can be quoted.")
     st.page_link("pages/1_Predict.py", label="Predict a cluster", icon=":material/science:")

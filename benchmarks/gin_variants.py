@@ -33,10 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
 
-#: the xTB inputs: per-atom charge, s/p/d populations and bond-order sums; cluster-level xTB descriptors
-XTB_NODE = ["charge", "s_population", "p_population", "d_population", "bond_order_sum"]
-XTB_GRAPH = ["q_metal_max", "q_metal_min", "q_metal_mean", "q_metal_total", "dq_metal_ligand_max",
-             "s_metal_mean", "d_metal_mean", "homo_energy", "homo_lumo_gap", "dipole"]
+from cluster_gnn.graphs import XTB_GRAPH_FEATURES as XTB_GRAPH, XTB_NODE_FEATURES as XTB_NODE  # noqa: E402
 
 #: name -> what changes: ``model``/``train``/``graph`` (ModelConfig/TrainConfig/GraphConfig
 #: fields), ``drop_node`` / ``drop_graph`` (node / graph features left out), ``aux``

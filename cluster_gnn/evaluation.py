@@ -24,7 +24,7 @@ import numpy as np
 from .training import metrics
 
 __all__ = ["evaluate", "evaluate_published_folds", "summarise", "write_evaluation", "evaluation_table",
-           "paired_bootstrap", "comparison_lines", "BASELINES", "SPLITS", "MODEL_DESCRIPTIONS", "BASELINE_SEEDS"]
+           "paired_bootstrap", "comparison_lines", "baseline_verdict", "BASELINES", "SPLITS", "MODEL_DESCRIPTIONS", "BASELINE_SEEDS"]
 
 #: Random states the best descriptor baseline is refitted with for its ``seed_spread``.
 BASELINE_SEEDS = 10
@@ -331,3 +331,23 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
                          f"{s['r2_sd']:.3f} (range {s['r2_min']:.3f} to {s['r2_max']:.3f}), MAE "
                          f"{s['mae_mean']:.3f} ± {s['mae_sd']:.3f}.")
     return lines
+
+
+def baseline_verdict(scores: dict) -> str | None:
+    """One sentence on a model against the best descriptor baselines of its run, from its
+    entry in ``models/evaluation.json`` (``vs_best_baseline``): better, worse or not clearly
+    either on R² (by the 95 % bootstrap interval of the R² difference), with the MAE
+    difference in words; None if the entry has no comparison."""
+    versus = (scores or {}).get("vs_best_baseline") or {}
+    if not all(k in versus for k in ("baseline", "delta_r2", "delta_r2_ci95", "delta_mae")):
+        return None
+    lo, hi = versus["delta_r2_ci95"]
+    best_r2 = versus["baseline"]
+    best_mae = versus.get("baseline_mae", best_r2)
+    d_mae = versus["delta_mae"]
+    mae_part = f"MAE {abs(d_mae):.3f} {'higher (worse)' if d_mae > 0 else 'lower (better)'}" + (
+        "" if best_mae == best_r2 else f" against {MODEL_DESCRIPTIONS.get(best_mae, best_mae)}")
+    verdict = "better than" if lo > 0 else "worse than" if hi < 0 else "not clearly better than"
+    return (f"That is {verdict} the best descriptor model of the same run, "
+            f"{MODEL_DESCRIPTIONS.get(best_r2, best_r2)}: R² {versus['delta_r2']:+.3f} (95 % interval "
+            f"{lo:+.3f} to {hi:+.3f}), {mae_part}.")

@@ -42,19 +42,24 @@ import numpy as np
 from .electronic import AtomFeatures
 from .errors import FeatureMismatchError
 
-__all__ = ["GraphConfig", "build_graph", "bond_edges", "graph_features", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES", "element_features"]
+__all__ = ["GraphConfig", "build_graph", "bond_edges", "graph_features", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES",
+           "XTB_NODE_FEATURES", "XTB_GRAPH_FEATURES", "element_features"]
 
-NODE_FEATURES = (
-    "charge", "s_population", "p_population", "d_population", "bond_order_sum",
+#: the node features that come from xTB (the rest are the element's)
+XTB_NODE_FEATURES = ("charge", "s_population", "p_population", "d_population", "bond_order_sum")
+NODE_FEATURES = XTB_NODE_FEATURES + (
     "group", "period", "electronegativity", "covalent_radius", "ionization_energy",
     "electron_affinity", "valence_s", "valence_d", "is_metal",
+)
+#: the graph features that come from xTB (the rest are composition)
+XTB_GRAPH_FEATURES = (
+    "q_metal_max", "q_metal_min", "q_metal_mean", "q_metal_total", "dq_metal_ligand_max",
+    "s_metal_mean", "d_metal_mean", "homo_energy", "homo_lumo_gap", "dipole",
 )
 GRAPH_FEATURES = (
     "total_charge", "num_atoms", "n_metal", "n_H", "n_C", "n_N", "n_S", "n_other",
     "S_per_metal", "C_per_metal", "H_per_metal", "N_per_metal",
-    "q_metal_max", "q_metal_min", "q_metal_mean", "q_metal_total", "dq_metal_ligand_max",
-    "s_metal_mean", "d_metal_mean", "homo_energy", "homo_lumo_gap", "dipole",
-)
+) + XTB_GRAPH_FEATURES
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,29 @@ def test_graph_features_carry_the_stoichiometry(five_graphs):
     assert table.loc["Fe3C2-", "frac_Fe"] == 1.0
 
 
+def test_xtb_feature_lists_name_exactly_what_the_xtb_results_change():
+    """The columns of x and u that move when the xTB results change are the ones named in
+    XTB_NODE_FEATURES / XTB_GRAPH_FEATURES (the rest: element and composition)."""
+    import dataclasses
+    from pathlib import Path
+
+    from cluster_gnn.graphs import XTB_GRAPH_FEATURES, XTB_NODE_FEATURES
+
+    atoms = read_cluster(Path(__file__).parent / "data" / "Mo5S4-.xyz")
+    f = compute_xtb_features(atoms, -1, 2)
+    rng = np.random.default_rng(0)
+    jitter = {k: getattr(f, k) + rng.uniform(0.05, 0.1, len(atoms))
+              for k in ("charges", "s_population", "p_population", "d_population")}
+    g = dataclasses.replace(f, **jitter, bond_orders=f.bond_orders * 1.1, homo_energy=f.homo_energy - 0.3,
+                            lumo_energy=f.lumo_energy + 0.2, homo_lumo_gap=f.homo_lumo_gap + 0.5,
+                            dipole=f.dipole + 0.2)
+    a, b = build_graph(atoms, f), build_graph(atoms, g)
+    moved_x = {n for k, n in enumerate(NODE_FEATURES) if not torch.equal(a.x[:, k], b.x[:, k])}
+    moved_u = {n for k, n in enumerate(GRAPH_FEATURES) if not torch.equal(a.u[:, k], b.u[:, k])}
+    assert moved_x == set(XTB_NODE_FEATURES)
+    assert moved_u == set(XTB_GRAPH_FEATURES)
+
+
 def test_edges_reach_past_the_bonds_and_bond_edges_recover_the_bonds(five_graphs):
     from ase import Atoms
     from ase.data import covalent_radii

@@ -132,3 +132,20 @@ def test_proxy_split_members_are_trained_multi_task_like_the_committed_ones(monk
         evaluate("metal", models=("gin",), baselines=False)
     assert seen["num_aux"] == len(NBO8)
     assert seen["groups"] == ["Co", "Fe", "Mo", "Rh", "Ta", "V"]
+
+
+def test_baseline_verdict_follows_the_bootstrap_interval():
+    from cluster_gnn.evaluation import baseline_verdict
+
+    versus = {"baseline": "gbr_nbo8", "baseline_mae": "et_composition+metal", "delta_r2": 0.05,
+              "delta_r2_ci95": [0.01, 0.09], "delta_mae": -0.04}
+    better = baseline_verdict({"vs_best_baseline": versus})
+    assert better.startswith("That is better than the best descriptor model of the same run, gradient boosting on the authors")
+    assert better.endswith("R² +0.050 (95 % interval +0.010 to +0.090), MAE 0.040 lower (better) against "
+                           "extra trees on composition + metal one-hot.")
+    worse = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2": -0.05, "delta_r2_ci95": [-0.09, -0.01],
+                                                   "delta_mae": 0.03}})
+    assert worse.startswith("That is worse than") and "MAE 0.030 higher (worse)" in worse
+    unclear = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2_ci95": [-0.02, 0.09]}})
+    assert unclear.startswith("That is not clearly better than")
+    assert baseline_verdict({"r2": 0.6}) is None
