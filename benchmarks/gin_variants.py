@@ -6,7 +6,11 @@ radii) with one thing changed, scored side by side: pooled out-of-fold R2 and MA
 159 measured clusters, the mean R2 of single members (one member per fold), and the
 members' mean inner validation MAE (clusters of the training folds only, so a choice made
 on it never sees a test fold). ``base_seed1000`` and ``base_seed2000`` are the unchanged recipe with other
-random seeds: their spread is the noise any other difference has to beat.
+random seeds: their spread is the noise any other difference has to beat. Results of the
+current recipe (recipe 5, with the one-hot composition classes in ``u``) are in
+``docs/gin_variants.*``; ``docs/gin_variants-recipe4.*`` holds the variants around the
+recipe before it (no composition classes; the classes were first tried there as the
+``count_onehot``, ``ratio_onehot`` and ``count+ratio_onehot`` extras).
 
 Isomer variants use the runner-up isomers committed beside each global minimum
 (``data/structures/<name>.isomers.xyz``, their GFN1-xTB features computed here, about
@@ -34,6 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
 
 from cluster_gnn.graphs import XTB_GRAPH_FEATURES as XTB_GRAPH, XTB_NODE_FEATURES as XTB_NODE  # noqa: E402
+
+from cluster_gnn.graphs import COMPOSITION_CLASSES  # noqa: E402
+
+#: the composition classes by kind: S/C/H atom counts, S/C/H atoms per metal atom
+COUNT_CLASSES = [c for c in COMPOSITION_CLASSES if c.startswith(("n_S", "n_C", "n_H"))]
+RATIO_CLASSES = [c for c in COMPOSITION_CLASSES if "_per_metal" in c]
 
 #: name -> what changes: ``model``/``train``/``graph`` (ModelConfig/TrainConfig/GraphConfig
 #: fields), ``drop_node`` / ``drop_graph`` (node / graph features left out), ``aux``
@@ -82,6 +92,13 @@ VARIANTS = {
     "unpaired": {"extra": ["unpaired"]},
     "unpaired+electrons": {"extra": ["unpaired", "electrons_per_metal"]},
     "charge_stats": {"extra": ["charge_sd", "metal_charge_sd", "mean_abs_charge"]},
+    # without the one-hot composition classes in u: the recipe before them (recipe 4)
+    "no_composition_classes": {"drop_graph": COMPOSITION_CLASSES},
+    "no_composition_classes_seed1000": {"drop_graph": COMPOSITION_CLASSES, "train": {"seed": 1000}},
+    "no_composition_classes_seed2000": {"drop_graph": COMPOSITION_CLASSES, "train": {"seed": 2000}},
+    # metal-atom classes with only the ligand counts, or only the ligand-per-metal bins
+    "count_classes": {"drop_graph": RATIO_CLASSES},
+    "ratio_classes": {"drop_graph": COUNT_CLASSES},
     "tta0.3": {"tta": 0.3},
     "aug0.3_tta0.3": {"aug": 0.3, "tta": 0.3},
 }
@@ -106,9 +123,10 @@ def _extra_features(atoms, features) -> dict:
     metal = np.array([is_metal(s) for s in atoms.get_chemical_symbols()])
     q = np.asarray(features.charges)
     electrons = int(np.sum(features.valence_electrons)) - int(features.charge)
-    return {"unpaired": features.multiplicity - 1, "electrons_per_metal": electrons / metal.sum(),
-            "charge_sd": q.std(), "metal_charge_sd": q[metal].std() if metal.sum() > 1 else 0.0,
-            "mean_abs_charge": np.abs(q).mean()}
+    extra = {"unpaired": features.multiplicity - 1, "electrons_per_metal": electrons / metal.sum(),
+             "charge_sd": q.std(), "metal_charge_sd": q[metal].std() if metal.sum() > 1 else 0.0,
+             "mean_abs_charge": np.abs(q).mean()}
+    return extra
 
 
 def build_clusters(with_isomers: bool, graph: dict | None = None) -> list[dict]:

@@ -3,8 +3,8 @@ the cluster-level graph features.
 
 Chosen by the leave-one-metal-out proxy for the blind heteronuclear set (README, "How good
 is it?"): the plain average of the GIN ensemble and a gradient-boosting regressor on the
-graph features ``u`` (charge, atom counts, cluster-level xTB descriptors; see
-:data:`~cluster_gnn.graphs.GRAPH_FEATURES`) had the lowest held-out-metal MAE of every
+cluster descriptors (charge, atom counts, stoichiometry, cluster-level xTB descriptors; the
+first part of ``u``, :data:`~cluster_gnn.graphs.CLUSTER_FEATURES`) had the lowest held-out-metal MAE of every
 model that needs no DFT, and on the published folds the best MAE of all. The two err in
 different places (per-atom message passing vs. cluster-level trees), so their mean is
 better than either.
@@ -26,7 +26,8 @@ __all__ = ["Consensus"]
 
 
 class Consensus:
-    """Mean of a GIN :class:`~cluster_gnn.models.Ensemble` and gradient boosting on ``u``.
+    """Mean of a GIN :class:`~cluster_gnn.models.Ensemble` and gradient boosting on the
+    cluster descriptors.
 
     Behaves like the ensemble it wraps (``members``, ``meta``, ``folds()``,
     ``distance()``, ``domain``; explanations use the GIN members) except that
@@ -52,20 +53,24 @@ class Consensus:
         return getattr(self.ensemble, attr)
 
     def _boosting(self, graphs, fold):
-        """lg(k1) of ``graphs`` from gradient boosting on ``u``, fitted (once, cached) on the
+        """lg(k1) of ``graphs`` from gradient boosting on the cluster descriptors, fitted (once, cached) on the
         clusters the fold's members were trained on (all measured clusters when ``fold``
         is None); shape ``[num_graphs]``."""
         from .baselines import gradient_boosting
+        from .graphs import CLUSTER_FEATURES
+
+        def descriptors(gs):  # u starts with the cluster descriptors; the composition classes follow
+            return np.concatenate([g.u.numpy()[:, :len(CLUSTER_FEATURES)] for g in gs])
 
         with self._lock:
             if fold not in self._fitted:
                 held = set(self.ensemble.held_out(fold))
                 train = [g for g in self._train if g.name not in held]
-                X = np.concatenate([g.u.numpy() for g in train])
+                X = descriptors(train)
                 y = np.array([float(g.y) for g in train])
                 self._fitted[fold] = gradient_boosting(seed=0).fit(X, y)
             model = self._fitted[fold]
-        return model.predict(np.concatenate([g.u.numpy() for g in graphs]))
+        return model.predict(descriptors(graphs))
 
     def predict_parts(self, graphs, fold=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(gin_mean, boosting, std)``, each shape ``[num_graphs]``."""

@@ -15,8 +15,10 @@ the number of coordinates (so 1.0 is about one standard deviation in every coord
 ``scale`` (lg units per unit distance) is fitted by maximum likelihood on out-of-fold
 residuals of the published folds (:func:`fit_distance_scale`), one number per model.
 
-The domain vector is what a chemist would call the cluster's make-up: its graph features
-``u`` (charge, atom counts, cluster-level xTB descriptors) and the mean periodic
+The domain vector is what a chemist would call the cluster's make-up: its cluster
+descriptors (:data:`~cluster_gnn.graphs.CLUSTER_FEATURES`: charge, atom counts,
+stoichiometry, cluster-level xTB descriptors; not the one-hot composition classes, which
+would make every unseen composition equally far) and the mean periodic
 properties of its metal atoms (group, period, electronegativity, radius, ionisation
 energy, electron affinity, valence s and d counts). A new metal moves the second part.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graphs import NODE_FEATURES
+from .graphs import CLUSTER_FEATURES, NODE_FEATURES
 
 __all__ = ["Domain", "domain_vector", "fit_distance_scale"]
 
@@ -35,11 +37,12 @@ _METAL_FLAG = NODE_FEATURES.index("is_metal")
 
 
 def domain_vector(graph) -> np.ndarray:
-    """Domain coordinates of one graph, shape ``[num_graph_features + 8]``."""
+    """Domain coordinates of one graph, shape ``[len(CLUSTER_FEATURES) + 8]``."""
     x = graph.x.numpy()
     metal = x[:, _METAL_FLAG] > 0.5
     rows = x[metal] if metal.any() else x
-    return np.concatenate([graph.u.numpy().ravel(), rows[:, _ELEMENT_COLUMNS].mean(0)]).astype(float)
+    descriptors = graph.u.numpy().ravel()[:len(CLUSTER_FEATURES)]  # u starts with them
+    return np.concatenate([descriptors, rows[:, _ELEMENT_COLUMNS].mean(0)]).astype(float)
 
 
 class Domain:

@@ -28,7 +28,7 @@ from .errors import FeatureMismatchError, ModelFileError
 
 __all__ = ["ModelConfig", "ClusterGNN", "Ensemble", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 4  # 4: ligand-per-metal ratios in u; 3: edge_scale (was bond_scale) and bond_order_sum node feature; 2: float16 weights
+FORMAT_VERSION = 5  # 5: one-hot composition classes in u; 4: ligand-per-metal ratios in u; 3: edge_scale (was bond_scale) and bond_order_sum node feature; 2: float16 weights
 
 
 def _remove_generated_modules() -> None:
@@ -64,7 +64,7 @@ class ModelConfig:
     Parameters
     ----------
     conv: ``"gin"`` (GINEConv, default) or ``"gcn"`` (GCNConv baseline).
-    num_node_features, num_edge_features, num_graph_features: input widths (14, 10, 22).
+    num_node_features, num_edge_features, num_graph_features: input widths (14, 10, 82).
     hidden: width of node states.
     num_layers: message-passing layers.
     dropout: dropout before the readout MLP.
@@ -74,7 +74,7 @@ class ModelConfig:
     conv: str = "gin"
     num_node_features: int = 14
     num_edge_features: int = 10
-    num_graph_features: int = 22
+    num_graph_features: int = 82
     hidden: int = 48
     num_layers: int = 3
     dropout: float = 0.1

@@ -53,6 +53,35 @@ def test_graph_features_carry_the_stoichiometry(five_graphs):
     assert table.loc["Fe3C2-", "frac_Fe"] == 1.0
 
 
+def test_composition_classes_are_one_hot_per_group(five_graphs):
+    """u ends with the composition classes: one class per group (metal atoms; S, C, H
+    atoms; S, C, H atoms per metal atom) is 1, the rest 0; the domain vector leaves them out."""
+    from cluster_gnn.domain import domain_vector
+    from cluster_gnn.graphs import CLUSTER_FEATURES, COMPOSITION_CLASSES
+
+    assert GRAPH_FEATURES == CLUSTER_FEATURES + COMPOSITION_CLASSES
+    u = {g.name: dict(zip(GRAPH_FEATURES, g.u[0].tolist())) for g in five_graphs}
+    hot = {name: sorted(k for k in COMPOSITION_CLASSES if u[name][k] == 1.0) for name in u}
+    assert all(u[name][k] in (0.0, 1.0) for name in u for k in COMPOSITION_CLASSES)
+    assert hot["Mo5S4-"] == sorted(["n_metal=5", "n_S=4", "n_C=0", "n_H=0", "S_per_metal=[0.75,1)",
+                                    "C_per_metal=[0,0.25)", "H_per_metal=[0,0.25)"])
+    assert {"n_metal=3", "n_C=2", "C_per_metal=[0.5,0.75)"} <= set(hot["Fe3C2-"])
+    assert all(len(h) == 7 for h in hot.values())
+    g = five_graphs[1]
+    assert domain_vector(g).shape == (len(CLUSTER_FEATURES) + 8,)
+    assert np.allclose(domain_vector(g)[:len(CLUSTER_FEATURES)], g.u[0, :len(CLUSTER_FEATURES)].numpy())
+
+
+def test_composition_classes_cap_the_counts():
+    from cluster_gnn.graphs import composition_classes
+
+    hot = {k for k, v in composition_classes({"V": 10, "C": 9, "H": 1}).items() if v}
+    assert hot == {"n_metal>=9", "n_S=0", "n_C>=7", "n_H=1", "S_per_metal=[0,0.25)", "C_per_metal=[0.75,1)",
+                   "H_per_metal=[0,0.25)"}
+    hot = {k for k, v in composition_classes({"Ta": 1, "C": 5}).items() if v}
+    assert "C_per_metal>=2" in hot and "n_metal=1" in hot
+
+
 def test_xtb_feature_lists_name_exactly_what_the_xtb_results_change():
     """The columns of x and u that move when the xTB results change are the ones named in
     XTB_NODE_FEATURES / XTB_GRAPH_FEATURES (the rest: element and composition)."""
