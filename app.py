@@ -12,17 +12,18 @@ import streamlit as st
 
 from cluster_gnn.config import MODELS_DIR, XTBConfig
 from cluster_gnn.evaluation import baseline_verdict
+from cluster_gnn.predict import DEFAULT_MODEL
 
 EVALUATION = MODELS_DIR / "evaluation.json"
 
 
 @st.cache_data(show_spinner=False)
-def _gin_scores(path: str, mtime: float) -> dict | None:
-    """The entry of the model behind predictions in models/evaluation.json ("consensus", or
-    "gin" in older files; ``mtime`` keys the cache to the file's version)."""
+def _model_scores(path: str, mtime: float) -> dict | None:
+    """The entry of the model behind predictions (:data:`~cluster_gnn.predict.DEFAULT_MODEL`)
+    in models/evaluation.json (``mtime`` keys the cache to the file's version)."""
     try:
         table = json.loads(Path(path).read_text(encoding="utf-8"))
-        scores = table.get("consensus") or table.get("gin")
+        scores = table.get(DEFAULT_MODEL)
     except (OSError, ValueError, AttributeError):
         return None
     return scores if isinstance(scores, dict) else None
@@ -35,10 +36,10 @@ def home() -> None:
         "This tool predicts **lg k₁**, the base-10 logarithm of the rate constant k₁ "
         "(cm³ molecule⁻¹ s⁻¹) of the first N₂ uptake by a gas-phase metal cluster such as "
         "Mo₅S₄⁻, from the cluster's 3D structure and its per-atom charges and s/p/d "
-        "populations, through a graph isomorphism network (GIN) averaged with gradient boosting on "
-        "cluster-level descriptors."
+        "populations, through an ensemble of graph isomorphism networks (GIN) that also see the "
+        "cluster's composition."
     )
-    scores = _gin_scores(str(EVALUATION), EVALUATION.stat().st_mtime) if EVALUATION.is_file() else None
+    scores = _model_scores(str(EVALUATION), EVALUATION.stat().st_mtime) if EVALUATION.is_file() else None
     theory = (
         f"Structures and atom features come from {level.method} at {level.electronic_temperature:g} K "
         "electronic temperature (not the DFT/NBO level of the original paper)"

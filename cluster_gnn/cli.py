@@ -263,9 +263,9 @@ class Predict(Subcommand):
         parser.add_argument("--workers", type=int, default=1, help="processes for several files (default 1)")
         parser.add_argument("--scheduler", default=None,
                             help="Dask scheduler address (tcp://host:8786) to spread several files over")
-        parser.add_argument("--model", default="consensus",
-                            help="consensus (default: GIN + gradient boosting, chosen on leave-one-metal-out), "
-                                 "gin or gcn")
+        parser.add_argument("--model", default="gin",
+                            help="gin (default: the GIN ensemble, chosen on leave-one-metal-out), consensus "
+                                 "(GIN + gradient boosting on the cluster descriptors) or gcn")
         parser.add_argument("--timeout-s", type=float, default=120.0,
                             help="wall-clock limit for the xTB work in s (0: none)")
         parser.add_argument("--json", action="store_true", help="print JSON")

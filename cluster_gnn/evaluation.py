@@ -255,9 +255,9 @@ def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir
 
 #: What each evaluated model is, in a chemist's words (shown next to the figures).
 MODEL_DESCRIPTIONS = {
-    "gin": "GIN ensemble on GFN1-xTB graphs (this project)",
+    "gin": "GIN ensemble on GFN1-xTB graphs (this project; makes our predictions)",
     "gcn": "GCN ensemble on the same graphs (baseline)",
-    "consensus": "mean of the GIN ensemble and gradient boosting on its graph features (makes our predictions)",
+    "consensus": "mean of the GIN ensemble and gradient boosting on its cluster descriptors",
     "gbr_nbo8": "gradient boosting on the authors' 8 DFT-NBO descriptors (published protocol, refit here)",
     "rf_nbo8": "random forest on the authors' 8 DFT-NBO descriptors",
     "et_nbo8": "extra trees on the authors' 8 DFT-NBO descriptors",

@@ -130,10 +130,14 @@ class ClusterGNN(nn.Module):
         self.register_buffer("y_std", torch.ones(()))
 
     def fit_scaling(self, graphs) -> None:
-        """Set input and target scaling from training graphs (a list of ``Data``)."""
+        """Set input and target scaling from training graphs (a list of ``Data``).
+
+        An input that is constant over the training graphs (a composition class no training
+        cluster is in, say) gets an infinite scale: it enters the network as 0 whatever its
+        value, since its weights never saw it vary and say nothing about it."""
         def stats(t):
             mean, std = t.mean(0), t.std(0)
-            return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
+            return mean, torch.where(std > 1e-6, std, torch.full_like(std, float("inf")))
 
         self.x_mean, self.x_std = stats(torch.cat([g.x for g in graphs]))
         self.edge_mean, self.edge_std = stats(torch.cat([g.edge_attr for g in graphs]))

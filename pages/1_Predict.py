@@ -53,8 +53,8 @@ def models_stamp() -> tuple:
 
 @st.cache_resource(show_spinner="Loading the model ...")
 def ensemble(stamp: tuple):
-    """The model behind predictions (``cluster_gnn.predict.load_ensemble``: the GIN ensemble
-    averaged with gradient boosting), or None before training."""
+    """The model behind predictions (``cluster_gnn.predict.load_ensemble``: the GIN
+    ensemble), or None before training."""
     if not stamp or importlib.util.find_spec("cluster_gnn.predict") is None:
         return None
     from cluster_gnn.predict import load_ensemble
@@ -187,8 +187,8 @@ def main() -> None:
     col_pred, col_meas, col_gap = st.columns(3)
     if prediction is not None:
         col_pred.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
-                        help="k₁ in cm³ molecule⁻¹ s⁻¹; mean of the GIN ensemble and gradient boosting on "
-                             "the cluster-level xTB descriptors. ± is one standard deviation: spread of the GIN "
+                        help="k₁ in cm³ molecule⁻¹ s⁻¹; mean of the GIN ensemble's members. ± is one "
+                             "standard deviation: spread of the GIN "
                              "members, their validation residuals and the distance from the training clusters; "
                              "±1.645 of it is the 90 % interval.")
     else:

@@ -78,9 +78,11 @@ def main() -> None:
         "used only as baselines and as a check of our charges.\n"
         "- Model: a graph isomorphism network (GIN) whose nodes are the cluster's atoms, carrying "
         "these features, trained also to reproduce the authors' NBO descriptors (multi-task); its "
-        "prediction is averaged with gradient boosting on the cluster-level xTB descriptors. This "
-        "consensus was chosen because it made the smallest errors when whole metals were held out "
-        "(the stand-in for the blind heteronuclear set)."
+        "readout also sees the cluster's composition (atom counts and ligands per metal, as numbers "
+        "and as one-hot classes) and cluster-level xTB descriptors. It makes our predictions because "
+        "it made the smallest errors when whole metals were held out (the stand-in for the blind "
+        "heteronuclear set; level with its average with gradient boosting there, and better on every "
+        "other split)."
     )
 
     st.header("Data and citations")

@@ -160,8 +160,8 @@ def test_landing_page_says_when_the_model_does_not_clearly_beat_a_baseline(monke
     versus = {"baseline": "et_composition+elements", "baseline_mae": "et_composition+elements",
               "delta_r2": 0.007, "delta_r2_ci95": [-0.059, 0.08], "p_better_r2": 0.57, "delta_mae": 0.027,
               "delta_mae_ci95": [-0.046, 0.093], "p_better_mae": 0.23, "n_boot": 2000}
-    scores = {"consensus": {"r2": 0.623, "mae": 0.69, "rmse": 0.9, "n": 159, "fold_mean_mae": 0.69,
-                            "per_split": {}, "vs_best_baseline": versus}}
+    scores = {"gin": {"r2": 0.623, "mae": 0.69, "rmse": 0.9, "n": 159, "fold_mean_mae": 0.69,
+                      "per_split": {}, "vs_best_baseline": versus}}
     (tmp_path / "evaluation.json").write_text(json.dumps(scores))
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
     at = _app().run()

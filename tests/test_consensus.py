@@ -37,6 +37,6 @@ def test_consensus_is_the_mean_of_gin_and_boosting(setup):
     np.testing.assert_allclose(std, std2)
     gin_only, _ = load_ensemble("gin").predict(sub, fold)
     np.testing.assert_allclose(gin, gin_only)
-    p = predict_named(graphs[idx[0]].name)
+    p = predict_named(graphs[idx[0]].name, ensemble=model)
     assert p.model == "consensus" and p.out_of_fold
     assert p.lg_k1 == pytest.approx(float(model.predict([graphs[idx[0]]], fold)[0][0]), abs=1e-6)

@@ -153,6 +153,29 @@ def test_tiny_gin_overfits_five_real_clusters(five_graphs):
     assert np.abs(pred - y).max() < 0.15, (pred, y)
 
 
+def test_a_class_unseen_in_training_does_not_move_the_prediction(five_graphs, tmp_path):
+    """A composition class that no training cluster is in (constant in training) enters the
+    network as 0, also after a save/load round trip; a class seen in training does move it."""
+    from cluster_gnn.graphs import COMPOSITION_CLASSES
+
+    model = ClusterGNN(ModelConfig(hidden=16, num_layers=2))
+    model.fit_scaling(five_graphs)
+    unseen = GRAPH_FEATURES.index("n_metal>=9")  # no metal count of 9 or more among the five
+    seen = GRAPH_FEATURES.index("n_metal=5")  # Mo5S4-
+    assert all(float(g.u[0, unseen]) == 0.0 for g in five_graphs) and "n_metal>=9" in COMPOSITION_CLASSES
+    g = five_graphs[0].clone()
+    base = model.predict_graphs([g])
+    g.u = g.u.clone()
+    g.u[0, unseen] = 1.0
+    assert model.predict_graphs([g]) == pytest.approx(base, abs=1e-6)
+    path = Ensemble("gin", model.config, [{"model": model, "fold": 1, "seed": 0, "sigma": 0.3}],
+                    {"graph_config": {}}).save(tmp_path / "m.pt")
+    loaded = Ensemble.load(path).members[0]["model"]
+    assert loaded.predict_graphs([g]) == pytest.approx(loaded.predict_graphs([five_graphs[0]]), abs=1e-6)
+    g.u[0, seen] = 1.0 - float(g.u[0, seen])
+    assert abs(float(model.predict_graphs([g])[0] - base[0])) > 1e-4
+
+
 def test_ensemble_save_load_round_trip(tmp_path, five_graphs):
     members = [{"model": ClusterGNN(ModelConfig(hidden=8)), "fold": k, "seed": k, "sigma": 0.3} for k in (1, 2)]
     for m in members:

@@ -89,7 +89,7 @@ def test_parallel_training_gives_the_same_members(graphs):
 
 
 def test_paired_bootstrap_on_committed_out_of_fold_predictions():
-    """The consensus model's out-of-fold predictions against the training folds' mean
+    """The committed out-of-fold predictions (model behind predictions) against the training folds' mean
     rate: clearly better, with intervals that exclude zero; the comparison is antisymmetric
     and a model compared with itself differs by nothing."""
     import pandas as pd
