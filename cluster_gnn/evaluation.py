@@ -335,9 +335,10 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
 
 def baseline_verdict(scores: dict) -> str | None:
     """One sentence on a model against the best descriptor baselines of its run, from its
-    entry in ``models/evaluation.json`` (``vs_best_baseline``): better, worse or not clearly
-    either on R² (by the 95 % bootstrap interval of the R² difference), with the MAE
-    difference in words; None if the entry has no comparison."""
+    entry in ``models/evaluation.json`` (``vs_best_baseline``): better or worse on R² where the
+    95 % bootstrap interval of the R² difference excludes 0, otherwise ahead (though not
+    clearly) or not better; with the MAE difference in words; None if the entry has no
+    comparison."""
     versus = (scores or {}).get("vs_best_baseline") or {}
     if not all(k in versus for k in ("baseline", "delta_r2", "delta_r2_ci95", "delta_mae")):
         return None
@@ -347,7 +348,10 @@ def baseline_verdict(scores: dict) -> str | None:
     d_mae = versus["delta_mae"]
     mae_part = f"MAE {abs(d_mae):.3f} {'higher (worse)' if d_mae > 0 else 'lower (better)'}" + (
         "" if best_mae == best_r2 else f" against {MODEL_DESCRIPTIONS.get(best_mae, best_mae)}")
-    verdict = "better than" if lo > 0 else "worse than" if hi < 0 else "not clearly better than"
+    if lo > 0 or hi < 0:
+        verdict = "better than" if lo > 0 else "worse than"
+    else:
+        verdict = "ahead of, though not clearly," if versus["delta_r2"] > 0 else "not better than"
     return (f"That is {verdict} the best descriptor model of the same run, "
             f"{MODEL_DESCRIPTIONS.get(best_r2, best_r2)}: R² {versus['delta_r2']:+.3f} (95 % interval "
             f"{lo:+.3f} to {hi:+.3f}), {mae_part}.")

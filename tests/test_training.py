@@ -146,6 +146,8 @@ def test_baseline_verdict_follows_the_bootstrap_interval():
     worse = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2": -0.05, "delta_r2_ci95": [-0.09, -0.01],
                                                    "delta_mae": 0.03}})
     assert worse.startswith("That is worse than") and "MAE 0.030 higher (worse)" in worse
-    unclear = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2_ci95": [-0.02, 0.09]}})
-    assert unclear.startswith("That is not clearly better than")
+    ahead = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2_ci95": [-0.02, 0.09]}})
+    assert ahead.startswith("That is ahead of, though not clearly, the best descriptor model")
+    behind = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2": -0.01, "delta_r2_ci95": [-0.07, 0.05]}})
+    assert behind.startswith("That is not better than")
     assert baseline_verdict({"r2": 0.6}) is None
