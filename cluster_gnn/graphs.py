@@ -27,17 +27,21 @@ Graph features ``u`` (:data:`GRAPH_FEATURES`, shape ``[1, 82]``, see :func:`grap
 first the cluster descriptors (:data:`CLUSTER_FEATURES`, 22): total charge, atom counts,
 the stoichiometry (S, C, H and N atoms per metal atom) and the cluster-level xTB
 descriptors (metal charges, metal s/d populations, HOMO energy, HOMO-LUMO gap, dipole);
-then the composition as one-hot classes (:data:`COMPOSITION_CLASSES`, 60). The readout sees them next to the pooled node states, so the
-network does not have to rediscover composition from 159 examples. The ratios are
+then the composition as one-hot classes (:data:`COMPOSITION_CLASSES`, 60). The readout
+sees them next to the pooled node states, so the network does not have to rediscover
+composition from 159 examples. The ratios are
 arithmetic on the counts, but a small network does not learn a division from 140
 clusters: with them the pooled out-of-fold R2 / MAE went 0.614 / 0.686, 0.611 / 0.688,
 0.611 / 0.692 -> 0.621 / 0.676, 0.615 / 0.684, 0.617 / 0.686 for seeds 0, 1000, 2000
 (``benchmarks/gin_variants.py``; ``docs/gin_variants-recipe3.txt`` holds the runs without).
-The composition classes (metal atoms 1 to 8, 9 or more; S, C and H atoms 0 to 6, 7 or more; S, C
-and H atoms per metal atom in bins of 0.25) let the readout give a composition a level of
-its own, the way the composition trees split on the counts; the measured rates jump
-between neighbouring compositions (Mo5S3-, Mo5S4-, Mo5S5-: lg k1 -10.0, -14.1, -11.6),
-which a smooth function of the counts cannot follow.
+The composition classes (metal atoms 1 to 8, 9 or more; S, C and H atoms 0 to 6, 7 or
+more; S, C and H atoms per metal atom in bins of 0.25) let the readout give a composition
+a level of its own, the way the composition trees split on the counts; the measured rates
+jump between neighbouring compositions (Mo5S3-, Mo5S4-, Mo5S5-: lg k1 -10.0, -14.1,
+-11.6), which a smooth function of the counts cannot follow. Pooled out-of-fold R2 / MAE
+0.621 / 0.676, 0.615 / 0.684, 0.617 / 0.686 without them, 0.651 / 0.634, 0.654 / 0.633,
+0.655 / 0.641 with them (seeds 0, 1000, 2000; ``docs/gin_variants-recipe4.txt``,
+``docs/gin_variants.txt``).
 """
 from __future__ import annotations
 
