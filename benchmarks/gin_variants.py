@@ -37,9 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
 
-from cluster_gnn.graphs import XTB_GRAPH_FEATURES as XTB_GRAPH, XTB_NODE_FEATURES as XTB_NODE  # noqa: E402
-
 from cluster_gnn.graphs import COMPOSITION_CLASSES  # noqa: E402
+from cluster_gnn.graphs import XTB_GRAPH_FEATURES as XTB_GRAPH, XTB_NODE_FEATURES as XTB_NODE  # noqa: E402
 
 #: the composition classes by kind: S/C/H atom counts, S/C/H atoms per metal atom
 COUNT_CLASSES = [c for c in COMPOSITION_CLASSES if c.startswith(("n_S", "n_C", "n_H"))]
@@ -123,10 +122,9 @@ def _extra_features(atoms, features) -> dict:
     metal = np.array([is_metal(s) for s in atoms.get_chemical_symbols()])
     q = np.asarray(features.charges)
     electrons = int(np.sum(features.valence_electrons)) - int(features.charge)
-    extra = {"unpaired": features.multiplicity - 1, "electrons_per_metal": electrons / metal.sum(),
-             "charge_sd": q.std(), "metal_charge_sd": q[metal].std() if metal.sum() > 1 else 0.0,
-             "mean_abs_charge": np.abs(q).mean()}
-    return extra
+    return {"unpaired": features.multiplicity - 1, "electrons_per_metal": electrons / metal.sum(),
+            "charge_sd": q.std(), "metal_charge_sd": q[metal].std() if metal.sum() > 1 else 0.0,
+            "mean_abs_charge": np.abs(q).mean()}
 
 
 def build_clusters(with_isomers: bool, graph: dict | None = None) -> list[dict]:
