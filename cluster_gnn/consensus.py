@@ -58,10 +58,10 @@ class Consensus:
         clusters the fold's members were trained on (all measured clusters when ``fold``
         is None); shape ``[num_graphs]``."""
         from .baselines import gradient_boosting
-        from .graphs import CLUSTER_FEATURES
+        from .graphs import cluster_feature_columns
 
-        def descriptors(gs):  # u starts with the cluster descriptors; the composition classes follow
-            return np.concatenate([g.u.numpy()[:, :len(CLUSTER_FEATURES)] for g in gs])
+        def descriptors(gs):
+            return np.concatenate([cluster_feature_columns(g.u.numpy()) for g in gs])
 
         with self._lock:
             if fold not in self._fitted:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graphs import CLUSTER_FEATURES, NODE_FEATURES
+from .graphs import NODE_FEATURES, cluster_feature_columns
 
 __all__ = ["Domain", "domain_vector", "fit_distance_scale"]
 
@@ -37,11 +37,11 @@ _METAL_FLAG = NODE_FEATURES.index("is_metal")
 
 
 def domain_vector(graph) -> np.ndarray:
-    """Domain coordinates of one graph, shape ``[len(CLUSTER_FEATURES) + 8]``."""
+    """Domain coordinates of one graph, shape ``[len(graphs.CLUSTER_FEATURES) + 8]``."""
     x = graph.x.numpy()
     metal = x[:, _METAL_FLAG] > 0.5
     rows = x[metal] if metal.any() else x
-    descriptors = graph.u.numpy().ravel()[:len(CLUSTER_FEATURES)]  # u starts with them
+    descriptors = cluster_feature_columns(graph.u.numpy())[0]
     return np.concatenate([descriptors, rows[:, _ELEMENT_COLUMNS].mean(0)]).astype(float)
 
 

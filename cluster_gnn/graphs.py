@@ -54,7 +54,7 @@ from .errors import FeatureMismatchError
 
 __all__ = ["GraphConfig", "build_graph", "bond_edges", "graph_features", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES",
            "XTB_NODE_FEATURES", "XTB_GRAPH_FEATURES", "CLUSTER_FEATURES", "COMPOSITION_CLASSES",
-           "composition_classes", "element_features"]
+           "composition_classes", "cluster_feature_columns", "element_features"]
 
 #: the node features that come from xTB (the rest are the element's)
 XTB_NODE_FEATURES = ("charge", "s_population", "p_population", "d_population", "bond_order_sum")
@@ -164,17 +164,26 @@ def graph_features(atoms, features: AtomFeatures) -> dict:
 def composition_classes(counts: dict) -> dict:
     """One-hot composition classes of :data:`COMPOSITION_CLASSES` (1.0 for the cluster's
     class, 0.0 otherwise) from element counts ``{symbol: n}``."""
+    from .baselines import ligands_per_metal
     from .structures import is_metal
 
-    n_metal = max(sum(n for s, n in counts.items() if is_metal(s)), 1)
-    hot = {f"n_metal={n_metal}" if n_metal < 9 else "n_metal>=9"}
+    n_metal = sum(n for s, n in counts.items() if is_metal(s))
+    hot = {f"n_metal={max(n_metal, 1)}" if n_metal < 9 else "n_metal>=9"}
+    ratios = ligands_per_metal(counts)
     for e in ("S", "C", "H"):
         n = counts.get(e, 0)
         hot.add(f"n_{e}={n}" if n < 7 else f"n_{e}>=7")
-        k = int(np.searchsorted(_RATIO_EDGES, n / n_metal + 1e-9, side="right")) - 1
+        k = int(np.searchsorted(_RATIO_EDGES, ratios[f"{e}_per_metal"] + 1e-9, side="right")) - 1
         hot.add(f"{e}_per_metal=[{_RATIO_EDGES[k]:g},{_RATIO_EDGES[k + 1]:g})" if k < len(_RATIO_EDGES) - 1
                 else f"{e}_per_metal>={_RATIO_EDGES[-1]:g}")
     return {name: float(name in hot) for name in COMPOSITION_CLASSES}
+
+
+def cluster_feature_columns(u) -> np.ndarray:
+    """The :data:`CLUSTER_FEATURES` part of graph features ``u`` ``[num_graphs, 82]`` (a
+    tensor or array; ``u`` starts with them, the composition classes follow), as an array
+    ``[num_graphs, 22]``."""
+    return np.asarray(u)[:, :len(CLUSTER_FEATURES)]
 
 
 def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None, y: float | None = None,
