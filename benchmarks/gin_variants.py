@@ -28,17 +28,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+RESULTS = Path(__file__).resolve().parent / "results"  # one current result file per script
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # xTB of the isomers: one thread per process is fastest here
 
-from cluster_gnn.graphs import COMPOSITION_CLASSES  # noqa: E402
-from cluster_gnn.graphs import XTB_GRAPH_FEATURES as XTB_GRAPH, XTB_NODE_FEATURES as XTB_NODE  # noqa: E402
+from cluster_gnn.graphs import COMPOSITION_CLASSES
+from cluster_gnn.graphs import XTB_GRAPH_FEATURES as XTB_GRAPH, XTB_NODE_FEATURES as XTB_NODE
 
 #: the composition classes by kind: S/C/H atom counts, S/C/H atoms per metal atom
 COUNT_CLASSES = [c for c in COMPOSITION_CLASSES if c.startswith(("n_S", "n_C", "n_H"))]
@@ -102,8 +102,6 @@ VARIANTS = {
     "aug0.3_tta0.3": {"aug": 0.3, "tta": 0.3},
 }
 
-EXTRA_FEATURES = ("unpaired", "electrons_per_metal", "charge_sd", "metal_charge_sd", "mean_abs_charge")
-
 _CLUSTERS: list = []
 _GRAPH_KEYS = ("x", "edge_index", "edge_attr", "u", "y")
 
@@ -136,8 +134,8 @@ def build_clusters(with_isomers: bool, graph: dict | None = None) -> list[dict]:
     from cluster_gnn.datasets import load_nbo_descriptors
     from cluster_gnn.electronic import compute_xtb_features, load_feature_tables
     from cluster_gnn.graphs import GraphConfig, build_graph
-    from cluster_gnn.search import structure_path
-    from cluster_gnn.training import load_graphs
+    from cluster_gnn.datasets import structure_path
+    from cluster_gnn.graphs import load_graphs
 
     graph_config = GraphConfig(**(graph or {}))
     nbo = load_nbo_descriptors().set_index("name")
@@ -246,11 +244,11 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, default=10, help="members per fold")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("gin_variants.jsonl"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "gin_variants.jsonl")
     args = parser.parse_args(argv)
 
     from cluster_gnn.parallel import task_executor
-    from cluster_gnn.training import metrics
+    from cluster_gnn.splits import metrics
 
     done = {json.loads(line)["variant"]: json.loads(line) for line in args.out.open()} if args.out.is_file() else {}
     todo = [v for v in args.variants if v not in done]

@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+RESULTS = Path(__file__).resolve().parent / "results"  # one current result file per script
 
-from cluster_gnn.config import XTBConfig  # noqa: E402
-from cluster_gnn.datasets import load_clusters, load_nbo_descriptors  # noqa: E402
-from cluster_gnn.electronic import compute_xtb_features  # noqa: E402
-from cluster_gnn.errors import XTBConvergenceError  # noqa: E402
-from cluster_gnn.search import load_structure, structure_path  # noqa: E402
-from cluster_gnn.structures import is_metal  # noqa: E402
+
+from cluster_gnn.config import XTBConfig
+from cluster_gnn.datasets import load_clusters, load_nbo_descriptors
+from cluster_gnn.electronic import compute_xtb_features
+from cluster_gnn.errors import XTBConvergenceError
+from cluster_gnn.datasets import load_structure, structure_path
+from cluster_gnn.structures import is_metal
 
 OURS = {"1_Qmax": "q_max", "1_Qmin": "q_min", "2_Qave": "q_mean", "2_nsave": "s_mean", "2_ndave": "d_mean"}
 
@@ -45,7 +45,7 @@ def metal_descriptors(atoms, f) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N clusters")
-    parser.add_argument("--json", type=Path, default=Path("docs/level_of_theory.json"))
+    parser.add_argument("--json", type=Path, default=RESULTS / "level_of_theory.json")
     args = parser.parse_args(argv)
     table = load_clusters()
     homo = table[table.family == "homonuclear"]
@@ -106,8 +106,8 @@ def main(argv=None):
         axes[0].legend(fontsize=7)
         fig.suptitle(f"Our {XTBConfig().label} metal descriptors vs the authors' DFT-NBO ({len(ok)} clusters)")
         fig.tight_layout()
-        fig.savefig("docs/nbo_parity.png", dpi=110)
-        print("wrote docs/nbo_parity.png and", args.json)
+        fig.savefig(RESULTS / "level_of_theory.png", dpi=110)
+        print("wrote", RESULTS / "level_of_theory.png", "and", args.json)
 
 
 if __name__ == "__main__":

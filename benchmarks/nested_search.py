@@ -31,18 +31,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+RESULTS = Path(__file__).resolve().parent / "results"  # one current result file per script
 
-import gin_variants as gv  # noqa: E402  (the variant machinery: clusters, inputs, members)
-from cluster_gnn.graphs import COMPOSITION_CLASSES  # noqa: E402
+
+import gin_variants as gv  # the variant machinery (clusters, inputs, members); benchmarks/ is on sys.path when run as a script
+from cluster_gnn.graphs import COMPOSITION_CLASSES
 
 
 def _recipe4(spec: dict) -> dict:
@@ -147,7 +146,7 @@ def run_baselines(out: Path) -> None:
     from cluster_gnn.baselines import descriptor_table, fit_predict
     from cluster_gnn.electronic import load_feature_tables
     from cluster_gnn.evaluation import BASELINES
-    from cluster_gnn.training import load_graphs
+    from cluster_gnn.graphs import load_graphs
 
     done = _load(out)
     graphs = [g for g in load_graphs() if not np.isnan(float(g.y))]
@@ -194,7 +193,8 @@ def _load(out: Path) -> dict:
 def report(out: Path, names, title: str) -> dict:
     """Outer scores of the candidates ``names`` found in ``out``, the inner-CV choice for
     each test fold and the nested score; printed under ``title`` and returned as a dict."""
-    from cluster_gnn.training import load_graphs, metrics
+    from cluster_gnn.graphs import load_graphs
+    from cluster_gnn.splits import metrics
 
     records = _load(out)
     names = [n for n in names if n in records]
@@ -233,7 +233,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=10, help="members per test fold")
     parser.add_argument("--inner-seeds", type=int, default=2, help="members per pair of held-out folds")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--out", type=Path, default=Path("nested_search.jsonl"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "nested_search.jsonl")
     parser.add_argument("--baselines", action="store_true",
                         help="also the descriptor baselines of cluster-gnn evaluate (a few minutes, one core)")
     parser.add_argument("--report", action="store_true", help="only print the summary of --out")

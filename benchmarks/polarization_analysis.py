@@ -50,7 +50,7 @@ def compare(df, active, inert, label):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, default=Path("data/descriptors.csv"))
-    parser.add_argument("--json", type=Path, default=Path("docs/polarization_analysis.json"))
+    parser.add_argument("--json", type=Path, default=Path("models/polarization.json"))
     args = parser.parse_args(argv)
     df = pd.read_csv(args.table)
     df = df[df["lg_k1"].notna()].copy()
@@ -108,8 +108,8 @@ def main(argv=None):
     axes[1].set_ylabel("subgraph polarisation / e")
     axes[1].set_title(f"Mann-Whitney p = {results[0]['subgraph_polarization']['p']:.2g}")
     fig.tight_layout()
-    fig.savefig("docs/polarization.png", dpi=110)
-    print("wrote docs/polarization.png and", args.json)
+    fig.savefig(args.json.with_suffix(".png"), dpi=110)
+    print("wrote", args.json.with_suffix(".png"), "and", args.json)
 
 
 if __name__ == "__main__":

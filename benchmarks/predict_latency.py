@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None):
@@ -31,7 +29,6 @@ def main(argv=None):
 
     from cluster_gnn.electronic import compute_xtb_features
     from cluster_gnn.explain import explain_prediction
-    from cluster_gnn.graphs import GraphConfig, build_graph
     from cluster_gnn.predict import Prediction, load_ensemble
     from cluster_gnn.structures import read_cluster
     imports = time.perf_counter() - t0
@@ -48,7 +45,7 @@ def main(argv=None):
         features = compute_xtb_features(atoms, charge, mult)
         t_xtb = time.perf_counter()
         ensemble = load_ensemble()
-        graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]))
+        graph = ensemble.featurize(atoms, charge, mult, features=features)
         t_graph = time.perf_counter()
         mean, std = ensemble.predict([graph])
         t_ens = time.perf_counter()

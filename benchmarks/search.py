@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cluster_gnn.config import SearchConfig  # noqa: E402
-from cluster_gnn.search import plan_search, search_cluster  # noqa: E402
+from cluster_gnn.config import SearchConfig
+from cluster_gnn.search import plan_search, search_cluster
 
 
 def run(name, charge, mults, config, folder):

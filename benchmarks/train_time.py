@@ -9,12 +9,9 @@ worker processes, and prints the seconds, seconds per member and the speed-up.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv=None):

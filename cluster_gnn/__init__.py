@@ -3,9 +3,10 @@
 The data flow one way, each step a function (see the README's library tour)::
 
     atoms      = read_cluster("my_cluster.xyz")                  # structures
-    features   = compute_xtb_features(atoms, -1, 2)              # electronic (GFN1-xTB)
-    graph      = build_graph(atoms, features)                    # graphs
-    prediction = predict_structure(atoms, -1, 2, explain=True)   # predict (+ explain)
+    q, m       = charge_and_multiplicity(atoms)                  # spin: the file's, else -1 and estimated
+    model      = load_ensemble("gin")                            # models: weights + ModelRecord, checked
+    graph      = model.featurize(atoms, q, m)                    # electronic (GFN1-xTB) -> graphs
+    prediction = predict_structure(atoms, q, m, explain=True)    # predict (+ explain)
 
 Names are imported lazily, so ``import cluster_gnn`` and ``cluster-gnn --help`` stay fast.
 """
@@ -19,10 +20,11 @@ _EXPORTS = {
     "read_cluster": "structures", "write_cluster": "structures", "validate_cluster": "structures",
     "normalize_name": "structures", "parse_name": "structures",
     "load_clusters": "datasets", "find_cluster": "datasets", "build_tables": "datasets",
-    "search_cluster": "search", "load_structure": "search", "relax_cluster": "search",
-    "compute_xtb_features": "electronic", "AtomFeatures": "electronic",
+    "load_structure": "datasets", "charge_and_multiplicity": "spin",
+    "search_cluster": "search", "relax_cluster": "electronic",
+    "compute_xtb_features": "electronic", "AtomFeatures": "electronic", "load_graphs": "graphs",
     "build_graph": "graphs", "GraphConfig": "graphs",
-    "ClusterGNN": "models", "Ensemble": "models", "ModelConfig": "models",
+    "ClusterGNN": "models", "Ensemble": "models", "ModelConfig": "models", "ModelRecord": "models",
     "TrainConfig": "training", "train_ensemble": "training", "train_and_save": "training",
     "evaluate": "evaluation",
     "predict_structure": "predict", "predict_named": "predict", "load_ensemble": "predict", "Prediction": "predict",
@@ -31,7 +33,7 @@ _EXPORTS = {
     "cluster_descriptors": "descriptors", "charge_polarization": "descriptors",
     "XTBConfig": "config", "SearchConfig": "config",
     "ClusterGNNError": "errors", "StructureError": "errors", "UnknownClusterError": "errors",
-    "XTBConvergenceError": "errors", "FeatureMismatchError": "errors", "ModelFileError": "errors",
+    "XTBConvergenceError": "errors", "XTBTimeoutError": "errors", "FeatureMismatchError": "errors", "ModelFileError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

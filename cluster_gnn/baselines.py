@@ -26,20 +26,22 @@ the training clusters of a split and predicts its test clusters. Sets (:data:`DE
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, HistGradientBoostingRegressor, RandomForestRegressor
 
-__all__ = ["PairwiseDifferenceRegressor", "DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "ligands_per_metal", "gradient_boosting", "fit_predict", "evaluate_descriptors"]
+from .datasets import NBO8, load_clusters, load_element_table, load_nbo_descriptors
+from .graphs import LIGANDS, ligands_per_metal, xtb_descriptors
+from .structures import formula_counts, is_metal
 
-NBO8 = ["1_ΔQmax", "2_Q", "2_σave", "2_ndave", "3_ΔEHOMO", "3_ΔEHOMO/NL", "3_χave", "3_IEave"]
+__all__ = ["PairwiseDifferenceRegressor", "DESCRIPTOR_SETS", "NBO8", "METALS", "descriptor_table", "gradient_boosting", "fit_predict", "evaluate_descriptors"]
+
 METALS = ["Mo", "Fe", "V", "Ta", "Co", "Rh"]
-LIGANDS = ["S", "C", "H", "N"]
 DESCRIPTOR_SETS = ("nbo8", "composition", "composition+metal", "composition+elements", "xtb", "xtb+elements")
 _ELEMENT_PROPS = ["group", "period", "electronegativity", "covalent_radius", "ionization_energy",
                   "valence_s", "valence_d"]
 
 
 def _composition(name: str, charge: int) -> dict:
-    from .structures import formula_counts, is_metal
-
     counts = formula_counts(name)
     row = {"n_metal": sum(n for s, n in counts.items() if is_metal(s))}
     for lig in LIGANDS:
@@ -50,40 +52,10 @@ def _composition(name: str, charge: int) -> dict:
     return row
 
 
-def ligands_per_metal(counts: dict) -> dict:
-    """The stoichiometry, ``{"S_per_metal": ..., "C_per_metal": ..., "H_per_metal": ...,
-    "N_per_metal": ...}``: ligand atoms per metal atom from element counts ``{symbol: n}``."""
-    from .structures import is_metal
-
-    n_metal = max(sum(n for s, n in counts.items() if is_metal(s)), 1)
-    return {f"{lig}_per_metal": counts.get(lig, 0) / n_metal for lig in LIGANDS}
-
-
-def xtb_descriptors(atoms, features) -> dict:
-    """Cluster-level xTB descriptors of one cluster (charges in e, populations in e,
-    energies in eV, dipole in e·Å)."""
-    from .structures import is_metal
-
-    metal = np.array([is_metal(s) for s in atoms.get_chemical_symbols()])
-    q = features.charges
-    qm = q[metal] if metal.any() else np.zeros(1)
-    ql = q[~metal] if (~metal).any() else np.zeros(1)
-    return {
-        "q_metal_max": float(qm.max()), "q_metal_min": float(qm.min()), "q_metal_mean": float(qm.mean()),
-        "q_metal_total": float(qm.sum()), "dq_metal_ligand_max": float(qm.max() - ql.min()),
-        "s_metal_mean": float(features.s_population[metal].mean()) if metal.any() else 0.0,
-        "d_metal_mean": float(features.d_population[metal].mean()) if metal.any() else 0.0,
-        "homo_energy": features.homo_energy, "homo_lumo_gap": features.homo_lumo_gap,
-        "dipole": float(np.linalg.norm(features.dipole)),
-    }
-
-
 def descriptor_table(kind: str, names: list[str], table=None, features: dict | None = None):
     """Rows of descriptor set ``kind`` for ``names`` (a :class:`pandas.DataFrame` indexed by
     name). ``features`` is ``{name: (atoms, AtomFeatures)}`` (needed for ``xtb*``)."""
-    import pandas as pd
 
-    from .datasets import load_clusters, load_element_table, load_nbo_descriptors
 
     if kind not in DESCRIPTOR_SETS:
         raise ValueError(f"unknown descriptor set {kind!r}; choose from {DESCRIPTOR_SETS}")
@@ -97,7 +69,6 @@ def descriptor_table(kind: str, names: list[str], table=None, features: dict | N
     for name, row in rows.iterrows():
         d = _composition(name, int(row["charge"]))
         if kind in ("composition+metal", "composition+elements", "xtb+elements"):
-            from .structures import formula_counts
 
             counts = formula_counts(name)
             n_metal = sum(counts.get(m, 0) for m in METALS) or 1
@@ -133,8 +104,6 @@ class PairwiseDifferenceRegressor:
         return np.hstack([a, b, a - b])
 
     def fit(self, X, y):
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
         X, y = np.asarray(X, float), np.asarray(y, float)
         self.X_, self.y_ = X, y
         P = self._pairs(X, X)
@@ -165,7 +134,6 @@ class PairwiseDifferenceRegressor:
 def gradient_boosting(seed: int = 0):
     """The gradient-boosting regressor of every descriptor model here (and of the
     boosting half of :class:`~cluster_gnn.consensus.Consensus`)."""
-    from sklearn.ensemble import GradientBoostingRegressor
 
     return GradientBoostingRegressor(n_estimators=300, learning_rate=0.05, max_depth=3, subsample=0.8,
                                      random_state=seed)
@@ -174,7 +142,6 @@ def gradient_boosting(seed: int = 0):
 def fit_predict(X_train, y_train, X_test, regressor: str = "gbr", seed: int = 0) -> np.ndarray:
     """Fit a regressor (``gbr``, ``rf``, ``et`` or ``pairwise``) on the training rows and
     predict the test rows (lg units)."""
-    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
     if regressor == "pairwise":
         return PairwiseDifferenceRegressor(seed).fit(X_train, y_train).predict(X_test)

@@ -34,24 +34,29 @@ class Subcommand:
 
 class BuildData(Subcommand):
     name = "build-data"
-    help = "read the published data set and write data/clusters.csv and data/nbo_descriptors.csv"
+    help = ("read the published data set and write data/clusters.csv and data/nbo_descriptors.csv "
+            "(--elements: data/elements.csv from mendeleev, about a minute)")
 
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("--source", type=Path, default=None,
                             help="folder of the published data set (default ../shared/datasets)")
         parser.add_argument("--out", type=Path, default=None, help="output folder (default data/)")
+        parser.add_argument("--elements", action="store_true",
+                            help="write data/elements.csv (periodic properties from mendeleev) instead")
 
     @classmethod
     def run(cls, args):
-        from .datasets import build_tables, load_clusters
+        from .datasets import build_element_table, build_tables, load_clusters
 
+        if args.elements:
+            print(f"wrote {build_element_table(args.out)}")
+            return 0
         paths = build_tables(args.source, args.out)
         table = load_clusters(paths["clusters"].parent)
         n_measured = int(table["lg_k1"].notna().sum())
         print(f"wrote {paths['clusters']} ({len(table)} clusters, {n_measured} with measured lg(k1))")
         print(f"wrote {paths['nbo_descriptors']}")
-        print(f"wrote {paths['elements']}")
         return 0
 
 
@@ -254,9 +259,9 @@ class Predict(Subcommand):
     def add_arguments(cls, parser):
         parser.add_argument("xyz", nargs="*", type=Path,
                             help="structure file(s) (XYZ / extended XYZ); several files, or --out, give a table")
-        parser.add_argument("--charge", type=int, default=None, help="total charge in e (default: from the file, else 0)")
+        parser.add_argument("--charge", type=int, default=None, help="total charge in e (default: from the file, else -1)")
         parser.add_argument("--multiplicity", type=int, default=None,
-                            help="spin multiplicity 2S+1 (default: from the file, else the lowest allowed)")
+                            help="spin multiplicity 2S+1 (default: from the file, else estimated from the formula)")
         parser.add_argument("--relax", action="store_true", help="relax the structure with xTB first")
         parser.add_argument("--names", type=Path, help="CSV with a 'cluster' column of bundled cluster names")
         parser.add_argument("--out", type=Path, help="output CSV for --names or several files (default: print)")
@@ -283,7 +288,9 @@ class Predict(Subcommand):
     @classmethod
     def run(cls, args):
         from .predict import load_ensemble, predict_files, predict_names, predict_structure
-        from .structures import StructureError, charge_and_multiplicity, read_cluster
+        from .errors import StructureError
+        from .spin import charge_and_multiplicity
+        from .structures import read_cluster
 
         if bool(args.xyz) == (args.names is not None):
             print("error: give either XYZ file(s) or --names FILE.csv", file=sys.stderr)
@@ -303,10 +310,10 @@ class Predict(Subcommand):
             import pandas as pd
 
             if not args.names.is_file():
-                raise StructureError(f"no such file: {args.names}", reason="empty")
+                raise StructureError(f"no such file: {args.names}", reason="no-file")
             names = pd.read_csv(args.names)
             if "cluster" not in names:
-                raise StructureError(f"{args.names} has no 'cluster' column", reason="empty")
+                raise StructureError(f"{args.names} has no 'cluster' column", reason="no-column")
             table = predict_names([str(n) for n in names["cluster"]], ensemble)
             cls._emit(table[["cluster", "lg_k1_pred", "lg_k1_std"]], args, "predictions")
             return 0
@@ -343,7 +350,8 @@ class Explain(Subcommand):
         from .descriptors import cluster_descriptors
         from .explain import explain_prediction, importance_summary
         from .predict import load_ensemble, predict_named, predict_structure
-        from .structures import charge_and_multiplicity, read_cluster
+        from .spin import charge_and_multiplicity
+        from .structures import read_cluster
 
         ensemble = load_ensemble()
         if Path(args.cluster).suffix.lower() in (".xyz", ".extxyz") or Path(args.cluster).is_file():

@@ -42,7 +42,7 @@ class XTBConfig:
         tblite parametrisation, ``"GFN1-xTB"`` or ``"GFN2-xTB"``. GFN1-xTB is the
         default: it was chosen by the validity checks in ``benchmarks/level_of_theory.py``
         (SCF convergence on all 216 clusters, sane charges, agreement with the authors'
-        NBO charges); see the README.
+        NBO charges); see docs/experiments.md.
     electronic_temperature:
         Fermi smearing temperature in K. 5000 K makes the SCF converge on the
         open-shell Mo/Ta/V clusters; energies are free energies at that smearing.

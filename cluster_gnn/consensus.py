@@ -1,27 +1,25 @@
 """The GIN ensemble averaged with gradient boosting on the cluster descriptors.
 
-It made our predictions until the composition classes entered the GIN's graph features
-(recipe 5): chosen then by the leave-one-metal-out proxy for the blind heteronuclear set,
-where the plain average of the GIN ensemble and a gradient-boosting regressor on the
-cluster descriptors (charge, atom counts, stoichiometry, cluster-level xTB descriptors; the
-first part of ``u``, :data:`~cluster_gnn.graphs.CLUSTER_FEATURES`) had the lowest
-held-out-metal MAE of every model that needs no DFT. With recipe 5 the GIN alone ties it
-there and is better on every other split (README, "How good is it?"), so
-:data:`~cluster_gnn.predict.DEFAULT_MODEL` is the GIN; the consensus is still evaluated and
-can be asked for by name.
+:class:`Consensus` predicts ``0.5 * (GIN ensemble mean + boosting)``, the boosting part a
+gradient-boosting regressor on the cluster descriptors (the first part of ``u``,
+:data:`~cluster_gnn.graphs.CLUSTER_FEATURES`: charge, atom counts, stoichiometry,
+cluster-level xTB descriptors). It is evaluated next to the GIN and can be asked for by
+name (``--model consensus``); :data:`~cluster_gnn.predict.DEFAULT_MODEL` is the GIN.
 
 The boosting part is refitted from the bundled graphs when the model is loaded (under a
 second; deterministic seed), once per fold for out-of-fold predictions, so no pickled
 scikit-learn object is ever loaded. The uncertainty is the GIN ensemble's
 (:meth:`~cluster_gnn.models.Ensemble.predict`: member spread, validation residuals and
-the distance from the training clusters); on the folds and on held-out metals its 90 %
-interval covers about 90 % of the consensus errors (README).
+the distance from the training clusters), in lg units.
 """
 from __future__ import annotations
 
 import threading
 
 import numpy as np
+
+from .baselines import gradient_boosting
+from .graphs import cluster_feature_columns
 
 __all__ = ["Consensus"]
 
@@ -30,7 +28,7 @@ class Consensus:
     """Mean of a GIN :class:`~cluster_gnn.models.Ensemble` and gradient boosting on the
     cluster descriptors.
 
-    Behaves like the ensemble it wraps (``members``, ``meta``, ``folds()``,
+    Behaves like the ensemble it wraps (``members``, ``record``, ``featurize()``, ``folds()``,
     ``distance()``, ``domain``; explanations use the GIN members) except that
     :meth:`predict` returns the consensus mean.
 
@@ -48,7 +46,7 @@ class Consensus:
         self._fitted: dict = {}
         self._lock = threading.Lock()
 
-    def __getattr__(self, attr):  # members, meta, config, folds, distance, domain ...
+    def __getattr__(self, attr):  # members, record, config, featurize, folds, distance, domain ...
         if attr in ("ensemble", "_train", "_fitted", "_lock"):
             raise AttributeError(attr)
         return getattr(self.ensemble, attr)
@@ -57,8 +55,6 @@ class Consensus:
         """lg(k1) of ``graphs`` from gradient boosting on the cluster descriptors, fitted (once, cached) on the
         clusters the fold's members were trained on (all measured clusters when ``fold``
         is None); shape ``[num_graphs]``."""
-        from .baselines import gradient_boosting
-        from .graphs import cluster_feature_columns
 
         def descriptors(gs):
             return np.concatenate([cluster_feature_columns(g.u.numpy()) for g in gs])

@@ -8,8 +8,13 @@ ACS Catal. 2025, doi:10.1021/acscatal.5c01379) and writes
 - ``data/nbo_descriptors.csv``: the authors' 24 DFT-NBO descriptors of the 159
   homonuclear clusters (baselines and a check of our xTB charges only; never model input
   the app needs);
-- ``data/elements.csv``: periodic properties of H..Rn from the mendeleev package, so the
-  app and the models need no mendeleev import at run time.
+
+:func:`build_element_table` is a step of its own (``cluster-gnn build-data --elements``,
+about a minute): it writes ``data/elements.csv``, periodic properties of H..Rn from the
+mendeleev package, so the app and the models need no mendeleev import at run time.
+
+:func:`structure_path` and :func:`load_structure` find the committed global-minimum
+structures under ``data/structures/`` (written by :mod:`cluster_gnn.search`).
 
 k1 is the rate constant of the first N2 uptake, in cm^3 molecule^-1 s^-1; lg(k1) is its
 log10. :func:`load_clusters` and :func:`load_nbo_descriptors` read the committed tables
@@ -22,9 +27,11 @@ import io
 import re
 from pathlib import Path
 
-from .config import DATA_DIR, default_source_dir
-from .errors import DatasetError, UnknownClusterError
-from .structures import formula_counts, is_metal, normalize_name, parse_name
+import pandas as pd
+
+from .config import DATA_DIR, STRUCTURES_DIR, default_source_dir
+from .errors import DatasetError, StructureError, UnknownClusterError
+from .structures import formula_counts, is_metal, normalize_name, parse_name, read_cluster
 
 __all__ = [
     "CITATION",
@@ -37,7 +44,14 @@ __all__ = [
     "ELEMENT_COLUMNS",
     "build_element_table",
     "load_element_table",
+    "NBO8",
+    "structure_path",
+    "load_structure",
 ]
+
+#: The authors' 8 DFT-NBO descriptors (columns of ``data/nbo_descriptors.csv``) used as
+#: auxiliary training targets and by the ``nbo8`` baseline.
+NBO8 = ["1_ΔQmax", "2_Q", "2_σave", "2_ndave", "3_ΔEHOMO", "3_ΔEHOMO/NL", "3_χave", "3_IEave"]
 
 #: Per-element properties in ``data/elements.csv`` (from the mendeleev package): atomic
 #: number, group, period, Pauling electronegativity, covalent radius (Å, Pyykkö), first
@@ -105,15 +119,14 @@ def _fmt(value) -> str:
 def build_tables(source: Path | str | None = None, out_dir: Path | str | None = None) -> dict[str, Path]:
     """Read the published files and write ``clusters.csv`` and ``nbo_descriptors.csv``.
 
-    Deterministic: the same inputs give byte-identical files.
+    Deterministic: the same inputs give byte-identical files. ``data/elements.csv`` is
+    not rebuilt here (see :func:`build_element_table`).
 
     Returns
     -------
     dict
         ``{"clusters": path, "nbo_descriptors": path}``.
     """
-    import pandas as pd
-
     source = Path(source) if source else default_source_dir()
     out_dir = Path(out_dir) if out_dir else DATA_DIR
     feats = pd.read_excel(_require(source / _HOMO), sheet_name="Sheet1")
@@ -172,7 +185,7 @@ def build_tables(source: Path | str | None = None, out_dir: Path | str | None = 
     desc.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
     nbo_path = out_dir / "nbo_descriptors.csv"
     nbo_path.write_text(buf.getvalue(), encoding="utf-8")
-    return {"clusters": clusters_path, "nbo_descriptors": nbo_path, "elements": build_element_table(out_dir)}
+    return {"clusters": clusters_path, "nbo_descriptors": nbo_path}
 
 
 def build_element_table(out_dir: Path | str | None = None, max_z: int = 86) -> Path:
@@ -214,11 +227,9 @@ def build_element_table(out_dir: Path | str | None = None, max_z: int = 86) -> P
 def load_element_table(data_dir: Path | str | None = None):
     """``data/elements.csv`` as a DataFrame indexed by atomic number (missing
     electronegativities filled with the column median)."""
-    import pandas as pd
-
     path = Path(data_dir or DATA_DIR) / "elements.csv"
     if not path.is_file():
-        raise DatasetError(f"{path} not found: run 'cluster-gnn build-data' first")
+        raise DatasetError(f"{path} not found: run 'cluster-gnn build-data --elements' first")
     table = pd.read_csv(path).set_index("Z")
     for col in ("electronegativity", "ionization_energy"):
         table[col] = table[col].fillna(table[col].median())
@@ -252,8 +263,6 @@ def load_clusters(data_dir: Path | str | None = None):
     ``multiplicity`` and ``fold`` are nullable integers; ``lg_k1`` is NaN for the 57
     heteronuclear clusters.
     """
-    import pandas as pd
-
     path = Path(data_dir or DATA_DIR) / "clusters.csv"
     if not path.is_file():
         raise DatasetError(f"{path} not found: run 'cluster-gnn build-data' first")
@@ -267,8 +276,6 @@ def load_clusters(data_dir: Path | str | None = None):
 
 def load_nbo_descriptors(data_dir: Path | str | None = None):
     """The authors' DFT-NBO descriptors of the 159 homonuclear clusters (DataFrame)."""
-    import pandas as pd
-
     path = Path(data_dir or DATA_DIR) / "nbo_descriptors.csv"
     if not path.is_file():
         raise DatasetError(f"{path} not found: run 'cluster-gnn build-data' first")
@@ -291,3 +298,22 @@ def find_cluster(name: str, table=None):
             f"unknown cluster {name!r}: not one of the {len(table)} clusters in data/clusters.csv"
         )
     return hit.iloc[0]
+
+
+def structure_path(name: str, directory: Path | str | None = None) -> Path:
+    """``data/structures/<normalised name>.xyz``."""
+    return Path(directory or STRUCTURES_DIR) / f"{normalize_name(name)}.xyz"
+
+
+def load_structure(name: str, directory: Path | str | None = None):
+    """The committed global-minimum structure of a cluster (:class:`ase.Atoms`, Å).
+
+    ``atoms.info`` holds energy (eV), charge, multiplicity, method and search settings.
+    Raises :class:`StructureError` (reason ``"no-structure"``) if the search has not
+    reached the cluster yet.
+    """
+    path = structure_path(name, directory)
+    if not path.is_file():
+        raise StructureError(f"no structure for {name} yet ({path.name} not under data/structures/)",
+                             reason="no-structure")
+    return read_cluster(path)

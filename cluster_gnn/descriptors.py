@@ -12,8 +12,17 @@ metal-ligand subgraphs with high polarisation.
 """
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .datasets import load_clusters, structure_path
+from .explain import METHODS, explain_prediction, importance_contrast
+from .graphs import xtb_descriptors
+from .predict import load_ensemble, predict_named
 from .structures import is_metal
 
 __all__ = ["charge_polarization", "cluster_descriptors", "subgraph_composition"]
@@ -50,8 +59,6 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
     1/N: 1 when every atom matters equally, N when one atom carries it all) and the
     explanation's ``method_agreement`` and ``member_stability``.
     """
-    from .baselines import xtb_descriptors
-    from .explain import importance_contrast
 
     symbols = atoms.get_chemical_symbols()
     q = np.asarray(features.charges, float)
@@ -92,13 +99,7 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
 
     Predictions of measured clusters are out-of-fold (see :func:`~cluster_gnn.predict.predict_named`).
     """
-    import pandas as pd
-    from tqdm import tqdm
 
-    from .datasets import load_clusters
-    from .explain import METHODS, explain_prediction
-    from .predict import load_ensemble, predict_named
-    from .search import structure_path
 
     ensemble = ensemble or load_ensemble()
     table = load_clusters()
@@ -118,10 +119,8 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
 
 
 def polarization_finding_text(path) -> str:
-    """A short markdown summary of ``docs/polarization_analysis.json`` (written by
+    """A short markdown summary of ``models/polarization.json`` (written by
     ``benchmarks/polarization_analysis.py``): medians, p-values, metal-only shares."""
-    import json
-    from pathlib import Path
 
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     lines = []

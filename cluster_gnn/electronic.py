@@ -12,23 +12,32 @@ are not reproduced here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import atexit
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from ase import Atoms
+from ase.calculators.calculator import CalculationFailed
+from ase.optimize import FIRE
 
-from .config import XTBConfig
-from .errors import XTBConvergenceError
-from .structures import check_spin
+from .config import DATA_DIR, XTBConfig
+from .datasets import load_clusters, structure_path
+from .errors import DatasetError, XTBConvergenceError, XTBTimeoutError
+from .parallel import limit_threads
+from .structures import check_spin, read_cluster
 
-__all__ = ["AtomFeatures", "compute_xtb_features", "xtb_calculator", "run_time_limited", "ATOM_FEATURE_NAMES"]
+__all__ = ["AtomFeatures", "compute_xtb_features", "xtb_calculator", "relax_cluster", "run_time_limited",
+           "compute_bundled_features", "write_feature_tables", "load_feature_tables", "FEATURES_DIR_NAME"]
 
 _KELVIN_TO_HARTREE = 3.166808578545117e-06
 _HARTREE_EV = 27.211386245988
 _BOHR_ANGSTROM = 0.52917721090380
-
-#: Names of the per-atom columns :meth:`AtomFeatures.table` returns, in order.
-ATOM_FEATURE_NAMES = ("charge", "s_population", "p_population", "d_population", "valence_electrons")
-
 
 @dataclass(frozen=True)
 class AtomFeatures:
@@ -66,15 +75,10 @@ class AtomFeatures:
     charge: int
     multiplicity: int
     method: str
-    extra: dict = field(default_factory=dict)
 
     @property
     def num_atoms(self) -> int:
         return int(len(self.atomic_numbers))
-
-    def table(self) -> np.ndarray:
-        """Per-atom features in the order of :data:`ATOM_FEATURE_NAMES`, shape ``[num_atoms, 5]``."""
-        return np.column_stack([getattr(self, _FIELD[name]) for name in ATOM_FEATURE_NAMES]).astype(float)
 
     def to_dict(self) -> dict:
         """JSON-friendly dictionary (lists instead of arrays)."""
@@ -82,15 +86,6 @@ class AtomFeatures:
         for key, value in self.__dict__.items():
             out[key] = value.tolist() if isinstance(value, np.ndarray) else value
         return out
-
-
-_FIELD = {
-    "charge": "charges",
-    "s_population": "s_population",
-    "p_population": "p_population",
-    "d_population": "d_population",
-    "valence_electrons": "valence_electrons",
-}
 
 
 def xtb_calculator(charge: int, multiplicity: int, config: XTBConfig | None = None):
@@ -201,6 +196,29 @@ def compute_xtb_features(atoms, charge: int, multiplicity: int, config: XTBConfi
     )
 
 
+def relax_cluster(atoms, charge: int, multiplicity: int, config: XTBConfig | None = None,
+                  fmax: float = 0.05, max_steps: int = 400):
+    """Relax ``atoms`` with FIRE at the xTB level; returns ``(atoms, energy_eV, converged, steps)``.
+
+    The input is not modified. Raises :class:`XTBConvergenceError` if the SCF fails.
+    """
+    check_spin(atoms.get_atomic_numbers(), charge, multiplicity)
+    work = atoms.copy()
+    work.calc = xtb_calculator(charge, multiplicity, config)
+    try:
+        opt = FIRE(work, logfile=None)
+        converged = bool(opt.run(fmax=fmax, steps=max_steps))
+        energy = float(work.get_potential_energy())
+    except (CalculationFailed, RuntimeError) as e:
+        raise XTBConvergenceError(
+            f"xTB failed while relaxing {atoms.get_chemical_formula()} "
+            f"(charge {charge}, multiplicity {multiplicity}): {str(e).strip()[:200]}"
+        ) from e
+    steps = int(opt.nsteps)
+    work.calc = None
+    return work, energy, converged, steps
+
+
 FEATURES_DIR_NAME = "features"
 
 
@@ -210,10 +228,6 @@ def compute_bundled_features(names=None, config: XTBConfig | None = None):
     Returns ``({name: (atoms, AtomFeatures)}, [names without a structure])``; charge and
     multiplicity are those stored with each structure.
     """
-    from .datasets import load_clusters
-    from .search import structure_path
-    from .structures import read_cluster
-
     table = load_clusters()
     names = list(table["name"]) if names is None else list(names)
     results, missing = {}, []
@@ -236,9 +250,6 @@ def write_feature_tables(results: dict, out_dir) -> dict:
     per atom pair with bond order >= 0.05) and ``clusters.csv`` (energy and orbital
     energies in eV, dipole in e·Å, charge, multiplicity, method).
     """
-    import pandas as pd
-    from pathlib import Path
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atom_rows, bond_rows, cluster_rows = [], [], []
@@ -268,14 +279,6 @@ def write_feature_tables(results: dict, out_dir) -> dict:
 
 def load_feature_tables(directory=None) -> dict:
     """Read the tables of :func:`write_feature_tables` back into ``{name: (atoms, AtomFeatures)}``."""
-    import pandas as pd
-    from pathlib import Path
-
-    from ase import Atoms
-
-    from .config import DATA_DIR
-    from .errors import DatasetError
-
     directory = Path(directory or DATA_DIR / FEATURES_DIR_NAME)
     if not (directory / "atoms.csv").is_file():
         raise DatasetError(f"no feature tables in {directory}: run 'cluster-gnn features' first")
@@ -315,15 +318,8 @@ _WORKERS = None
 def _worker_pool():
     global _WORKERS
     if _WORKERS is None:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        from .parallel import limit_threads
-
         _WORKERS = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn"),
                                        initializer=limit_threads)
-        import atexit
-
         atexit.register(_shutdown_workers)
     return _WORKERS
 
@@ -348,20 +344,17 @@ def _kill_workers():
 
 def run_time_limited(function, *args, timeout_s: float = 60.0):
     """Run ``function(*args)`` (a picklable module-level function) in a worker process and
-    raise :class:`XTBConvergenceError` if it takes longer than ``timeout_s`` seconds.
+    raise :class:`XTBTimeoutError` if it takes longer than ``timeout_s`` seconds.
 
     Errors of the project (:class:`ClusterGNNError`) raised in the worker reach the caller
     unchanged. A timed-out worker is killed; the next call starts a fresh one.
     """
-    from concurrent.futures import TimeoutError as FutureTimeout
-    from concurrent.futures.process import BrokenProcessPool
-
     future = _worker_pool().submit(function, *args)
     try:
         return future.result(timeout=timeout_s)
     except FutureTimeout:
         _kill_workers()
-        raise XTBConvergenceError(
+        raise XTBTimeoutError(
             f"the xTB calculation did not finish within {timeout_s:g} s and was stopped; "
             "try a smaller or less distorted structure") from None
     except BrokenProcessPool as e:

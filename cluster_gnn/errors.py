@@ -13,6 +13,7 @@ __all__ = [
     "StructureError",
     "UnknownClusterError",
     "XTBConvergenceError",
+    "XTBTimeoutError",
     "FeatureMismatchError",
     "ModelFileError",
     "DatasetError",
@@ -26,7 +27,9 @@ class ClusterGNNError(Exception):
 class StructureError(ClusterGNNError, ValueError):
     """Raised when a structure file or a formula cannot be used.
 
-    ``reason`` is a short machine-readable code (``"empty"``, ``"truncated"``,
+    ``reason`` is a short machine-readable code (``"empty"`` for an empty file,
+    ``"no-structure"`` for a bundled cluster the search has not reached, ``"no-file"``,
+    ``"no-column"``, ``"binary"``, ``"not-text"``, ``"no-atoms"``, ``"truncated"``,
     ``"coordinates"``, ``"element"``, ``"unsupported-element"``, ``"overlap"``,
     ``"fragments"``, ``"too-many-atoms"``, ``"file-too-large"``, ``"formula"``,
     ``"spin"``) so tests and callers can tell the refusals apart; the message is for people.
@@ -45,11 +48,19 @@ class UnknownClusterError(ClusterGNNError, KeyError):
 
 
 class XTBConvergenceError(ClusterGNNError, RuntimeError):
-    """Raised when the xTB SCF does not converge or exceeds its time limit."""
+    """Raised when the xTB SCF (or a relaxation's SCF) fails or gives non-finite results,
+    or the worker process running it dies."""
+
+
+class XTBTimeoutError(XTBConvergenceError):
+    """Raised when an xTB calculation with a time limit
+    (:func:`~cluster_gnn.electronic.run_time_limited`) does not finish in time."""
 
 
 class FeatureMismatchError(ClusterGNNError, ValueError):
-    """Raised when features do not have the shape or names a model expects."""
+    """Raised when features do not have the shape or names a model expects, or when a
+    model file's record (level of theory, feature names) differs from what this code
+    computes (:meth:`~cluster_gnn.models.ModelRecord.check`)."""
 
 
 class ModelFileError(ClusterGNNError, OSError):

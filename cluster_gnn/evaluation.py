@@ -17,13 +17,27 @@ be read against the noise of both the test set and the baseline's own randomness
 """
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from .training import metrics
+from .baselines import evaluate_descriptors
+from .config import DATA_DIR, MODELS_DIR
+from .consensus import Consensus
+from .datasets import load_clusters
+from .domain import fit_distance_scale
+from .electronic import load_feature_tables
+from .graphs import load_graphs
+from .models import ModelConfig
+from .predict import DEFAULT_MODEL, Z90, load_ensemble
+from .splits import group_splits, metrics, out_of_fold, published_folds
+from .training import TrainConfig, attach_domain, domain_residuals, train_ensemble
 
-__all__ = ["evaluate", "evaluate_published_folds", "summarise", "write_evaluation", "evaluation_table",
+__all__ = ["evaluate", "summarise", "write_evaluation", "evaluation_table",
            "paired_bootstrap", "comparison_lines", "baseline_verdict", "BASELINES", "SPLITS", "MODEL_DESCRIPTIONS", "BASELINE_SEEDS"]
 
 #: Random states the best descriptor baseline is refitted with for its ``seed_spread``.
@@ -51,7 +65,6 @@ BASELINES = [
 
 def summarise(predictions: dict) -> dict:
     """``{name: (measured, predicted, key[, std])}`` -> pooled and per-split metrics."""
-    from .predict import Z90
 
     names = list(predictions)
     y = np.array([predictions[n][0] for n in names])
@@ -71,11 +84,6 @@ def summarise(predictions: dict) -> dict:
     return out
 
 
-def evaluate_published_folds(models=("gin", "gcn", "consensus"), baselines=True, models_dir=None, with_predictions=False):
-    """Evaluate the committed ensembles and the baselines on the authors' 10 folds."""
-    return evaluate("folds", models, baselines, models_dir, with_predictions)
-
-
 def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines=True, models_dir=None,
              with_predictions=False, train_config=None, progress=False):
     """Evaluate graph ensembles and descriptor baselines on one kind of split.
@@ -92,14 +100,7 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
     Returns ``{model: summary}`` (see :func:`summarise`); with ``with_predictions`` also
     ``{model: {name: (measured, predicted, key[, std])}}``.
     """
-    from dataclasses import replace
 
-    from .baselines import evaluate_descriptors
-    from .electronic import load_feature_tables
-    from .models import ModelConfig
-    from .predict import load_ensemble
-    from .training import (TrainConfig, attach_domain, group_splits, load_graphs, out_of_fold, published_folds,
-                           train_ensemble)
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -114,19 +115,19 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
         else:
             if base_name not in trained:
                 base = load_ensemble(base_name, models_dir)
-                config = train_config or replace(TrainConfig(**base.meta["train_config"]), n_seeds=3,
+                config = train_config or replace(TrainConfig(**base.record.train_config), n_seeds=3,
                                                  workers=max(1, os.cpu_count() or 1))
                 # the saved config has no auxiliary head (it is stripped on save); train the
                 # proxy members the way the committed ones were, multi-task
                 model_config = ModelConfig(**{**base.config.to_dict(),
-                                              "num_aux": len(base.meta.get("aux_targets", ()))})
-                trained[base_name] = train_ensemble(graphs, splits, model_config, config,
-                                                    name=base_name, progress=progress)
+                                              "num_aux": len(base.record.aux_targets)})
+                trained[base_name] = train_ensemble(graphs, splits, model_config, config, name=base_name,
+                                                    record=replace(base.record, held_out={}, domain=None),
+                                                    progress=progress)
                 # the committed model's distance scale (fitted when it was trained)
                 attach_domain(trained[base_name], graphs, splits, scale=base.domain.scale if base.domain else 0.0)
             ensemble = trained[base_name]
             if name == "consensus":
-                from .consensus import Consensus
 
                 ensemble = Consensus(ensemble, graphs)
         oof = out_of_fold(ensemble, graphs, splits)
@@ -204,9 +205,6 @@ def _cross_calibrated_coverage(ensemble, graphs, splits: dict) -> float:
     """90 % coverage when each held-out group's distance scale is fitted on the other
     groups' residuals only (the committed scale was fitted on all leave-one-metal-out
     residuals, so on that split its coverage is in-sample for one parameter)."""
-    from .domain import fit_distance_scale
-    from .predict import Z90
-    from .training import domain_residuals
 
     resid, std, dist, keys = domain_residuals(ensemble, graphs, splits)
     keys = np.array([str(k) for k in keys])
@@ -224,13 +222,7 @@ def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir
     for the proxy splits) and, for the folds, ``data/predictions/oof.csv`` (out-of-fold
     predictions of the model behind predictions, :data:`~cluster_gnn.predict.DEFAULT_MODEL`,
     for the measured clusters)."""
-    import json
-    from pathlib import Path
 
-    import pandas as pd
-
-    from .config import DATA_DIR, MODELS_DIR
-    from .datasets import load_clusters
 
     models_dir, data_dir = Path(models_dir or MODELS_DIR), Path(data_dir or DATA_DIR)
     eval_path = models_dir / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
@@ -239,7 +231,6 @@ def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir
         return {"evaluation": eval_path}
     table = load_clusters().set_index("name")
     rows = []
-    from .predict import DEFAULT_MODEL
 
     model = DEFAULT_MODEL if DEFAULT_MODEL in predictions else "gin"
     for name, v in (predictions.get(model) or {}).items():
@@ -277,12 +268,6 @@ def evaluation_table(split: str = "folds", models_dir=None):
     """The committed evaluation of one split as a DataFrame (one row per model: ``model``,
     ``description``, ``r2``, ``mae``, ``rmse``, ``split_mean_mae``, ``coverage90``,
     ``mean_std``, ``n``), or None if it has not been written."""
-    import json
-    from pathlib import Path
-
-    import pandas as pd
-
-    from .config import MODELS_DIR
 
     path = Path(models_dir or MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
     if not path.is_file():
@@ -300,10 +285,6 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
     """The committed comparisons of one split in words (Markdown, one line each): every
     graph model against the best descriptor baselines of the same run (on R2 and on MAE),
     and their spread over random states; empty if the split has not been written."""
-    import json
-    from pathlib import Path
-
-    from .config import MODELS_DIR
 
     path = Path(models_dir or MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
     if not path.is_file():

@@ -22,6 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch_geometric.explain import Explainer, GNNExplainer
+from torch_geometric.explain.algorithm import CaptumExplainer
+from torch_geometric.nn import MessagePassing
+
+from .graphs import bond_edges
 
 __all__ = ["Explanation", "explain_graph", "explain_prediction", "explaining_members", "important_subgraph",
            "importance_contrast", "importance_summary", "METHODS", "EVEN_IMPORTANCE"]
@@ -82,20 +89,12 @@ def importance_summary(atoms, importance, top: int = 3) -> str:
 
 
 def _spearman(a, b) -> float:
-    from scipy.stats import spearmanr
-
     if np.allclose(a, a[0]) or np.allclose(b, b[0]):
         return float("nan")
     return float(spearmanr(a, b).statistic)
 
 
 def _explain_member(model, graph, method: str, epochs: int, seed: int):
-    import torch
-    from torch_geometric.explain import Explainer, GNNExplainer
-    from torch_geometric.explain.algorithm import CaptumExplainer
-
-    from torch_geometric.nn import MessagePassing
-
     torch.manual_seed(seed)
     passes = any(isinstance(m, MessagePassing) for m in model.modules())  # edges only matter then
     if method == "gnnexplainer":
@@ -137,8 +136,6 @@ def explain_graph(graph, ensemble, methods=METHODS, max_members: int = 10, epoch
     epochs: GNNExplainer optimisation epochs.
     subgraph_share: importance share the important subgraph must reach.
     """
-    from .graphs import bond_edges
-
     models = _pick_members(ensemble, max_members)
     ei = graph.edge_index.numpy()
     bond_index = bond_edges(graph)
@@ -216,10 +213,7 @@ def explaining_members(ensemble, prediction) -> list:
     """The members that made ``prediction``: its fold's members for an out-of-fold
     prediction, otherwise the whole ensemble (as a list of models)."""
     if prediction.out_of_fold:
-        from .datasets import find_cluster
-
-        fold = int(find_cluster(prediction.name)["fold"])
-        return [m["model"] for m in ensemble.members if m["fold"] == fold]
+        return [m["model"] for m in ensemble.members if m["fold"] == prediction.fold]
     return _pick_members(ensemble, len(ensemble.members))
 
 
@@ -228,10 +222,9 @@ def explain_prediction(prediction, ensemble, methods=("integrated_gradients",), 
     """Explain a :class:`~cluster_gnn.predict.Prediction` with the members that made it and
     store the per-atom importance on it (``prediction.importance``). The default, Integrated
     Gradients on 5 members, takes about a second for a 10-atom cluster."""
-    from .graphs import GraphConfig, build_graph
-
-    graph = build_graph(prediction.atoms, prediction.features, GraphConfig(**ensemble.meta["graph_config"]))
+    graph = ensemble.featurize(prediction.atoms, prediction.charge, prediction.multiplicity,
+                               features=prediction.features)
     exp = explain_graph(graph, explaining_members(ensemble, prediction), methods, max_members, epochs)
     prediction.importance = exp.importance
-    prediction.extra["explanation"] = exp
+    prediction.explanation = exp
     return exp

@@ -1,60 +1,52 @@
-"""Atoms + xTB features -> :class:`torch_geometric.data.Data`.
+"""Atoms + xTB features -> :class:`torch_geometric.data.Data`, and the bundled graphs.
 
-Nodes are atoms. Node features (:data:`NODE_FEATURES`, in this order):
+Nodes are atoms. Node features ``x`` (:data:`NODE_FEATURES`, shape ``[num_atoms, 14]``):
 
-- xTB, per atom: Mulliken charge (e), s, p and d valence-shell populations (e), and the
-  sum of the atom's Wiberg/Mayer bond orders (its xTB valence: low on under-coordinated,
-  exposed sites). On the published folds it adds little (pooled R2 +0.003 to +0.014 over
-  three seeds); leaving one metal out, the GIN's MAE was 1.03-1.12 with it against
-  1.20-1.29 without (three seeds each);
-- element, per atom (``data/elements.csv`` from mendeleev): group, period, Pauling
-  electronegativity, covalent radius (Å), first ionisation energy (eV), electron affinity
-  (eV), the free atom's valence s and d electron counts, and a metal flag. No one-hot of
-  the element: physical properties let the model interpolate between metals.
+- xTB, per atom (:data:`XTB_NODE_FEATURES`): Mulliken charge (e), s, p and d
+  valence-shell populations (e), and the sum of the atom's Wiberg/Mayer bond orders;
+- element, per atom (``data/elements.csv``): group, period, Pauling electronegativity,
+  covalent radius (Å), first ionisation energy (eV), electron affinity (eV), the free
+  atom's valence s and d electron counts, and a metal flag.
 
 Edges (both directions) join atoms closer than ``edge_scale`` x the sum of their covalent
-radii (ASE's table). The default, 2.5, reaches past the chemical bonds (1.3 x, the rule of
-:func:`cluster_gnn.structures.fragments`) to second neighbours, so that one message-passing
-step sees the shape of the cluster around an atom, not only its bonded neighbours; which
-edges are bonds stays in the edge features. On the published folds (10 members per fold,
-``benchmarks/gin_variants.py``) the pooled out-of-fold R2 went 0.596 (1.3, bonds only),
-0.605 (1.6), 0.611 (2.0), 0.614 (2.5), 0.611 (3.5, nearly every pair). Edge features
-(:data:`EDGE_FEATURES`): the distance in Å expanded on ``num_rbf`` Gaussians between 1
-and ``cutoff`` Å, the distance over the radii sum (below 1.3: a bond), and the xTB
-Wiberg/Mayer bond order.
+radii (ASE's table; default 2.5, which reaches second neighbours; 1.3 x is a chemical bond,
+:data:`~cluster_gnn.structures.BOND_SCALE`). Edge features ``edge_attr``
+(:data:`EDGE_FEATURES`, shape ``[num_edges, num_rbf + 2]``): the distance in Å expanded on
+``num_rbf`` Gaussians between 1 Å and ``cutoff``, the distance over the radii sum, and the
+xTB bond order.
 
-Graph features ``u`` (:data:`GRAPH_FEATURES`, shape ``[1, 82]``, see :func:`graph_features`):
-first the cluster descriptors (:data:`CLUSTER_FEATURES`, 22): total charge, atom counts,
-the stoichiometry (S, C, H and N atoms per metal atom) and the cluster-level xTB
-descriptors (metal charges, metal s/d populations, HOMO energy, HOMO-LUMO gap, dipole);
-then the composition as one-hot classes (:data:`COMPOSITION_CLASSES`, 60). The readout
-sees them next to the pooled node states, so the network does not have to rediscover
-composition from 159 examples. The ratios are
-arithmetic on the counts, but a small network does not learn a division from 140
-clusters: with them the pooled out-of-fold R2 / MAE went 0.614 / 0.686, 0.611 / 0.688,
-0.611 / 0.692 -> 0.621 / 0.676, 0.615 / 0.684, 0.617 / 0.686 for seeds 0, 1000, 2000
-(``benchmarks/gin_variants.py``; ``docs/gin_variants-recipe3.txt`` holds the runs without).
-The composition classes (metal atoms 1 to 8, 9 or more; S, C and H atoms 0 to 6, 7 or
-more; S, C and H atoms per metal atom in bins of 0.25) let the readout give a composition
-a level of its own, the way the composition trees split on the counts; the measured rates
-jump between neighbouring compositions (Mo5S3-, Mo5S4-, Mo5S5-: lg k1 -10.0, -14.1,
--11.6), which a smooth function of the counts cannot follow. Pooled out-of-fold R2 / MAE
-0.621 / 0.676, 0.615 / 0.684, 0.617 / 0.686 without them, 0.651 / 0.634, 0.654 / 0.633,
-0.655 / 0.641 with them (seeds 0, 1000, 2000; ``docs/gin_variants-recipe4.txt``,
-``docs/gin_variants.txt``).
+Graph features ``u`` (:data:`GRAPH_FEATURES`, shape ``[1, 82]``, :func:`graph_features`):
+first the cluster descriptors (:data:`CLUSTER_FEATURES`, 22): total charge (e), atom
+counts, ligand atoms per metal atom (:func:`ligands_per_metal`) and the cluster-level xTB
+descriptors (:func:`xtb_descriptors`); then the composition as one-hot classes
+(:data:`COMPOSITION_CLASSES`, 60: metal atoms 1-8 and 9 or more; S, C and H atoms 0-6 and
+7 or more; S, C and H atoms per metal atom in bins of 0.25).
+
+:func:`load_graphs` builds the graphs of the bundled clusters from ``data/features``. Why
+these features were chosen, with the figures, is in ``docs/experiments.md``.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
+from ase.data import covalent_radii
+from torch_geometric.data import Data
 
-from .electronic import AtomFeatures
-from .errors import FeatureMismatchError
+from .datasets import NBO8, load_clusters, load_element_table, load_nbo_descriptors
+from .electronic import AtomFeatures, load_feature_tables
+from .errors import DatasetError, FeatureMismatchError
+from .structures import BOND_SCALE, is_metal
 
 __all__ = ["GraphConfig", "build_graph", "bond_edges", "graph_features", "NODE_FEATURES", "EDGE_FEATURES", "GRAPH_FEATURES",
            "XTB_NODE_FEATURES", "XTB_GRAPH_FEATURES", "CLUSTER_FEATURES", "COMPOSITION_CLASSES",
-           "composition_classes", "cluster_feature_columns", "element_features"]
+           "composition_classes", "cluster_feature_columns", "element_features", "ligands_per_metal",
+           "xtb_descriptors", "load_graphs", "LIGANDS"]
+
+#: Ligand elements whose atoms per metal atom are graph features.
+LIGANDS = ("S", "C", "H", "N")
 
 #: the node features that come from xTB (the rest are the element's)
 XTB_NODE_FEATURES = ("charge", "s_population", "p_population", "d_population", "bond_order_sum")
@@ -127,9 +119,6 @@ def element_features(atomic_numbers) -> np.ndarray:
     """Periodic properties of each atom, shape ``[num_atoms, 9]`` (the element part of
     :data:`NODE_FEATURES`, metal flag last)."""
     global _ELEMENTS
-    from .datasets import load_element_table
-    from .structures import is_metal
-
     if _ELEMENTS is None:
         _ELEMENTS = load_element_table()
     z = np.asarray(atomic_numbers, dtype=int)
@@ -142,13 +131,8 @@ def graph_features(atoms, features: AtomFeatures) -> dict:
     """Cluster-level features ``u`` in the order of :data:`GRAPH_FEATURES`: total charge
     (e), atom counts (metals, H, C, N, S, other non-metals), ligand atoms per metal atom
     (S, C, H, N), the xTB descriptors of
-    :func:`~cluster_gnn.baselines.xtb_descriptors` (charges in e, populations in e,
+    :func:`xtb_descriptors` (charges in e, populations in e,
     energies in eV, dipole in e·Å)."""
-    from collections import Counter
-
-    from .baselines import ligands_per_metal, xtb_descriptors
-    from .structures import is_metal
-
     symbols = atoms.get_chemical_symbols()
     metal = [is_metal(sym) for sym in symbols]
     out = {"total_charge": float(features.charge), "num_atoms": float(len(symbols)), "n_metal": float(sum(metal))}
@@ -161,12 +145,36 @@ def graph_features(atoms, features: AtomFeatures) -> dict:
     return {name: out[name] for name in GRAPH_FEATURES}
 
 
+def ligands_per_metal(counts: dict) -> dict:
+    """The stoichiometry, ``{"S_per_metal": ..., "C_per_metal": ..., "H_per_metal": ...,
+    "N_per_metal": ...}``: ligand atoms per metal atom from element counts ``{symbol: n}``
+    (a cluster without metal atoms counts as one)."""
+    n_metal = max(sum(n for s, n in counts.items() if is_metal(s)), 1)
+    return {f"{lig}_per_metal": counts.get(lig, 0) / n_metal for lig in LIGANDS}
+
+
+def xtb_descriptors(atoms, features: AtomFeatures) -> dict:
+    """Cluster-level xTB descriptors of one cluster, in the order of
+    :data:`XTB_GRAPH_FEATURES`: metal charges (max, min, mean, total; e), the largest
+    metal-ligand charge difference (e), mean metal s and d populations (e), HOMO energy and
+    HOMO-LUMO gap (eV), dipole magnitude (e·Å)."""
+    metal = np.array([is_metal(s) for s in atoms.get_chemical_symbols()])
+    q = features.charges
+    qm = q[metal] if metal.any() else np.zeros(1)
+    ql = q[~metal] if (~metal).any() else np.zeros(1)
+    return {
+        "q_metal_max": float(qm.max()), "q_metal_min": float(qm.min()), "q_metal_mean": float(qm.mean()),
+        "q_metal_total": float(qm.sum()), "dq_metal_ligand_max": float(qm.max() - ql.min()),
+        "s_metal_mean": float(features.s_population[metal].mean()) if metal.any() else 0.0,
+        "d_metal_mean": float(features.d_population[metal].mean()) if metal.any() else 0.0,
+        "homo_energy": features.homo_energy, "homo_lumo_gap": features.homo_lumo_gap,
+        "dipole": float(np.linalg.norm(features.dipole)),
+    }
+
+
 def composition_classes(counts: dict) -> dict:
     """One-hot composition classes of :data:`COMPOSITION_CLASSES` (1.0 for the cluster's
     class, 0.0 otherwise) from element counts ``{symbol: n}``."""
-    from .baselines import ligands_per_metal
-    from .structures import is_metal
-
     n_metal = sum(n for s, n in counts.items() if is_metal(s))
     hot = {f"n_metal={max(n_metal, 1)}" if n_metal < 9 else "n_metal>=9"}
     ratios = ligands_per_metal(counts)
@@ -208,10 +216,6 @@ def build_graph(atoms, features: AtomFeatures, config: GraphConfig | None = None
         ``[num_edges, num_rbf + 2]``, ``u`` ``[1, 82]``, ``pos`` ``[num_atoms, 3]``,
         ``z`` ``[num_atoms]``, ``y`` ``[1]`` (NaN when unknown), ``name``.
     """
-    import torch
-    from ase.data import covalent_radii
-    from torch_geometric.data import Data
-
     config = config or GraphConfig()
     numbers = atoms.get_atomic_numbers()
     if len(numbers) != features.num_atoms or not np.array_equal(numbers, features.atomic_numbers):
@@ -252,7 +256,34 @@ def bond_edges(graph) -> np.ndarray:
     radii (the rule of :func:`~cluster_gnn.structures.fragments`), read from the
     ``distance_ratio`` edge feature. Explanations use these, not the longer message-passing
     edges, for "connected" and "bond"."""
-    from .structures import BOND_SCALE
-
     ratio = graph.edge_attr[:, -2].numpy()
     return graph.edge_index.numpy()[:, ratio < BOND_SCALE]
+
+
+def load_graphs(names=None, graph_config: GraphConfig | None = None, features_dir=None, table=None) -> list:
+    """Graphs of the bundled clusters (features from ``data/features``), with ``y`` =
+    measured lg(k1) ``[1]`` (NaN if unknown), ``aux`` = the authors' 8 NBO descriptors
+    ``[1, 8]`` (NaN for the heteronuclear clusters; auxiliary training targets only) and
+    ``fold`` (0 when unmeasured), ``family``, ``metals``, ``ligands`` attributes.
+
+    Clusters without computed features are left out; :class:`DatasetError` if none has them.
+    """
+    table = load_clusters() if table is None else table
+    feats = load_feature_tables(features_dir)
+    nbo = load_nbo_descriptors().set_index("name")
+    rows = table if names is None else table[table["name"].isin(list(names))]
+    graphs = []
+    for _, row in rows.iterrows():
+        if row["name"] not in feats:
+            continue
+        atoms, f = feats[row["name"]]
+        lg = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
+        g = build_graph(atoms, f, graph_config, y=lg, name=row["name"])
+        g.fold = int(row["fold"]) if str(row["fold"]) not in ("<NA>", "nan") else 0
+        g.family, g.metals, g.ligands = row["family"], row["metals"], row["ligands"]
+        aux = nbo.loc[row["name"], NBO8].to_numpy(float) if row["name"] in nbo.index else np.full(len(NBO8), np.nan)
+        g.aux = torch.tensor(aux[None], dtype=torch.float32)
+        graphs.append(g)
+    if not graphs:
+        raise DatasetError("no cluster has features yet: run 'cluster-gnn structures' and 'cluster-gnn features'")
+    return graphs

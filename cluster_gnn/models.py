@@ -11,24 +11,40 @@ shared representation has to track the electronic structure, not only the rate
 Input scaling (means and standard deviations of the training clusters only) lives in the
 model's buffers, so a saved member carries the statistics it was trained with.
 
-:class:`Ensemble` holds the members of one model type (one per fold and seed), saves
-them with their configuration in one file under ``models/`` and loads them with
-``torch.load(weights_only=True)``.
+:class:`Ensemble` holds the members of one model type (one per fold and seed) and a
+:class:`ModelRecord`: how the model's inputs are made (level of theory, graph settings,
+feature names in order) and what it was trained on (held-out clusters, domain). Both are
+saved in one file under ``models/`` (format :data:`FORMAT_VERSION`) and loaded with
+``torch.load(weights_only=True)``. :meth:`Ensemble.featurize` is the one way to turn a
+structure into that model's input; loading a file whose record differs from what this
+code computes raises :class:`~cluster_gnn.errors.FeatureMismatchError`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import util
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.nn import GCNConv, GINEConv, global_add_pool, global_max_pool, global_mean_pool
 
+from .config import XTBConfig
+from .domain import Domain, domain_vector
+from .electronic import AtomFeatures, compute_xtb_features
 from .errors import FeatureMismatchError, ModelFileError
+from .graphs import GRAPH_FEATURES, NODE_FEATURES, GraphConfig, build_graph
 
-__all__ = ["ModelConfig", "ClusterGNN", "Ensemble", "FORMAT_VERSION"]
+__all__ = ["ModelConfig", "ModelRecord", "ClusterGNN", "Ensemble", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 5  # 5: one-hot composition classes in u; 4: ligand-per-metal ratios in u; 3: edge_scale (was bond_scale) and bond_order_sum node feature; 2: float16 weights
+#: Version of the model file. 6: a typed :class:`ModelRecord` (``record``) replaces the
+#: untyped ``meta`` dict; 5: one-hot composition classes in u; 4: ligand-per-metal ratios
+#: in u; 3: edge_scale and the bond_order_sum node feature; 2: float16 weights.
+FORMAT_VERSION = 6
 
 
 def _remove_generated_modules() -> None:
@@ -36,9 +52,6 @@ def _remove_generated_modules() -> None:
     temp folder and never deletes it (``torch_geometric.template.module_from_template``,
     ``delete=False``): one file per layer type per process. Remove this process's files at
     exit (the modules are already loaded), so runs leave the temp folder as they found it."""
-    import sys
-    import tempfile
-
     tmp = Path(tempfile.gettempdir()).resolve()
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
@@ -49,8 +62,6 @@ def _remove_generated_modules() -> None:
 def _register_cleanup() -> None:
     # multiprocessing's exit hook runs at interpreter exit and at the end of worker processes
     # (which skip atexit), so one registration covers the CLI and its training workers
-    from multiprocessing import util
-
     util.Finalize(None, _remove_generated_modules, exitpriority=1)
 
 
@@ -64,7 +75,10 @@ class ModelConfig:
     Parameters
     ----------
     conv: ``"gin"`` (GINEConv, default) or ``"gcn"`` (GCNConv baseline).
-    num_node_features, num_edge_features, num_graph_features: input widths (14, 10, 82).
+    num_node_features, num_edge_features, num_graph_features: input widths, the lengths
+        of the feature lists (:data:`~cluster_gnn.graphs.NODE_FEATURES`, the graph
+        config's edge features, :data:`~cluster_gnn.graphs.GRAPH_FEATURES`; 14, 10, 82);
+        :meth:`for_record` takes them from a :class:`ModelRecord`.
     hidden: width of node states.
     num_layers: message-passing layers.
     dropout: dropout before the readout MLP.
@@ -72,9 +86,9 @@ class ModelConfig:
     """
 
     conv: str = "gin"
-    num_node_features: int = 14
-    num_edge_features: int = 10
-    num_graph_features: int = 82
+    num_node_features: int = len(NODE_FEATURES)
+    num_edge_features: int = len(GraphConfig().edge_features)
+    num_graph_features: int = len(GRAPH_FEATURES)
     hidden: int = 48
     num_layers: int = 3
     dropout: float = 0.1
@@ -89,6 +103,100 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def for_record(cls, record: "ModelRecord", **settings) -> "ModelConfig":
+        """The architecture ``settings`` with input widths from ``record``'s feature lists."""
+        return cls(num_node_features=len(record.node_features), num_edge_features=len(record.edge_features),
+                   num_graph_features=len(record.graph_features), **settings)
+
+
+@dataclass
+class ModelRecord:
+    """How a model's inputs are made and what it was trained on, saved with its weights.
+
+    Attributes
+    ----------
+    level_of_theory: :class:`~cluster_gnn.config.XTBConfig` of the xTB features.
+    graph_config: :class:`~cluster_gnn.graphs.GraphConfig` (edges, radial basis).
+    node_features, edge_features, graph_features: names of the columns of ``x``
+        ``[num_atoms, 14]``, ``edge_attr`` ``[num_edges, 10]`` and ``u`` ``[1, 82]``, in order.
+    training_set: the splits the members were trained on (``"published-folds"``).
+    held_out: ``{split key: [cluster names]}``, the clusters the members of each key
+        never saw (the test clusters of that fold).
+    aux_targets: auxiliary training targets (the authors' NBO descriptors), training only.
+    train_config: the :class:`~cluster_gnn.training.TrainConfig` used, as a dict.
+    train_seconds: wall-clock training time in s.
+    domain: the applicability domain (:class:`~cluster_gnn.domain.Domain`), or None;
+        its ``threshold`` is the distance beyond which a prediction is an extrapolation.
+    """
+
+    level_of_theory: XTBConfig = field(default_factory=XTBConfig)
+    graph_config: GraphConfig = field(default_factory=GraphConfig)
+    node_features: tuple[str, ...] = NODE_FEATURES
+    edge_features: tuple[str, ...] = GraphConfig().edge_features
+    graph_features: tuple[str, ...] = GRAPH_FEATURES
+    training_set: str = "published-folds"
+    held_out: dict[str, list[str]] = field(default_factory=dict)
+    aux_targets: tuple[str, ...] = ()
+    train_config: dict = field(default_factory=dict)
+    train_seconds: float | None = None
+    domain: Domain | None = None
+
+    @classmethod
+    def for_code(cls, graph_config: GraphConfig | None = None, **fields) -> "ModelRecord":
+        """The record of a model trained now: today's level of theory and feature names."""
+        graph_config = graph_config or GraphConfig()
+        return cls(level_of_theory=XTBConfig(), graph_config=graph_config, node_features=NODE_FEATURES,
+                   edge_features=graph_config.edge_features, graph_features=GRAPH_FEATURES, **fields)
+
+    def differences(self) -> list[str]:
+        """What this record says that this code would not compute, one line each (empty
+        when the model can be fed by :meth:`Ensemble.featurize`)."""
+        expected = ModelRecord.for_code(self.graph_config)
+        out = []
+        if self.level_of_theory != expected.level_of_theory:
+            out.append(f"level of theory: recorded {self.level_of_theory.to_dict()}, "
+                       f"this code computes {expected.level_of_theory.to_dict()}")
+        for kind in ("node_features", "edge_features", "graph_features"):
+            got, want = tuple(getattr(self, kind)), tuple(getattr(expected, kind))
+            if got != want:
+                missing = [n for n in want if n not in got]
+                extra = [n for n in got if n not in want]
+                detail = (f"recorded {len(got)}, this code computes {len(want)}"
+                          + (f"; not recorded: {missing}" if missing else "")
+                          + (f"; not computed: {extra}" if extra else "")
+                          + ("; same names in another order" if not missing and not extra else ""))
+                out.append(f"{kind.replace('_', ' ')}: {detail}")
+        return out
+
+    def check(self, source: str = "the model") -> None:
+        """Raise :class:`FeatureMismatchError` naming every difference from this code."""
+        diffs = self.differences()
+        if diffs:
+            raise FeatureMismatchError(
+                f"{source} was trained on inputs this version of cluster-gnn does not compute: "
+                + "; ".join(diffs) + ". Retrain it with 'cluster-gnn train'")
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (lists for tuples, the domain as :meth:`Domain.to_dict`)."""
+        return {"level_of_theory": self.level_of_theory.to_dict(), "graph_config": self.graph_config.to_dict(),
+                "node_features": list(self.node_features), "edge_features": list(self.edge_features),
+                "graph_features": list(self.graph_features), "training_set": self.training_set,
+                "held_out": {str(k): list(v) for k, v in self.held_out.items()},
+                "aux_targets": list(self.aux_targets), "train_config": dict(self.train_config),
+                "train_seconds": self.train_seconds,
+                "domain": None if self.domain is None else self.domain.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelRecord":
+        return cls(level_of_theory=XTBConfig(**d["level_of_theory"]), graph_config=GraphConfig(**d["graph_config"]),
+                   node_features=tuple(d["node_features"]), edge_features=tuple(d["edge_features"]),
+                   graph_features=tuple(d["graph_features"]), training_set=d.get("training_set", ""),
+                   held_out={str(k): list(v) for k, v in d.get("held_out", {}).items()},
+                   aux_targets=tuple(d.get("aux_targets", ())), train_config=dict(d.get("train_config", {})),
+                   train_seconds=d.get("train_seconds"),
+                   domain=Domain.from_dict(d["domain"]) if d.get("domain") else None)
+
 
 class ClusterGNN(nn.Module):
     """GIN (or GCN) regressor of lg(k1).
@@ -102,8 +210,6 @@ class ClusterGNN(nn.Module):
 
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
-        from torch_geometric.nn import GCNConv, GINEConv
-
         self.config = config = config or ModelConfig()
         h = config.hidden
         self.embed = nn.Linear(config.num_node_features, h)
@@ -158,8 +264,6 @@ class ClusterGNN(nn.Module):
     def forward_with_aux(self, x, edge_index, edge_attr=None, batch=None, u=None):
         """``(lg_k1 [num_graphs], aux [num_graphs, num_aux] or None)``; ``aux`` is in units of
         the training standard deviations (compare with ``(aux - aux_mean) / aux_std``)."""
-        from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
-
         if x.shape[-1] != self.config.num_node_features:
             raise FeatureMismatchError(
                 f"got {x.shape[-1]} features per atom, model expects {self.config.num_node_features}")
@@ -188,8 +292,6 @@ class ClusterGNN(nn.Module):
 
     def predict_graphs(self, graphs) -> np.ndarray:
         """lg(k1) of a list of ``Data`` graphs, shape ``[num_graphs]`` (eval mode, no grad)."""
-        from torch_geometric.data import Batch
-
         self.eval()
         with torch.no_grad():
             b = Batch.from_data_list(list(graphs))
@@ -197,7 +299,7 @@ class ClusterGNN(nn.Module):
 
 
 class Ensemble:
-    """Members of one model type with the metadata to use them.
+    """Members of one model type with the record of how their inputs are made.
 
     Attributes
     ----------
@@ -205,31 +307,45 @@ class Ensemble:
     config: :class:`ModelConfig` of every member.
     members: list of ``dict(model=ClusterGNN, fold=int, seed=int, sigma=float)``; ``sigma``
         is the member's residual standard deviation (lg units) on its inner validation set.
-    meta: level of theory, graph settings, training settings, feature names, the test
-        clusters of every split (``splits``) and the applicability domain (``domain``, see
-        :mod:`cluster_gnn.domain`).
+    record: :class:`ModelRecord` (level of theory, graph settings, feature names, held-out
+        clusters per fold, applicability domain).
     """
 
-    def __init__(self, name: str, config: ModelConfig, members: list[dict], meta: dict):
-        self.name, self.config, self.members, self.meta = name, config, members, meta
+    def __init__(self, name: str, config: ModelConfig, members: list[dict], record: ModelRecord):
+        self.name, self.config, self.members, self.record = name, config, members, record
 
     @property
-    def domain(self):
+    def domain(self) -> Domain | None:
         """The :class:`~cluster_gnn.domain.Domain` of this ensemble, or None."""
-        from .domain import Domain
+        return self.record.domain
 
-        d = self.meta.get("domain")
-        return Domain.from_dict(d) if d else None
+    def featurize(self, atoms, charge: int, multiplicity: int, features: AtomFeatures | None = None,
+                  name: str | None = None):
+        """The model input for one structure: a ``Data`` graph (``x`` ``[num_atoms, 14]``,
+        ``edge_attr`` ``[num_edges, 10]``, ``u`` ``[1, 82]``) built the way the record says.
+
+        ``atoms`` in Å, ``charge`` in e, ``multiplicity`` 2S+1. xTB runs at the record's
+        level of theory unless ``features`` (already computed, e.g. the bundled tables) are
+        given; those must be at that level and for that charge and multiplicity, else
+        :class:`FeatureMismatchError`.
+        """
+        level = self.record.level_of_theory
+        if features is None:
+            features = compute_xtb_features(atoms, charge, multiplicity, level)
+        elif (features.method, features.charge, features.multiplicity) != (level.label, int(charge), int(multiplicity)):
+            raise FeatureMismatchError(
+                f"features are {features.method} at charge {features.charge}, multiplicity "
+                f"{features.multiplicity}; {self.name} expects {level.label} at charge {charge}, "
+                f"multiplicity {multiplicity}")
+        return build_graph(atoms, features, self.record.graph_config, name=name)
 
     def held_out(self, fold=None) -> list[str]:
         """Names of the clusters the members of ``fold`` never saw (empty for None)."""
-        return list(self.meta.get("splits", {}).get(str(fold), ())) if fold is not None else []
+        return list(self.record.held_out.get(str(fold), ())) if fold is not None else []
 
     def distance(self, graphs, fold=None) -> np.ndarray | None:
         """Distance of each graph from the clusters the (fold's) members were trained on,
         shape ``[num_graphs]`` (:meth:`Domain.distance`), or None without a domain."""
-        from .domain import domain_vector
-
         domain = self.domain
         if domain is None:
             return None
@@ -269,8 +385,6 @@ class Ensemble:
         """Write the ensemble for prediction: the auxiliary heads (training only) are left
         out and weights are stored in float16 (half the size; predictions move by about
         1e-3 lg units, measured), loaded back as float32."""
-        from dataclasses import replace
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -282,7 +396,7 @@ class Ensemble:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "config": replace(self.config, num_aux=0).to_dict(),
-            "meta": self.meta,
+            "record": self.record.to_dict(),
             "members": [{"fold": m["fold"], "seed": m["seed"], "sigma": float(m["sigma"]),
                          "state_dict": stored(m["model"].state_dict())}
                         for m in self.members],
@@ -305,7 +419,13 @@ class Ensemble:
             raise ModelFileError(
                 f"{path} has format version {blob.get('format_version') if isinstance(blob, dict) else '?'}, "
                 f"this version of cluster-gnn reads version {FORMAT_VERSION}: retrain with 'cluster-gnn train'")
+        record = ModelRecord.from_dict(blob["record"])
+        record.check(f"model file {path}")
         config = ModelConfig(**blob["config"])
+        widths = (config.num_node_features, config.num_edge_features, config.num_graph_features)
+        listed = (len(record.node_features), len(record.edge_features), len(record.graph_features))
+        if widths != listed:
+            raise FeatureMismatchError(f"{path}: input widths {widths} do not match the recorded feature lists {listed}")
         members = []
         for m in blob["members"]:
             model = ClusterGNN(config)
@@ -315,4 +435,4 @@ class Ensemble:
                 raise ModelFileError(f"{path}: weights do not fit the saved architecture: {e}") from e
             model.eval()
             members.append({"model": model, "fold": int(m["fold"]), "seed": int(m["seed"]), "sigma": float(m["sigma"])})
-        return cls(blob["name"], config, members, blob["meta"])
+        return cls(blob["name"], config, members, record)

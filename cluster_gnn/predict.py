@@ -11,13 +11,25 @@ the cluster (its fold's out-of-fold prediction), so a shown prediction is never 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
-from .config import MODELS_DIR
+from .config import DATA_DIR, MODELS_DIR, XTBConfig
+from .consensus import Consensus
+from .datasets import find_cluster, load_structure
+from .electronic import FEATURES_DIR_NAME, compute_xtb_features, load_feature_tables, relax_cluster, run_time_limited
+from .errors import ClusterGNNError, DatasetError
+from .explain import explain_prediction
+from .graphs import load_graphs
+from .models import Ensemble
+from .parallel import task_executor
+from .spin import charge_and_multiplicity
+from .structures import check_spin, read_cluster, validate_cluster
 
 __all__ = ["Prediction", "DEFAULT_MODEL", "load_ensemble", "predict_structure", "predict_named", "predict_names", "predict_files",
            "Z90"]
@@ -35,15 +47,19 @@ class Prediction:
     lg_k1, lg_k1_std: predicted lg(k1) and its standard deviation (lg units).
     measured_lg_k1: the measured value when the cluster is one of the 159, else None.
     out_of_fold: True when only members that never saw this cluster were used.
+    fold: the published fold whose members made an out-of-fold prediction, else None.
     atoms, features: the structure (Å) and its :class:`AtomFeatures`.
     charge, multiplicity: total charge (e) and 2S+1 used for xTB.
     name: cluster name when known.
     importance: per-atom importance, shape ``[num_atoms]`` (filled by :mod:`explain`).
     model: name of the ensemble used.
     domain_distance: distance from the clusters the members were trained on
-        (:meth:`~cluster_gnn.domain.Domain.distance`; median 0.33 and 90th percentile 0.57
-        for the measured clusters against the others, median 0.63 for the heteronuclear
-        ones), already folded into ``lg_k1_std``.
+        (:meth:`~cluster_gnn.domain.Domain.distance`), already folded into ``lg_k1_std``.
+    domain_threshold: the model's extrapolation threshold on that distance
+        (:attr:`~cluster_gnn.domain.Domain.threshold`, 0.62 for the committed GIN).
+    relaxation: ``{"energy": eV, "converged": bool, "steps": int}`` when the structure
+        was relaxed first, else None.
+    explanation: the :class:`~cluster_gnn.explain.Explanation` when explained, else None.
     """
 
     lg_k1: float
@@ -58,11 +74,21 @@ class Prediction:
     importance: np.ndarray | None = None
     model: str = "gin"
     domain_distance: float | None = None
-    extra: dict = field(default_factory=dict)
+    fold: int | None = None
+    domain_threshold: float | None = None
+    relaxation: dict | None = None
+    explanation: object | None = None
 
     @property
     def interval90(self) -> tuple[float, float]:
+        """The central 90 % interval of lg(k1), ``lg_k1 ± 1.645 lg_k1_std``."""
         return self.lg_k1 - Z90 * self.lg_k1_std, self.lg_k1 + Z90 * self.lg_k1_std
+
+    @property
+    def extrapolating(self) -> bool:
+        """True when the cluster lies beyond the model's domain threshold."""
+        return (self.domain_distance is not None and self.domain_threshold is not None
+                and self.domain_distance > self.domain_threshold)
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "formula": self.atoms.get_chemical_formula(), "charge": self.charge,
@@ -70,34 +96,26 @@ class Prediction:
                "lg_k1_std": round(self.lg_k1_std, 4), "interval90": [round(v, 4) for v in self.interval90],
                "measured_lg_k1": self.measured_lg_k1, "out_of_fold": self.out_of_fold, "model": self.model,
                "domain_distance": None if self.domain_distance is None else round(self.domain_distance, 4),
-               "level_of_theory": self.features.method}
+               "extrapolating": self.extrapolating, "level_of_theory": self.features.method}
         if self.importance is not None:
             out["importance"] = [round(float(v), 4) for v in self.importance]
         return out
 
 
-#: The model behind predictions unless another is named: the GIN ensemble. Chosen on the
-#: leave-one-metal-out proxy: with the composition classes in its graph features it ties
-#: the consensus (:class:`~cluster_gnn.consensus.Consensus`, the default before them) on
-#: held-out-metal MAE and beats it on every other figure of the three splits (README).
+#: The model behind predictions unless another is named: the GIN ensemble, chosen on the
+#: leave-one-metal-out proxy for the blind heteronuclear set (docs/experiments.md).
 DEFAULT_MODEL = "gin"
 
 
 @lru_cache(maxsize=4)
 def _load(path: str):
-    from .models import Ensemble
-
     return Ensemble.load(path)
 
 
 @lru_cache(maxsize=2)
 def _consensus(path: str):
-    from .consensus import Consensus
-    from .graphs import GraphConfig
-    from .training import load_graphs
-
     ensemble = _load(path)
-    return Consensus(ensemble, load_graphs(graph_config=GraphConfig(**ensemble.meta["graph_config"])))
+    return Consensus(ensemble, load_graphs(graph_config=ensemble.record.graph_config))
 
 
 def load_ensemble(name: str = DEFAULT_MODEL, models_dir: Path | str | None = None):
@@ -133,28 +151,22 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
 
     Raises
     ------
-    StructureError, XTBConvergenceError, ModelFileError
+    StructureError, XTBConvergenceError, XTBTimeoutError, ModelFileError
     """
-    from .graphs import GraphConfig, build_graph
-    from .structures import check_spin, validate_cluster
-
     ensemble = ensemble or load_ensemble()
     validate_cluster(atoms)
     check_spin(atoms.get_atomic_numbers(), charge, multiplicity)
+    level = ensemble.record.level_of_theory
     if timeout_s:
-        from .electronic import run_time_limited
-
-        atoms, features, relaxation = run_time_limited(_xtb_work, atoms, charge, multiplicity, relax,
+        atoms, features, relaxation = run_time_limited(_xtb_work, atoms, charge, multiplicity, relax, level,
                                                        timeout_s=timeout_s)
     else:
-        atoms, features, relaxation = _xtb_work(atoms, charge, multiplicity, relax)
-    graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]))
+        atoms, features, relaxation = _xtb_work(atoms, charge, multiplicity, relax, level)
+    graph = ensemble.featurize(atoms, charge, multiplicity, features=features)
     mean, std = ensemble.predict([graph])
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
-                            name=name, model=ensemble.name)
+                            name=name, model=ensemble.name, relaxation=relaxation)
     _add_distance(prediction, ensemble, graph, None)
-    if relaxation:
-        prediction.extra["relaxation"] = relaxation
     return _explained(prediction, ensemble) if explain else prediction
 
 
@@ -162,27 +174,21 @@ def _add_distance(prediction: Prediction, ensemble, graph, fold) -> None:
     distance = ensemble.distance([graph], fold)
     if distance is not None:
         prediction.domain_distance = float(distance[0])
+        prediction.domain_threshold = ensemble.domain.threshold
 
 
-def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool):
-    """Optional relaxation, then the xTB single point: ``(atoms, AtomFeatures, relaxation)``,
-    ``relaxation`` a dict (``energy`` in eV, ``converged``, ``steps``) or None."""
-    from .electronic import compute_xtb_features
-    from .structures import validate_cluster
-
+def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool, level: XTBConfig):
+    """Optional relaxation, then the xTB single point at ``level``: ``(atoms, AtomFeatures,
+    relaxation)``, ``relaxation`` a dict (``energy`` in eV, ``converged``, ``steps``) or None."""
     relaxation = None
     if relax:
-        from .search import relax_cluster
-
-        atoms, energy, converged, steps = relax_cluster(atoms, charge, multiplicity)
+        atoms, energy, converged, steps = relax_cluster(atoms, charge, multiplicity, level)
         validate_cluster(atoms)
         relaxation = {"energy": energy, "converged": converged, "steps": steps}
-    return atoms, compute_xtb_features(atoms, charge, multiplicity), relaxation
+    return atoms, compute_xtb_features(atoms, charge, multiplicity, level), relaxation
 
 
 def _explained(prediction: Prediction, ensemble) -> Prediction:
-    from .explain import explain_prediction
-
     explain_prediction(prediction, ensemble)
     return prediction
 
@@ -190,39 +196,40 @@ def _explained(prediction: Prediction, ensemble) -> Prediction:
 def predict_named(name: str, ensemble=None, explain: bool = False) -> Prediction:
     """Predict a bundled cluster from its committed structure and features.
 
-    Measured clusters get their out-of-fold prediction (members of their fold only).
-    Raises :class:`UnknownClusterError` for names outside the 216 and
-    :class:`StructureError` if the cluster has no structure yet.
+    Measured clusters get their out-of-fold prediction (members of their fold only; the
+    fold is ``prediction.fold``). Raises :class:`UnknownClusterError` for names outside the
+    216 and :class:`StructureError` if the cluster has no structure yet.
     """
-    from .datasets import find_cluster
-    from .electronic import compute_xtb_features
-    from .graphs import GraphConfig, build_graph
-    from .search import load_structure
-
     ensemble = ensemble or load_ensemble()
     row = find_cluster(name)
     atoms = load_structure(row["name"])
     charge, mult = int(atoms.info["charge"]), int(atoms.info["multiplicity"])
-    features = _bundled_features(row["name"]) or compute_xtb_features(atoms, charge, mult)
-    graph = build_graph(atoms, features, GraphConfig(**ensemble.meta["graph_config"]), name=row["name"])
+    features = _bundled_features(row["name"]) or compute_xtb_features(atoms, charge, mult, ensemble.record.level_of_theory)
+    graph = ensemble.featurize(atoms, charge, mult, features=features, name=row["name"])
     measured = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
     fold = int(row["fold"]) if measured is not None else None
     oof = fold is not None and fold in ensemble.folds()
     mean, std = ensemble.predict([graph], fold=fold if oof else None)
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
-                            out_of_fold=oof, name=row["name"], model=ensemble.name)
+                            out_of_fold=oof, fold=fold if oof else None, name=row["name"], model=ensemble.name)
     _add_distance(prediction, ensemble, graph, fold if oof else None)
     return _explained(prediction, ensemble) if explain else prediction
 
 
 @lru_cache(maxsize=1)
-def _feature_tables():
-    from .electronic import load_feature_tables
-
-    try:
-        return load_feature_tables()
-    except Exception:
+def _feature_tables() -> dict:
+    """The bundled feature tables (``data/features``), or ``{}`` when none are there yet.
+    A table that is there but unreadable raises :class:`DatasetError`."""
+    directory = DATA_DIR / FEATURES_DIR_NAME
+    if not (directory / "atoms.csv").is_file():
         return {}
+    try:
+        return load_feature_tables(directory)
+    except ClusterGNNError:
+        raise
+    except Exception as e:  # pandas/KeyError on a damaged CSV
+        raise DatasetError(f"the feature tables in {directory} cannot be read ({type(e).__name__}: {e}); "
+                           "rebuild them with 'cluster-gnn features'") from e
 
 
 def _bundled_features(name: str):
@@ -234,8 +241,6 @@ def predict_names(names, ensemble=None):
     """Predictions for many bundled clusters: a DataFrame with columns ``cluster`` (as
     given), ``name``, ``lg_k1_pred``, ``lg_k1_std``, ``domain_distance``, ``measured_lg_k1``,
     ``out_of_fold``."""
-    import pandas as pd
-
     ensemble = ensemble or load_ensemble()
     rows = []
     for given in names:
@@ -250,9 +255,6 @@ def predict_names(names, ensemble=None):
 
 def _file_row(path, charge, multiplicity, relax, model, models_dir, timeout_s) -> dict:
     """One row of :func:`predict_files`; a project error becomes the row's ``error``."""
-    from .errors import ClusterGNNError
-    from .structures import charge_and_multiplicity, read_cluster
-
     row = {"file": str(path), "formula": None, "charge": charge, "multiplicity": multiplicity, "lg_k1": None,
            "lg_k1_std": None, "domain_distance": None, "error": None}
     try:
@@ -277,15 +279,12 @@ def predict_files(paths, charge: int | None = None, multiplicity: int | None = N
     the other files are unaffected).
 
     ``charge``/``multiplicity`` apply to every file (default: from each file's comment
-    line, see :func:`~cluster_gnn.structures.charge_and_multiplicity`). With ``workers >
+    line, else the defaults of :func:`~cluster_gnn.spin.charge_and_multiplicity`). With ``workers >
     1`` or a Dask ``scheduler`` (address or ``Client``) the files are spread over
     processes (:func:`~cluster_gnn.parallel.task_executor`); there each file's xTB runs
     in its worker, bounded by the SCF iteration and relaxation step limits rather than
     ``timeout_s``, which applies when files run here one after another.
     """
-    import pandas as pd
-    from tqdm import tqdm
-
     paths = [str(p) for p in paths]
     bar = tqdm(total=len(paths), unit="file", disable=not progress, desc="predict")
     if workers <= 1 and scheduler is None:
@@ -294,8 +293,6 @@ def predict_files(paths, charge: int | None = None, multiplicity: int | None = N
             rows.append(_file_row(path, charge, multiplicity, relax, model, models_dir, timeout_s))
             bar.update(1)
     else:
-        from .parallel import task_executor
-
         with task_executor(workers, scheduler) as executor:
             futures = [executor.submit(_file_row, path, charge, multiplicity, relax, model,
                                        None if models_dir is None else str(models_dir), None) for path in paths]

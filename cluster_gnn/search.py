@@ -27,47 +27,30 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from .config import STRUCTURES_DIR, SearchConfig, XTBConfig
-from .errors import DatasetError, StructureError, XTBConvergenceError
-from .structures import MIN_DISTANCE, check_spin, formula_counts, fragments, parse_name, read_cluster, write_cluster
+from .config import STRUCTURES_DIR, SearchConfig
+from .datasets import load_clusters
+from .electronic import relax_cluster
+from .errors import DatasetError, XTBConvergenceError
+from .parallel import task_executor
+from .spin import estimate_multiplicity, multiplicities_for
+from .structures import (MIN_DISTANCE, check_spin, formula_counts, fragments, is_metal, normalize_name, parse_name,
+                         write_cluster)
 
 __all__ = [
     "random_cluster",
-    "relax_cluster",
     "same_minimum",
     "search_cluster",
     "SearchResult",
-    "structure_path",
-    "load_structure",
-    "multiplicities_for",
-    "unpaired_per_metal",
-    "estimate_multiplicity",
     "plan_search",
     "search_many",
 ]
-
-
-def structure_path(name: str, directory: Path | str | None = None) -> Path:
-    """``data/structures/<normalised name>.xyz``."""
-    from .structures import normalize_name
-
-    return Path(directory or STRUCTURES_DIR) / f"{normalize_name(name)}.xyz"
-
-
-def load_structure(name: str, directory: Path | str | None = None):
-    """The committed global-minimum structure of a cluster (:class:`ase.Atoms`).
-
-    ``atoms.info`` holds energy (eV), charge, multiplicity, method and search settings.
-    """
-    path = structure_path(name, directory)
-    if not path.is_file():
-        raise StructureError(f"no structure for {name} yet ({path.name} not under data/structures/)", reason="empty")
-    return read_cluster(path)
 
 
 def random_cluster(symbols: list[str], rng: np.random.Generator, metals_first: bool = True):
@@ -81,7 +64,6 @@ def random_cluster(symbols: list[str], rng: np.random.Generator, metals_first: b
     from ase import Atoms
     from ase.data import atomic_numbers, covalent_radii
 
-    from .structures import is_metal
 
     symbols = list(symbols)
     order = list(rng.permutation(len(symbols)))
@@ -115,34 +97,6 @@ def random_cluster(symbols: list[str], rng: np.random.Generator, metals_first: b
     atoms.center()
     atoms.positions -= atoms.get_center_of_mass()
     return atoms
-
-
-def relax_cluster(atoms, charge: int, multiplicity: int, config: XTBConfig | None = None,
-                  fmax: float = 0.05, max_steps: int = 400):
-    """Relax ``atoms`` with FIRE at the xTB level; returns ``(atoms, energy_eV, converged, steps)``.
-
-    The input is not modified. Raises :class:`XTBConvergenceError` if the SCF fails.
-    """
-    from ase.calculators.calculator import CalculationFailed
-    from ase.optimize import FIRE
-
-    from .electronic import xtb_calculator
-
-    check_spin(atoms.get_atomic_numbers(), charge, multiplicity)
-    work = atoms.copy()
-    work.calc = xtb_calculator(charge, multiplicity, config)
-    try:
-        opt = FIRE(work, logfile=None)
-        converged = bool(opt.run(fmax=fmax, steps=max_steps))
-        energy = float(work.get_potential_energy())
-    except (CalculationFailed, RuntimeError) as e:
-        raise XTBConvergenceError(
-            f"xTB failed while relaxing {atoms.get_chemical_formula()} "
-            f"(charge {charge}, multiplicity {multiplicity}): {str(e).strip()[:200]}"
-        ) from e
-    steps = int(opt.nsteps)
-    work.calc = None
-    return work, energy, converged, steps
 
 
 def _fingerprint(atoms) -> np.ndarray:
@@ -181,59 +135,6 @@ def _is_sane(atoms) -> bool:
     if hydrogen.sum() > 1 and d[np.ix_(hydrogen, hydrogen)].min() < MIN_HH_DISTANCE:
         return False
     return bool(d.min() >= MIN_DISTANCE and len(fragments(atoms)) == 1)
-
-
-def unpaired_per_metal(table=None) -> dict[str, float]:
-    """Median unpaired electrons per metal atom, ``(M - 1) / n_metal``, of the authors'
-    homonuclear clusters, per metal (e.g. Fe 3, Co 2, Rh 1.5, V 0.4, Ta 0.33, Mo 0.25)."""
-    from .datasets import load_clusters
-
-    table = load_clusters() if table is None else table
-    homo = table[table["multiplicity"].notna() & (table["metals"].str.count(";") == 0)]
-    rates: dict[str, list[float]] = {}
-    for _, row in homo.iterrows():
-        n_metal = formula_counts(row["name"])[row["metals"]]
-        rates.setdefault(row["metals"], []).append((int(row["multiplicity"]) - 1) / n_metal)
-    return {metal: float(np.median(v)) for metal, v in rates.items()}
-
-
-def estimate_multiplicity(name: str, charge: int | None = None, rates: dict | None = None) -> int:
-    """Spin multiplicity of a cluster without a published one.
-
-    Restricted xTB with smearing cannot rank spin states (the lowest multiplicity is
-    always lowest in energy), so the unpaired electrons are estimated from the authors'
-    homonuclear multiplicities: the per-metal median of :func:`unpaired_per_metal`,
-    summed over the metal atoms and rounded to the nearest count the electron number
-    allows. Leave-one-out on the 159 homonuclear clusters this recovers the authors'
-    multiplicity exactly for 69 % (MAE 0.73 unpaired electrons; always taking the lowest
-    multiplicity: 61 %, MAE 2.16). Metals without data count 0.
-    """
-    from ase.data import atomic_numbers
-
-    from .structures import is_metal
-
-    rates = unpaired_per_metal() if rates is None else rates
-    counts = formula_counts(name)
-    charge = parse_name(name)[1] if charge is None else int(charge)
-    raw = sum(rates.get(s, 0.0) * n for s, n in counts.items() if is_metal(s))
-    n_el = sum(atomic_numbers[s] * n for s, n in counts.items()) - charge
-    u = int(round(raw))
-    if (n_el - u) % 2:
-        u = u + 1 if (u == 0 or raw >= u) else u - 1
-    return u + 1
-
-
-def multiplicities_for(symbols: list[str], charge: int, authors_multiplicity=None, name: str | None = None) -> list[int]:
-    """Spin states to search: the authors' multiplicity where published, else
-    :func:`estimate_multiplicity` (needs ``name``), else the lowest the electron count allows."""
-    from ase.data import atomic_numbers
-
-    if authors_multiplicity is not None and not (isinstance(authors_multiplicity, float) and np.isnan(authors_multiplicity)):
-        return [int(authors_multiplicity)]
-    if name is not None:
-        return [estimate_multiplicity(name, charge)]
-    n_el = sum(atomic_numbers[s] for s in symbols) - charge
-    return [1] if n_el % 2 == 0 else [2]
 
 
 @dataclass
@@ -312,7 +213,6 @@ def search_cluster(name: str, charge: int | None = None, multiplicities: list[in
     """
     from ase.data import atomic_numbers
 
-    from .structures import normalize_name
 
     config = config or SearchConfig()
     out_dir = Path(out_dir or STRUCTURES_DIR)
@@ -442,8 +342,6 @@ def plan_search(names=None, table=None) -> list[tuple[str, int, list[int]]]:
     Names in ``data/clusters.csv`` use the authors' multiplicity where published and
     :func:`multiplicities_for` otherwise; other names are parsed as formulas.
     """
-    from .datasets import load_clusters
-    from .structures import normalize_name
 
     table = load_clusters() if table is None else table
     by_name = {row["name"]: row for _, row in table.iterrows()}
@@ -470,11 +368,6 @@ def search_many(plan, config: SearchConfig | None = None, workers: int = 1, budg
     Dask cluster. Yields each :class:`SearchResult` (or ``(result, error message)``) as
     it completes. Clusters that already have a result are skipped unless ``redo``.
     """
-    from concurrent.futures import as_completed
-
-    from tqdm import tqdm
-
-    from .parallel import task_executor
 
     config = config or SearchConfig()
     out_dir = Path(out_dir or STRUCTURES_DIR)

@@ -39,7 +39,6 @@ __all__ = [
     "fragments",
     "electron_count",
     "check_spin",
-    "charge_and_multiplicity",
 ]
 
 #: Largest structure file accepted, in bytes (1 MiB: a 100-atom XYZ is ~6 kB).
@@ -151,19 +150,6 @@ def check_spin(numbers, charge: int, multiplicity: int) -> None:
         )
 
 
-def charge_and_multiplicity(atoms, charge: int | None = None, multiplicity: int | None = None) -> tuple[int, int]:
-    """Charge and multiplicity for a structure: the given values, else those in
-    ``atoms.info`` (from the file's comment line), else neutral and the lowest
-    multiplicity the electron count allows (1 or 2). The pair is checked with :func:`check_spin`."""
-    charge = int(charge if charge is not None else atoms.info.get("charge", 0))
-    if multiplicity is None:
-        multiplicity = atoms.info.get("multiplicity")
-    if multiplicity is None:
-        multiplicity = 1 if electron_count(atoms.get_atomic_numbers(), charge) % 2 == 0 else 2
-    check_spin(atoms.get_atomic_numbers(), charge, int(multiplicity))
-    return charge, int(multiplicity)
-
-
 def fragments(atoms, scale: float = BOND_SCALE) -> list[list[int]]:
     """Connected fragments: atoms closer than ``scale`` x sum of covalent radii are bonded.
 
@@ -235,14 +221,14 @@ def validate_cluster(atoms, *, max_atoms: int = MAX_ATOMS, min_distance: float =
 
 def _decode(data: bytes, source: str) -> str:
     if b"\x00" in data:
-        raise StructureError(f"{source} is a binary file, expected XYZ text", reason="empty")
+        raise StructureError(f"{source} is a binary file, expected XYZ text", reason="binary")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         try:
             text = data.decode("latin-1")
         except UnicodeDecodeError as e:  # pragma: no cover - latin-1 decodes anything
-            raise StructureError(f"{source} is not a text file", reason="empty") from e
+            raise StructureError(f"{source} is not a text file", reason="not-text") from e
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -274,7 +260,7 @@ def parse_xyz_text(text: str, source: str = "input"):
         )
     n = int(head[0])
     if n == 0:
-        raise StructureError(f"{source} declares 0 atoms", reason="empty")
+        raise StructureError(f"{source} declares 0 atoms", reason="no-atoms")
     if n > MAX_ATOMS:
         raise StructureError(
             f"{source} declares {n} atoms, more than the limit of {MAX_ATOMS} atoms per cluster",
@@ -385,7 +371,7 @@ def read_cluster(source, *, validate: bool = True):
         path = Path(source)
         label = path.name
         if not path.is_file():
-            raise StructureError(f"no such file: {path}", reason="empty")
+            raise StructureError(f"no such file: {path}", reason="no-file")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise StructureError(

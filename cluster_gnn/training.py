@@ -1,34 +1,40 @@
-"""Splits, the training loop, the fold ensemble and metrics.
+"""The training loop, the fold ensemble and its applicability domain.
 
-Training follows the authors' published 10 folds exactly: for test fold ``k`` the
-members are trained on the other nine folds only. Inside those, a random
-``val_fraction`` of clusters is held out for each member's residual ``sigma`` (and for
-early stopping, when asked for); input scaling is fitted on the member's training
-clusters only. Each
-fold gets ``n_seeds`` members (different initialisation and inner split); the
-out-of-fold prediction of a cluster is the mean of its fold's members, and a prediction
-for a new cluster is the mean of all members.
+Training follows the authors' published 10 folds exactly (:mod:`cluster_gnn.splits`): for
+test fold ``k`` the members are trained on the other nine folds only. Inside those, a
+random ``val_fraction`` of clusters is held out for each member's residual ``sigma`` (and
+for early stopping, when asked for); input scaling is fitted on the member's training
+clusters only. Each fold gets ``n_seeds`` members (different initialisation and inner
+split); the out-of-fold prediction of a cluster is the mean of its fold's members, and a
+prediction for a new cluster is the mean of all members.
 
 The GIN is trained multi-task (``aux_weight``): besides lg(k1) it predicts the authors'
 8 DFT-NBO descriptors of the training clusters from the same pooled representation
 (:class:`~cluster_gnn.models.ModelConfig` ``num_aux``). The descriptors are training
-targets only, never inputs, so a prediction needs nothing but the xTB graph. On the
-published folds this added supervision, ten members per fold, a fixed short training
-schedule instead of early stopping, edges that reach second neighbours
-(:class:`~cluster_gnn.graphs.GraphConfig`) and the stoichiometry among the graph features
-were what moved the GIN (see the README's results and ``benchmarks/gin_variants.py``).
+targets only, never inputs, so a prediction needs nothing but the xTB graph. How the
+recipe was chosen is in ``docs/experiments.md``.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import torch
+from torch_geometric.data import Batch
+from tqdm import tqdm
 
+from .config import MODELS_DIR
+from .datasets import NBO8
+from .domain import Domain, fit_distance_scale
 from .errors import DatasetError
+from .graphs import GraphConfig, load_graphs
+from .models import ClusterGNN, Ensemble, ModelConfig, ModelRecord
+from .parallel import task_executor
+from .splits import group_splits, metrics, out_of_fold, published_folds
 
-__all__ = ["train_and_save", "TrainConfig", "load_graphs", "published_folds", "group_splits", "train_member",
-           "train_ensemble", "attach_domain", "domain_residuals", "metrics", "out_of_fold"]
+__all__ = ["train_and_save", "TrainConfig", "train_member", "train_ensemble", "attach_domain", "domain_residuals"]
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,7 @@ class TrainConfig:
         model has ``num_aux > 0``.
     workers: processes that train members in parallel (1: in this process).
 
-    The default is a fixed, short schedule: 80 epochs with a cosine decay. Early stopping
-    on about 20 validation clusters picked a noisy epoch (median 45, 10-90 % range 21-117
-    on the folds) and gave worse members: mean single-member out-of-fold R2 0.569 against
-    0.591 for the fixed schedule, same seeds and graphs (``benchmarks/gin_variants.py``,
-    variants ``early_stopping`` and ``base``).
+    The default is a fixed, short schedule: 80 epochs with a cosine decay.
     """
 
     epochs: int = 80
@@ -89,87 +91,6 @@ class TrainConfig:
         return asdict(self)
 
 
-def load_graphs(names=None, graph_config=None, features_dir=None, table=None) -> list:
-    """Graphs of the bundled clusters (from ``data/features``), with ``y`` = measured
-    lg(k1) (NaN if unknown), ``aux`` = the authors' 8 NBO descriptors ``[1, 8]`` (NaN for
-    the heteronuclear clusters; auxiliary training targets) and ``fold``, ``family``,
-    ``metals``, ``ligands`` attributes.
-
-    Clusters without computed features are left out.
-    """
-    import torch
-
-    from .baselines import NBO8
-    from .datasets import load_clusters, load_nbo_descriptors
-    from .electronic import load_feature_tables
-    from .graphs import build_graph
-
-    table = load_clusters() if table is None else table
-    feats = load_feature_tables(features_dir)
-    nbo = load_nbo_descriptors().set_index("name")
-    rows = table if names is None else table[table["name"].isin(list(names))]
-    graphs = []
-    for _, row in rows.iterrows():
-        if row["name"] not in feats:
-            continue
-        atoms, f = feats[row["name"]]
-        lg = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
-        g = build_graph(atoms, f, graph_config, y=lg, name=row["name"])
-        g.fold = int(row["fold"]) if str(row["fold"]) not in ("<NA>", "nan") else 0
-        g.family, g.metals, g.ligands = row["family"], row["metals"], row["ligands"]
-        aux = nbo.loc[row["name"], NBO8].to_numpy(float) if row["name"] in nbo.index else np.full(len(NBO8), np.nan)
-        g.aux = torch.tensor(aux[None], dtype=torch.float32)
-        graphs.append(g)
-    if not graphs:
-        raise DatasetError("no cluster has features yet: run 'cluster-gnn structures' and 'cluster-gnn features'")
-    return graphs
-
-
-def published_folds(graphs) -> dict[int, list[int]]:
-    """``{fold: [test indices]}`` for the authors' folds 1..10 (measured clusters only)."""
-    out: dict[int, list[int]] = {}
-    for i, g in enumerate(graphs):
-        if g.fold and not np.isnan(float(g.y)):
-            out.setdefault(g.fold, []).append(i)
-    return dict(sorted(out.items()))
-
-
-def group_splits(graphs, by: str) -> dict[str, list[int]]:
-    """Leave-one-group-out test sets over the measured clusters.
-
-    ``by="metal"``: one group per metal element (a cluster is in the group of each of its
-    metals); ``by="ligand"``: one group per ligand set (``S``, ``S;C``, ``C``, ``H``, ``N``,
-    ``N;H``, none). For a group the model is trained on clusters that do not belong to it.
-    """
-    if by not in ("metal", "ligand"):
-        raise ValueError("by must be 'metal' or 'ligand'")
-    out: dict[str, list[int]] = {}
-    for i, g in enumerate(graphs):
-        if np.isnan(float(g.y)):
-            continue
-        keys = g.metals.split(";") if by == "metal" else [_ligand_family(g.ligands)]
-        for key in keys:
-            out.setdefault(key, []).append(i)
-    return dict(sorted(out.items()))
-
-
-def _ligand_family(ligands: str) -> str:
-    return "+".join(sorted(ligands.split(";"))) if ligands else "bare"
-
-
-def metrics(y_true, y_pred) -> dict:
-    """``r2``, ``mae``, ``rmse`` (lg units) of two arrays."""
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    resid = y_true - y_pred
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    return {
-        "r2": float(1.0 - np.sum(resid**2) / ss_tot) if ss_tot > 0 else float("nan"),
-        "mae": float(np.mean(np.abs(resid))),
-        "rmse": float(np.sqrt(np.mean(resid**2))),
-        "n": int(len(y_true)),
-    }
-
-
 def train_member(train_graphs, val_graphs, model_config=None, config: TrainConfig | None = None, seed: int = 0):
     """Train one :class:`~cluster_gnn.models.ClusterGNN`; returns ``(model, sigma)``.
 
@@ -179,10 +100,7 @@ def train_member(train_graphs, val_graphs, model_config=None, config: TrainConfi
     last epoch. ``sigma`` is the RMS validation residual in lg units (0 without
     validation clusters).
     """
-    import torch
-    from torch_geometric.data import Batch
 
-    from .models import ClusterGNN
 
     config = config or TrainConfig()
     torch.manual_seed(seed)
@@ -235,8 +153,6 @@ _WORKER_GRAPHS: list = []
 
 
 def _init_worker(graphs) -> None:
-    import torch
-
     global _WORKER_GRAPHS
     torch.set_num_threads(1)
     _WORKER_GRAPHS = graphs
@@ -250,20 +166,19 @@ def _train_task(task):
 
 
 def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig | None = None,
-                   name: str = "gin", meta: dict | None = None, progress: bool = True):
+                   name: str = "gin", record: ModelRecord | None = None, progress: bool = True):
     """Train ``n_seeds`` members for every test set in ``splits`` (``{key: [indices]}``).
 
     Members of split ``key`` never see that split's clusters (neither in training nor in
     scaling). Member ``s`` of the ``k``-th split uses seed ``config.seed + 100 k + s`` for
     its initialisation and its inner validation split, so the result does not depend on
     ``config.workers`` (members are trained in that many processes). Returns an
-    :class:`~cluster_gnn.models.Ensemble` whose members carry ``fold = key``.
+    :class:`~cluster_gnn.models.Ensemble` whose members carry ``fold = key``, with
+    ``record`` (default :meth:`ModelRecord.for_code`) completed by the training settings and
+    the held-out clusters of every split.
     """
-    from tqdm import tqdm
 
-    from .parallel import task_executor
 
-    from .models import ClusterGNN, Ensemble, ModelConfig
 
     config = config or TrainConfig()
     model_config = model_config or ModelConfig()
@@ -299,20 +214,10 @@ def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig 
     bar.close()
     members = [{"model": m, "fold": key, "seed": seed, "sigma": sigma}
                for (m, sigma), (key, seed) in zip(results, labels)]
-    meta = dict(meta or {})
-    meta.update(train_config=config.to_dict(), train_seconds=round(time.time() - t0, 1),
-                splits={str(k): [graphs[i].name for i in v] for k, v in splits.items()})
-    return Ensemble(name, model_config, members, meta)
-
-
-def out_of_fold(ensemble, graphs, splits: dict) -> dict:
-    """Out-of-fold predictions: ``{name: (measured, mean, std, key)}`` for every test cluster."""
-    out = {}
-    for key, idx in splits.items():
-        mean, std = ensemble.predict([graphs[i] for i in idx], fold=key)
-        for i, m, s in zip(idx, mean, std):
-            out[graphs[i].name] = (float(graphs[i].y), float(m), float(s), key)
-    return out
+    record = replace(record or ModelRecord.for_code(), train_config=config.to_dict(),
+                     train_seconds=round(time.time() - t0, 1),
+                     held_out={str(k): [graphs[i].name for i in v] for k, v in splits.items()})
+    return Ensemble(name, model_config, members, record)
 
 
 def domain_residuals(ensemble, graphs, splits: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
@@ -336,17 +241,16 @@ def attach_domain(ensemble, graphs, splits: dict, scale: float | None = None, ca
     by maximum likelihood on out-of-split residuals: those of ``calibration`` (an
     ``(ensemble, splits)`` pair, e.g. leave-one-metal-out members, where the distances
     are large) or else of ``ensemble`` on ``splits``. Returns the scale."""
-    from .domain import Domain, fit_distance_scale
 
     measured = [g for g in graphs if not np.isnan(float(g.y))]
-    ensemble.meta["domain"] = Domain.from_graphs(measured).to_dict()
+    ensemble.record.domain = Domain.from_graphs(measured)
     if scale is None:
         cal_ensemble, cal_splits = calibration or (ensemble, splits)
         if cal_ensemble is not ensemble:
-            cal_ensemble.meta["domain"] = ensemble.meta["domain"]
+            cal_ensemble.record.domain = ensemble.record.domain
         resid, std, dist, _ = domain_residuals(cal_ensemble, graphs, cal_splits)
         scale = fit_distance_scale(resid, std, dist)
-    ensemble.meta["domain"]["scale"] = float(scale)
+    ensemble.record.domain.scale = float(scale)
     return float(scale)
 
 
@@ -361,29 +265,20 @@ def train_and_save(name: str = "gin", config: TrainConfig | None = None, out_dir
 
     Returns ``(path, summary)`` with the out-of-fold ``r2``, ``mae``, member count and seconds.
     """
-    from dataclasses import replace
-    from pathlib import Path
 
-    from .baselines import NBO8
-    from .config import MODELS_DIR, XTBConfig
-    from .graphs import GRAPH_FEATURES, NODE_FEATURES, GraphConfig
-    from .models import ModelConfig
 
     config = config or TrainConfig()
-    model_config = ModelConfig(conv=name, num_aux=len(NBO8))
     graph_config = graph_config or GraphConfig()
+    record = ModelRecord.for_code(graph_config, training_set="published-folds", aux_targets=tuple(NBO8))
+    model_config = ModelConfig.for_record(record, conv=name, num_aux=len(NBO8))
     graphs = load_graphs(graph_config=graph_config)
     splits = published_folds(graphs)
-    meta = {"level_of_theory": XTBConfig().to_dict(), "graph_config": graph_config.to_dict(),
-            "node_features": list(NODE_FEATURES), "edge_features": list(graph_config.edge_features),
-            "graph_features": list(GRAPH_FEATURES), "split": "published-folds", "aux_targets": list(NBO8)}
     t0 = time.time()
-    ensemble = train_ensemble(graphs, splits, model_config, config, name=name, meta=meta)
+    ensemble = train_ensemble(graphs, splits, model_config, config, name=name, record=record)
     metal_splits = group_splits(graphs, "metal")
     calibration = train_ensemble(graphs, metal_splits, model_config, replace(config, n_seeds=min(3, config.n_seeds)),
                                  name=f"{name} calibration")
     scale = attach_domain(ensemble, graphs, splits, calibration=(calibration, metal_splits))
-    ensemble.meta["domain"]["calibration"] = {"split": "metal", "members": len(calibration.members)}
     seconds = time.time() - t0
     oof = out_of_fold(ensemble, graphs, splits)
     y = np.array([v[0] for v in oof.values()])

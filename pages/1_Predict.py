@@ -1,8 +1,6 @@
 """Predict page: a published cluster or an uploaded XYZ -> 3D structure, xTB charges, lg(k1)."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -10,11 +8,11 @@ from ase import Atoms
 
 from cluster_gnn import viewer
 from cluster_gnn.config import MODELS_DIR, XTBConfig
-from cluster_gnn.datasets import load_clusters
-from cluster_gnn.electronic import compute_xtb_features
+from cluster_gnn.datasets import load_clusters, structure_path
 from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.explain import importance_summary
-from cluster_gnn.search import load_structure, multiplicities_for, relax_cluster, structure_path
+from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
+from cluster_gnn.spin import default_charge_and_multiplicity
 from cluster_gnn.structures import read_cluster
 
 LEVEL = XTBConfig().label
@@ -29,23 +27,6 @@ def clusters() -> pd.DataFrame:
     return load_clusters()
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def structure(name: str, mtime: float) -> Atoms:
-    """The committed structure of ``name``; ``mtime`` re-reads it when the search rewrites it."""
-    return load_structure(name)
-
-
-@st.cache_data(show_spinner=f"Running {LEVEL} ...", max_entries=256)
-def xtb_features(symbols: tuple, positions: tuple, charge: int, multiplicity: int):
-    return compute_xtb_features(Atoms(symbols, positions), charge, multiplicity)
-
-
-@st.cache_data(show_spinner=f"Relaxing the structure with {LEVEL} (can take a minute) ...", max_entries=32)
-def relaxed(symbols: tuple, positions: tuple, charge: int, multiplicity: int) -> tuple:
-    atoms, energy, converged, steps = relax_cluster(Atoms(symbols, positions), charge, multiplicity)
-    return _key(atoms)[1], energy, converged, steps
-
-
 def models_stamp() -> tuple:
     """Names and times of models/*.pt, so trained models are picked up without a restart."""
     return tuple(sorted((p.name, p.stat().st_mtime) for p in MODELS_DIR.glob("*.pt")))
@@ -55,25 +36,17 @@ def models_stamp() -> tuple:
 def ensemble(stamp: tuple):
     """The model behind predictions (``cluster_gnn.predict.load_ensemble``: the GIN
     ensemble), or None before training."""
-    if not stamp or importlib.util.find_spec("cluster_gnn.predict") is None:
-        return None
-    from cluster_gnn.predict import load_ensemble
-
-    return load_ensemble()
+    return load_ensemble() if stamp else None
 
 
 # Predictions come with per-atom importances (explain=True: Integrated Gradients, ~1 s).
 @st.cache_data(show_spinner=f"Running {LEVEL}, the GIN and its explainer ...", max_entries=256)
 def predicted_named(name: str, stamp: tuple):
-    from cluster_gnn.predict import predict_named
-
     return predict_named(name, ensemble=ensemble(stamp), explain=True)
 
 
 @st.cache_data(show_spinner=f"Running {LEVEL}, the GIN and its explainer ...", max_entries=64)
 def predicted_structure(symbols: tuple, positions: tuple, charge: int, multiplicity: int, relax: bool, stamp: tuple):
-    from cluster_gnn.predict import predict_structure
-
     return predict_structure(Atoms(symbols, positions), charge, multiplicity, relax=relax,
                              ensemble=ensemble(stamp), explain=True, timeout_s=XTB_TIME_LIMIT_S)
 
@@ -102,15 +75,10 @@ def pick_published() -> dict | None:
     st.session_state["picked_cluster"] = name
     row = table[table["name"] == name].iloc[0]
     measured = None if pd.isna(row["lg_k1"]) else float(row["lg_k1"])
-    path = structure_path(name)
-    if not path.is_file():
+    if name not in ready:
         st.warning(f"No {LEVEL} structure for {name} yet: the structure search has not reached it.")
         return None
-    atoms = structure(name, path.stat().st_mtime)
-    # Homonuclear: the authors' multiplicity from the table; heteronuclear: the one the search chose.
-    multiplicity = row["multiplicity"] if not pd.isna(row["multiplicity"]) else atoms.info.get("multiplicity")
-    return {"name": name, "atoms": atoms, "charge": int(row["charge"]), "multiplicity": int(multiplicity),
-            "measured": measured, "relax": False, "title": name}
+    return {"name": name, "measured": measured, "title": name}
 
 
 def pick_upload() -> dict | None:
@@ -127,12 +95,12 @@ def pick_upload() -> dict | None:
         st.error(str(err))
         return None
     col_charge, col_mult, col_relax = st.columns([1, 1, 2], vertical_alignment="bottom")
-    charge = int(col_charge.number_input("Charge (e)", value=int(atoms.info.get("charge", -1)), step=1,
+    # Defaults: the file's comment line, else the library's rule (the same as the CLI's).
+    default_charge, _ = default_charge_and_multiplicity(atoms)
+    charge = int(col_charge.number_input("Charge (e)", value=default_charge, step=1,
                                          min_value=-5, max_value=5, key=f"charge_{upload.file_id}"))
-    # No multiplicity in the file: the library's estimate from the formula (per-metal unpaired electrons).
-    default_mult = atoms.info.get("multiplicity") or multiplicities_for(
-        atoms.get_chemical_symbols(), charge, name=atoms.get_chemical_formula())[0]
-    multiplicity = int(col_mult.number_input("Multiplicity 2S+1", value=int(default_mult), step=1, min_value=1,
+    _, default_mult = default_charge_and_multiplicity(atoms, charge)
+    multiplicity = int(col_mult.number_input("Multiplicity 2S+1", value=default_mult, step=1, min_value=1,
                                              max_value=15, key=f"mult_{upload.file_id}_{charge}"))
     relax = col_relax.checkbox(f"Relax with {LEVEL} first", key="relax",
                                help="FIRE to 0.05 eV/Å, at most 400 steps; slow for more than ~10 atoms.")
@@ -153,53 +121,39 @@ def main() -> None:
     stamp = models_stamp()
     try:
         model = ensemble(stamp)
-    except ClusterGNNError as err:  # e.g. ModelFileError: a model file from another version
-        st.warning(f"{err}. Showing the xTB results only.")
-        model = None
-
-    prediction, atoms, energy_note = None, job["atoms"], ""
+    except ClusterGNNError as err:  # ModelFileError, FeatureMismatchError: a file from another version
+        st.error(str(err))
+        return
+    if model is None:
+        st.info("The model is not trained yet: run 'cluster-gnn train' to predict.")
+        return
     try:
-        if model is not None:
-            prediction = (predicted_named(job["name"], stamp) if job["name"] else
-                          predicted_structure(*_key(atoms), job["charge"], job["multiplicity"], job["relax"], stamp))
-            atoms, features, importance = prediction.atoms, prediction.features, prediction.importance
-            job = {**job, "charge": prediction.charge, "multiplicity": prediction.multiplicity}
-            relaxation = prediction.extra.get("relaxation")
-            if relaxation:
-                energy_note = (f"Relaxed in {relaxation['steps']} steps "
-                               f"({'converged' if relaxation['converged'] else 'not converged'}), "
-                               f"E = {relaxation['energy']:.3f} eV. ")
-        else:
-            if job["relax"]:
-                positions, energy, converged, steps = relaxed(*_key(atoms), job["charge"], job["multiplicity"])
-                atoms = Atoms(atoms.get_chemical_symbols(), positions)
-                energy_note = (f"Relaxed in {steps} steps ({'converged' if converged else 'not converged'}), "
-                               f"E = {energy:.3f} eV. ")
-            features = xtb_features(*_key(atoms), job["charge"], job["multiplicity"])
-            importance = None
+        prediction = (predicted_named(job["name"], stamp) if job["name"] else
+                      predicted_structure(*_key(job["atoms"]), job["charge"], job["multiplicity"], job["relax"], stamp))
     except ClusterGNNError as err:
         st.error(str(err))
         return
+    atoms, features, importance = prediction.atoms, prediction.features, prediction.importance
+    job = {**job, "charge": prediction.charge, "multiplicity": prediction.multiplicity}
+    energy_note = ""
+    if prediction.relaxation:
+        r = prediction.relaxation
+        energy_note = (f"Relaxed in {r['steps']} steps ({'converged' if r['converged'] else 'not converged'}), "
+                       f"E = {r['energy']:.3f} eV. ")
 
-    measured = job["measured"]
-    if prediction is not None and prediction.measured_lg_k1 is not None:
-        measured = prediction.measured_lg_k1
+    measured = job["measured"] if prediction.measured_lg_k1 is None else prediction.measured_lg_k1
     col_pred, col_meas, col_gap = st.columns(3)
-    if prediction is not None:
-        col_pred.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
-                        help="k₁ in cm³ molecule⁻¹ s⁻¹; mean of the GIN ensemble's members. ± is one "
-                             "standard deviation: spread of the GIN "
-                             "members, their validation residuals and the distance from the training clusters; "
-                             "±1.645 of it is the 90 % interval.")
-    else:
-        col_pred.metric("Predicted lg k₁", "—")
+    col_pred.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
+                    help="k₁ in cm³ molecule⁻¹ s⁻¹; mean of the GIN ensemble's members. ± is one "
+                         "standard deviation: spread of the GIN "
+                         "members, their validation residuals and the distance from the training clusters; "
+                         "±1.645 of it is the 90 % interval.")
     col_meas.metric("Measured lg k₁", "—" if measured is None else f"{measured:.2f}")
     col_gap.metric(f"HOMO-LUMO gap ({LEVEL})", f"{features.homo_lumo_gap:.2f} eV")
-    if prediction is None:
-        st.info("The model is not trained yet: showing the structure and the xTB charges only.")
-    elif prediction.domain_distance is not None and prediction.domain_distance > 0.6:
+    if prediction.extrapolating:
         st.warning(f"This cluster lies far from the 159 training clusters (distance "
-                   f"{prediction.domain_distance:.2f}; nine in ten measured clusters lie within 0.57 of the others): the prediction "
+                   f"{prediction.domain_distance:.2f}; nine in ten measured clusters lie within "
+                   f"{prediction.domain_threshold:.2f} of the others): the prediction "
                    "is an extrapolation and its uncertainty has been widened accordingly.")
 
     col_colour, col_labels = st.columns([3, 1])

@@ -1,8 +1,6 @@
 """Model page: evaluation table, level of theory, data sources and citations."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -11,9 +9,6 @@ from cluster_gnn.datasets import CITATION
 from cluster_gnn.descriptors import polarization_finding_text as finding_text
 from cluster_gnn.evaluation import comparison_lines, evaluation_table
 from cluster_gnn.viewer import THREEDMOL_VERSION
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @st.cache_data(show_spinner=False)
 def evaluation(split: str, mtime: float) -> pd.DataFrame | None:
@@ -58,11 +53,11 @@ def main() -> None:
                         "the boosting's randomness:\n" + "\n".join(f"- {line}" for line in lines))
     if not shown:
         st.info("The models are not trained yet: models/evaluation.json does not exist.")
-    finding = ROOT / "docs" / "polarization_analysis.json"
+    finding = MODELS_DIR / "polarization.json"
     if finding.is_file():
         st.header("The paper's finding, re-tested")
         st.markdown(finding_text(finding))
-        figure = ROOT / "docs" / "polarization.png"
+        figure = finding.with_suffix(".png")
         if figure.is_file():
             st.image(str(figure))
 

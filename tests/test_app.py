@@ -20,7 +20,7 @@ from cluster_gnn import viewer
 from cluster_gnn.datasets import load_clusters
 from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.explain import importance_summary
-from cluster_gnn.search import structure_path
+from cluster_gnn.datasets import structure_path
 from cluster_gnn.structures import read_cluster
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -285,6 +285,36 @@ def test_uploaded_prediction_matches_the_cli(test_data):
     assert colour.value == "Importance" and not colour.disabled
     colour.set_value("Charge").run(timeout=XTB_TIMEOUT)
     assert not at.exception
+
+
+@pytest.mark.slow
+def test_app_and_cli_agree_on_a_file_without_charge_or_multiplicity(test_data, tmp_path):
+    """An upload whose comment line names neither charge nor multiplicity: the page and the
+    CLI fill in the same defaults (spin.charge_and_multiplicity) and show the same prediction."""
+    import json
+    import subprocess
+
+    from cluster_gnn.spin import charge_and_multiplicity
+
+    lines = (test_data / "Mo2S2-.xyz").read_text().splitlines()
+    path = tmp_path / "Mo2S2.xyz"
+    path.write_text("\n".join([lines[0], "Mo2S2 from somewhere"] + lines[2:]) + "\n")
+    atoms = read_cluster(path)
+    assert "charge" not in atoms.info and "multiplicity" not in atoms.info
+    charge, multiplicity = charge_and_multiplicity(atoms)
+    cli = subprocess.run([sys.executable, "-m", "cluster_gnn", "predict", str(path), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)
+    assert (expected["charge"], expected["multiplicity"]) == (charge, multiplicity) == (-1, 2)
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    at.file_uploader(key="upload").set_value((path.name, path.read_bytes(), "chemical/x-xyz")).run(
+        timeout=XTB_TIMEOUT)
+    assert not at.exception and not at.error
+    assert [n.value for n in at.number_input] == [charge, multiplicity]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Predicted lg k₁"] == f"{expected['lg_k1']:.2f} ± {expected['lg_k1_std']:.2f}"
 
 
 # ---- the viewer module ----

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from cluster_gnn.predict import load_ensemble, predict_named
-from cluster_gnn.training import load_graphs, published_folds
+from cluster_gnn.graphs import load_graphs
+from cluster_gnn.splits import published_folds
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,21 @@ def test_build_is_deterministic_and_matches_committed(shared_datasets, tmp_path)
     assert first["clusters"].read_bytes() == (DATA_DIR / "clusters.csv").read_bytes()
 
 
+def test_build_tables_leaves_the_element_table_alone(shared_datasets, tmp_path):
+    """The element table is a step of its own (build-data --elements), not part of build_tables."""
+    paths = build_tables(shared_datasets, tmp_path)
+    assert set(paths) == {"clusters", "nbo_descriptors"} and not (tmp_path / "elements.csv").exists()
+
+
+@pytest.mark.elements
+def test_element_table_build_matches_committed(tmp_path):
+    """mendeleev -> data/elements.csv reproduces the committed table byte for byte."""
+    from cluster_gnn.config import DATA_DIR
+    from cluster_gnn.datasets import build_element_table
+
+    assert build_element_table(tmp_path).read_bytes() == (DATA_DIR / "elements.csv").read_bytes()
+
+
 def test_build_refuses_a_missing_source(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         build_tables(tmp_path, tmp_path / "out")

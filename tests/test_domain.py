@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cluster_gnn.domain import Domain, domain_vector, fit_distance_scale
-from cluster_gnn.training import load_graphs
+from cluster_gnn.graphs import load_graphs
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cluster_gnn.config import XTBConfig
-from cluster_gnn.electronic import ATOM_FEATURE_NAMES, compute_xtb_features
+from cluster_gnn.electronic import compute_xtb_features
 from cluster_gnn.errors import StructureError, XTBConvergenceError
 from cluster_gnn.structures import read_cluster
 
@@ -23,7 +23,7 @@ def test_charges_and_populations_add_up(mo5s4):
     np.testing.assert_allclose(total, [6] * 5 + [6] * 4, atol=1e-6)
     assert np.all(np.abs(f.d_population[atoms.numbers == 16]) < 0.2)  # S has only a polarisation d shell in GFN1
     assert np.all(f.d_population[atoms.numbers == 42] > 3.5)  # Mo 4d
-    assert f.table().shape == (len(atoms), len(ATOM_FEATURE_NAMES))
+    assert f.charges.shape == f.s_population.shape == (len(atoms),) and f.bond_orders.shape == (len(atoms),) * 2
     assert np.all(np.abs(f.charges) < 1.0)  # sane charges at this level of theory
 
 

@@ -81,10 +81,10 @@ def test_polarization_definition():
 def test_polarization_finding_text_reads_the_committed_analysis(tmp_path):
     import json
 
-    from cluster_gnn.config import PROJECT_ROOT
+    from cluster_gnn.config import MODELS_DIR
     from cluster_gnn.descriptors import polarization_finding_text
 
-    path = PROJECT_ROOT / "docs" / "polarization_analysis.json"
+    path = MODELS_DIR / "polarization.json"
     data = json.loads(path.read_text())
     text = polarization_finding_text(path)
     first = data["comparisons"][0]

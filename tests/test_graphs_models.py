@@ -5,7 +5,7 @@ import torch
 from cluster_gnn.electronic import compute_xtb_features
 from cluster_gnn.errors import FeatureMismatchError, ModelFileError
 from cluster_gnn.graphs import EDGE_FEATURES, GRAPH_FEATURES, NODE_FEATURES, build_graph
-from cluster_gnn.models import ClusterGNN, Ensemble, ModelConfig
+from cluster_gnn.models import ClusterGNN, Ensemble, ModelConfig, ModelRecord
 from cluster_gnn.structures import read_cluster
 
 
@@ -169,7 +169,7 @@ def test_a_class_unseen_in_training_does_not_move_the_prediction(five_graphs, tm
     g.u[0, unseen] = 1.0
     assert model.predict_graphs([g]) == pytest.approx(base, abs=1e-6)
     path = Ensemble("gin", model.config, [{"model": model, "fold": 1, "seed": 0, "sigma": 0.3}],
-                    {"graph_config": {}}).save(tmp_path / "m.pt")
+                    ModelRecord.for_code()).save(tmp_path / "m.pt")
     loaded = Ensemble.load(path).members[0]["model"]
     assert loaded.predict_graphs([g]) == pytest.approx(loaded.predict_graphs([five_graphs[0]]), abs=1e-6)
     g.u[0, seen] = 1.0 - float(g.u[0, seen])
@@ -180,7 +180,7 @@ def test_ensemble_save_load_round_trip(tmp_path, five_graphs):
     members = [{"model": ClusterGNN(ModelConfig(hidden=8)), "fold": k, "seed": k, "sigma": 0.3} for k in (1, 2)]
     for m in members:
         m["model"].fit_scaling(five_graphs)
-    ens = Ensemble("gin", ModelConfig(hidden=8), members, {"graph_config": {}})
+    ens = Ensemble("gin", ModelConfig(hidden=8), members, ModelRecord.for_code())
     path = ens.save(tmp_path / "gin.pt")
     back = Ensemble.load(path)  # weights_only=True inside
     mean, std = ens.predict(five_graphs)
@@ -205,7 +205,7 @@ def test_broken_model_files(tmp_path):
 def test_auxiliary_targets_are_learned_and_left_out_of_the_saved_model(tmp_path, five_graphs):
     """Multi-task training: the auxiliary head learns the NBO descriptors of the training
     clusters; the saved model keeps only what prediction needs."""
-    from cluster_gnn.baselines import NBO8
+    from cluster_gnn.datasets import NBO8
     from cluster_gnn.datasets import load_nbo_descriptors
     from cluster_gnn.training import TrainConfig, train_member
 
@@ -234,7 +234,7 @@ def test_auxiliary_targets_are_learned_and_left_out_of_the_saved_model(tmp_path,
     untrained.fit_scaling(graphs)
     model, _ = train_member(graphs, [], config, TrainConfig(epochs=300, weight_decay=0.0, lr=5e-3), seed=0)
     assert aux_error(model) < 0.1 * aux_error(untrained)
-    ens = Ensemble("gin", config, [{"model": model, "fold": 1, "seed": 0, "sigma": 0.2}], {"graph_config": {}})
+    ens = Ensemble("gin", config, [{"model": model, "fold": 1, "seed": 0, "sigma": 0.2}], ModelRecord.for_code())
     back = Ensemble.load(ens.save(tmp_path / "gin.pt"))
     assert back.config.num_aux == 0 and not hasattr(back.members[0]["model"], "aux_head")
     np.testing.assert_allclose(back.predict(graphs)[0], ens.predict(graphs)[0], atol=0.01)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cluster_gnn.cli import main
-from cluster_gnn.errors import ModelFileError, XTBConvergenceError
+from cluster_gnn.errors import ModelFileError, XTBConvergenceError, XTBTimeoutError
 from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
 from cluster_gnn.structures import read_cluster
 
@@ -100,7 +100,7 @@ def test_explain_json_covers_every_atom():
 def test_xtb_time_limit_stops_a_long_relaxation(test_data):
     atoms = read_cluster(test_data / "Mo5S4-.xyz")
     atoms.rattle(0.3, seed=1)
-    with pytest.raises(XTBConvergenceError, match="did not finish within"):
+    with pytest.raises(XTBTimeoutError, match="did not finish within"):
         predict_structure(atoms, -1, 2, relax=True, timeout_s=0.5)
     # the next call gets a fresh worker and works
     p = predict_structure(read_cluster(test_data / "Mo5S4-.xyz"), -1, 2, timeout_s=60)
@@ -137,3 +137,22 @@ def test_cli_leaves_no_temporary_files(test_data, tmp_path):
     assert left == []
     batch = pd.read_csv(tmp_path / "batch.csv")
     assert batch["error"].isna().tolist() == [True, False]
+
+
+def test_a_corrupt_feature_table_is_reported_not_recomputed(tmp_path, monkeypatch):
+    """A damaged data/features table raises DatasetError; only a missing one means 'compute'."""
+    import cluster_gnn.predict as predict
+    from cluster_gnn.errors import DatasetError
+
+    features = tmp_path / "features"
+    features.mkdir()
+    monkeypatch.setattr(predict, "DATA_DIR", tmp_path)
+    predict._feature_tables.cache_clear()
+    try:
+        assert predict._bundled_features("Mo5S4-") is None  # no tables yet: xTB will run
+        predict._feature_tables.cache_clear()
+        (features / "atoms.csv").write_text("name,atom\nMo5S4-,0\n")  # no bonds.csv, no columns
+        with pytest.raises(DatasetError, match="cannot be read"):
+            predict._bundled_features("Mo5S4-")
+    finally:
+        predict._feature_tables.cache_clear()

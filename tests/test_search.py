@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cluster_gnn.config import SearchConfig
-from cluster_gnn.search import random_cluster, relax_cluster, same_minimum, search_cluster
+from cluster_gnn.electronic import relax_cluster
+from cluster_gnn.search import random_cluster, same_minimum, search_cluster
 from cluster_gnn.structures import fragments, read_cluster
 
 TINY = SearchConfig(n_starts=3, n_refine=1, hop_steps=1, n_isomers=2)

@@ -66,7 +66,7 @@ def test_reads_bytes_and_file_objects(test_data):
     "filename, reason, words",
     [
         ("empty.xyz", "empty", "empty"),
-        ("binary.xyz", "empty", "binary"),
+        ("binary.xyz", "binary", "binary"),
         ("truncated.xyz", "truncated", "truncated"),
         ("no_count.xyz", "truncated", "number of atoms"),
         ("non_numeric.xyz", "coordinates", "non-numeric"),

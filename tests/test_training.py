@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cluster_gnn.training import group_splits, load_graphs, metrics, published_folds
+from cluster_gnn.graphs import load_graphs
+from cluster_gnn.splits import group_splits, metrics, published_folds
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +115,8 @@ def test_paired_bootstrap_on_committed_out_of_fold_predictions():
 def test_proxy_split_members_are_trained_multi_task_like_the_committed_ones(monkeypatch):
     # the saved model config has its auxiliary head stripped; the proxy evaluation must
     # still train its leave-one-metal-out members with the NBO targets, as `train` does
-    import cluster_gnn.training as training
-    from cluster_gnn.baselines import NBO8
+    import cluster_gnn.evaluation as evaluation
+    from cluster_gnn.datasets import NBO8
     from cluster_gnn.evaluation import evaluate
 
     class Stop(Exception):
@@ -127,7 +128,7 @@ def test_proxy_split_members_are_trained_multi_task_like_the_committed_ones(monk
         seen["num_aux"], seen["groups"] = model_config.num_aux, sorted(splits)
         raise Stop
 
-    monkeypatch.setattr(training, "train_ensemble", spy)
+    monkeypatch.setattr(evaluation, "train_ensemble", spy)
     with pytest.raises(Stop):
         evaluate("metal", models=("gin",), baselines=False)
     assert seen["num_aux"] == len(NBO8)
