@@ -20,11 +20,11 @@ LAYERS = [
     ("spin",),                        # charge and multiplicity defaults and estimates
     ("electronic",),                  # xTB single points and relaxations -> AtomFeatures
     ("search", "graphs"),             # global-minimum search; Atoms + features -> graphs
-    ("domain", "splits", "baselines"),  # applicability domain; test sets and metrics; descriptor baselines
+    ("domain", "splits", "baselines", "transfer"),  # applicability domain; test sets and metrics; descriptor and transfer baselines
     ("models",),                      # the GNN, the ensemble and its record
     ("consensus", "training", "explain"),
     ("predict",),
-    ("evaluation", "descriptors", "viewer"),
+    ("evaluation", "mixtures", "descriptors", "viewer"),
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
 ]

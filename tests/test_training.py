@@ -24,7 +24,7 @@ def test_published_folds_are_the_authors(graphs):
     _check_partition(graphs, splits)
     for fold, idx in splits.items():
         assert all(graphs[i].fold == fold for i in idx)
-    hetero = [i for i, g in enumerate(graphs) if g.family == "heteronuclear"]
+    hetero = [i for i, g in enumerate(graphs) if g.kind == "heteronuclear"]
     assert not set(hetero) & {i for idx in splits.values() for i in idx}
 
 
