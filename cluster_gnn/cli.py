@@ -426,7 +426,47 @@ class Descriptors(Subcommand):
         return 0
 
 
-COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, Train, Evaluate, Predict, Explain, Descriptors]
+class DFT(Subcommand):
+    name = "dft"
+    help = ("PBE/def2-SVP natural charges, valence s/d occupancies and spin of the bundled clusters: a "
+            "resumable job (one record per cluster under data/features/dft/), then the tables "
+            "data/features/dft_descriptors.csv and dft_atoms.csv; needs pip install -e '.[dft]'")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("names", nargs="*", help="clusters (default: all 216, smallest first)")
+        parser.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (default 1)")
+        parser.add_argument("--time-limit", type=float, default=3600.0, help="wall-time limit per cluster in s")
+        parser.add_argument("--retry-failed", action="store_true", help="run clusters whose record is a failure again")
+        parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
+        parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
+
+    @classmethod
+    def run(cls, args):
+        import subprocess
+
+        from .config import DATA_DIR, PROJECT_ROOT
+        from .dft_job import DFT_DIR_NAME, bundled_clusters, run_dft_job, write_dft_tables
+        from .electronic import FEATURES_DIR_NAME
+
+        features_dir = DATA_DIR / FEATURES_DIR_NAME
+        records = features_dir / DFT_DIR_NAME
+
+        def commit(path):
+            for cmd in (["git", "add", str(path)], ["git", "commit", "-q", "-m", f"DFT record: {path.stem}", "--", str(path)]):
+                subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, check=False)
+
+        if not args.tables_only:
+            counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
+                                 time_limit_s=args.time_limit, retry_failed=args.retry_failed,
+                                 on_record=commit if args.commit else None)
+            print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
+        for path in write_dft_tables(records, features_dir).values():
+            print(f"wrote {path}")
+        return 0
+
+
+COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, DFT, Train, Evaluate, Predict, Explain, Descriptors]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,8 +18,8 @@ LAYERS = [
     ("structures",),                  # names, formulas, XYZ I/O, validation
     ("datasets",),                    # the published tables, folds, committed structures, element table
     ("spin",),                        # charge and multiplicity defaults and estimates
-    ("electronic",),                  # xTB single points and relaxations -> AtomFeatures
-    ("search", "graphs"),             # global-minimum search; Atoms + features -> graphs
+    ("electronic", "dft"),            # xTB single points and relaxations; DFT (PySCF) single points + NPA
+    ("search", "graphs", "dft_job"),  # global-minimum search; Atoms + features -> graphs; the resumable DFT job
     ("domain", "splits", "baselines", "transfer"),  # applicability domain; test sets and metrics; descriptor and transfer baselines
     ("models",),                      # the GNN, the ensemble and its record
     ("consensus", "training", "explain"),
