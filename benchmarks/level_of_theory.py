@@ -48,7 +48,7 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, default=RESULTS / "level_of_theory.json")
     args = parser.parse_args(argv)
     table = load_clusters()
-    homo = table[table.family == "homonuclear"]
+    homo = table[table.kind == "homonuclear"]
     names = [n for n in homo.name if structure_path(n).is_file()][: args.limit]
     nbo = load_nbo_descriptors().set_index("name").loc[names]
     settings = [XTBConfig("GFN1-xTB", 5000.0), XTBConfig("GFN1-xTB", 300.0),

@@ -177,10 +177,13 @@ class Evaluate(Subcommand):
         parser.add_argument("--models", nargs="+", default=["gin", "gcn", "consensus"],
                             help="models: ensembles under models/ and consensus")
         parser.add_argument("--no-baselines", action="store_true", help="skip the descriptor baselines")
-        parser.add_argument("--split", choices=["folds", "metal", "ligand", "all"], default="folds",
-                            help="the authors' folds (default), leave-one-metal-out, leave-one-ligand-family-out "
-                                 "(graph models are retrained per held-out group), or all three with the "
-                                 "side-by-side proxy table")
+        parser.add_argument("--split", choices=["folds", "mixtures", "family", "metal", "ligand", "all"],
+                            default="folds",
+                            help="the authors' folds (default); mixtures: train on the 159 homonuclear "
+                                 "clusters, predict the 24 measured mixed ones; family: leave one family "
+                                 "(metal set x ligand set) out over all 183; metal / ligand: the older "
+                                 "homonuclear proxies; all: folds, mixtures and family (graph models are "
+                                 "retrained per held-out set)")
         parser.add_argument("--write", action="store_true",
                             help="also write models/evaluation[-SPLIT].json (and data/predictions/oof.csv for folds)")
 
@@ -188,23 +191,34 @@ class Evaluate(Subcommand):
     def run(cls, args):
         import torch
 
-        from .evaluation import SPLITS, evaluate, write_evaluation
+        from .evaluation import evaluate, write_evaluation
+        from .mixtures import TRANSFER_SPLITS, evaluate_transfer, transfer_table, write_transfer
+        from .predict import DEFAULT_MODEL
 
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-        splits = SPLITS if args.split == "all" else (args.split,)
+        splits = ("folds",) + TRANSFER_SPLITS if args.split == "all" else (args.split,)
         everything = {}
         for split in splits:
-            results, preds = evaluate(split, args.models, not args.no_baselines, with_predictions=True,
-                                      progress=not args.json)
+            if split in TRANSFER_SPLITS:
+                graph_models = [m for m in args.models if m in ("gin", "gcn")]
+                results, preds = evaluate_transfer(split, graph_models, progress=not args.json)
+                if args.write:
+                    write_transfer(split, results)
+                if not args.json:
+                    print(f"split: {split} ({next(iter(preds.values())).__len__()} measured clusters held out)")
+                    print(transfer_table(results).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+                    print(f"chosen for new families: {results['chosen']}\n")
+            else:
+                results, preds = evaluate(split, args.models, not args.no_baselines, with_predictions=True,
+                                          progress=not args.json)
+                if args.write:
+                    write_evaluation(results, preds, split=split)
+                if not args.json:
+                    cls._print_split(split, results)
+                results = {**results, "chosen": DEFAULT_MODEL}
             everything[split] = results
-            if args.write:
-                write_evaluation(results, preds, split=split)
-            if not args.json:
-                cls._print_split(split, results)
         if args.json:
             print(json.dumps(everything if args.split == "all" else everything[args.split], indent=2))
-        elif args.split == "all":
-            cls._print_proxy_table(everything)
         return 0
 
     @staticmethod
@@ -217,6 +231,8 @@ class Evaluate(Subcommand):
               "per-group columns are MAE)")
         print(head)
         for name, r in results.items():
+            if not isinstance(r, dict):
+                continue
             cover = f"{r['coverage90']:.2f}" if "coverage90" in r else ""
             std = f"{r['mean_std']:.2f}" if "mean_std" in r else ""
             line = (f"{name:24s} {r['r2']:6.3f} {r['mae']:6.3f} {r['rmse']:6.3f} {r['fold_mean_mae']:9.3f} "
@@ -238,17 +254,6 @@ class Evaluate(Subcommand):
                       f"dMAE {c['delta_mae']:+.3f} [{c['delta_mae_ci95'][0]:+.3f}, {c['delta_mae_ci95'][1]:+.3f}], "
                       f"P(better) {c['p_better_mae']:.2f}  (95 % bootstrap intervals over clusters)")
         print()
-
-    @staticmethod
-    def _print_proxy_table(everything):
-        print("proxy table (pooled R2 / MAE; std = mean predicted standard deviation)")
-        print(f"{'model':30s} {'folds R2':>8s} {'MAE':>6s} {'std':>5s} {'metal R2':>8s} {'MAE':>6s} {'std':>5s} "
-              f"{'ligand R2':>9s} {'MAE':>6s}")
-        for name in everything["folds"]:
-            f, m, lg = (everything[k][name] for k in ("folds", "metal", "ligand"))
-            std = [f"{r['mean_std']:.2f}" if "mean_std" in r else "" for r in (f, m)]
-            print(f"{name:30s} {f['r2']:8.3f} {f['mae']:6.3f} {std[0]:>5s} {m['r2']:8.3f} {m['mae']:6.3f} "
-                  f"{std[1]:>5s} {lg['r2']:9.3f} {lg['mae']:6.3f}")
 
 
 class Predict(Subcommand):
@@ -421,7 +426,47 @@ class Descriptors(Subcommand):
         return 0
 
 
-COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, Train, Evaluate, Predict, Explain, Descriptors]
+class DFT(Subcommand):
+    name = "dft"
+    help = ("PBE/def2-SVP natural charges, valence s/d occupancies and spin of the bundled clusters: a "
+            "resumable job (one record per cluster under data/features/dft/), then the tables "
+            "data/features/dft_descriptors.csv and dft_atoms.csv; needs pip install -e '.[dft]'")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("names", nargs="*", help="clusters (default: all 216, smallest first)")
+        parser.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (default 1)")
+        parser.add_argument("--time-limit", type=float, default=3600.0, help="wall-time limit per cluster in s")
+        parser.add_argument("--retry-failed", action="store_true", help="run clusters whose record is a failure again")
+        parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
+        parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
+
+    @classmethod
+    def run(cls, args):
+        import subprocess
+
+        from .config import DATA_DIR, PROJECT_ROOT
+        from .dft_job import DFT_DIR_NAME, bundled_clusters, run_dft_job, write_dft_tables
+        from .electronic import FEATURES_DIR_NAME
+
+        features_dir = DATA_DIR / FEATURES_DIR_NAME
+        records = features_dir / DFT_DIR_NAME
+
+        def commit(path):
+            for cmd in (["git", "add", str(path)], ["git", "commit", "-q", "-m", f"DFT record: {path.stem}", "--", str(path)]):
+                subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, check=False)
+
+        if not args.tables_only:
+            counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
+                                 time_limit_s=args.time_limit, retry_failed=args.retry_failed,
+                                 on_record=commit if args.commit else None)
+            print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
+        for path in write_dft_tables(records, features_dir).values():
+            print(f"wrote {path}")
+        return 0
+
+
+COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, DFT, Train, Evaluate, Predict, Explain, Descriptors]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from .config import DATA_DIR, STRUCTURES_DIR, default_source_dir
 from .errors import DatasetError, StructureError, UnknownClusterError
-from .structures import formula_counts, is_metal, normalize_name, parse_name, read_cluster
+from .structures import cluster_family, formula_counts, is_metal, normalize_name, parse_name, read_cluster
 
 __all__ = [
     "CITATION",
@@ -45,12 +45,16 @@ __all__ = [
     "build_element_table",
     "load_element_table",
     "NBO8",
+    "DFT15",
     "structure_path",
     "load_structure",
 ]
 
 #: The authors' 8 DFT-NBO descriptors (columns of ``data/nbo_descriptors.csv``) used as
 #: auxiliary training targets and by the ``nbo8`` baseline.
+#: the authors' 15 DFT-NBO descriptors published for every cluster, mixed ones included
+DFT15 = ["3_VDE/VIE", "1_ΔQmax", "1_ΔQmin", "1_Qmin", "2_Q", "2_σave", "2_nsave", "2_Δnsave", "2_ndave",
+         "3_ΔEHOMO", "3_ΔEHOMO/NL", "3_EA", "3_IE", "3_χave", "3_IEave"]
 NBO8 = ["1_ΔQmax", "2_Q", "2_σave", "2_ndave", "3_ΔEHOMO", "3_ΔEHOMO/NL", "3_χave", "3_IEave"]
 
 #: Per-element properties in ``data/elements.csv`` (from the mendeleev package): atomic
@@ -75,15 +79,21 @@ CLUSTER_COLUMNS = [
     "ligands",  # ligand (non-metal) elements, ';'-separated
     "charge",  # total charge in e
     "multiplicity",  # authors' 2S+1 of their lowest DFT structure (homonuclear only)
-    "lg_k1",  # log10 k1 / (cm^3 molecule^-1 s^-1), measured (homonuclear only)
+    "lg_k1",  # log10 k1 / (cm^3 molecule^-1 s^-1), measured (159 homonuclear + 24 mixed)
     "fold",  # the authors' 10-fold CV test fold, 1..10 (homonuclear only)
-    "family",  # homonuclear / heteronuclear
+    "kind",  # homonuclear / heteronuclear
+    "family",  # metal set x ligand set, e.g. Mo-S-C, Fe-V-C (structures.cluster_family)
+    "rate",  # measured / withheld (the 33 mixed clusters predicted blind)
+    "authors_transfer_pred",  # the authors' published transfer prediction of lg(k1) (24 mixed)
     "authors_label",  # the authors' fold-sheet label, e.g. Mo5S4-5-M2
 ]
 
 _HOMO = "cluster_N2/homonuclear-159-24features.xlsx"
 _FOLD = "cluster_N2/folds/homonuclear-159-fold{k}-train-test.xlsx"
 _HETERO = "heteronuclear-57-formulas.csv"
+_HETERO_MEASURED = "heteronuclear-24-measured.csv"
+_HETERO_WITHHELD = "heteronuclear-33-withheld.csv"
+_HETERO_DESCRIPTORS = "heteronuclear-57-15features.csv"
 
 
 def parse_fold_label(label: str) -> tuple[str, int]:
@@ -160,9 +170,19 @@ def build_tables(source: Path | str | None = None, out_dir: Path | str | None = 
 
     with open(_require(source / _HETERO), encoding="utf-8") as fh:
         hetero = [r["cluster"].strip() for r in csv.DictReader(fh) if r.get("cluster", "").strip()]
+    with open(_require(source / _HETERO_MEASURED), encoding="utf-8") as fh:
+        measured = {normalize_name(r["cluster"]): (float(r["lg_k1"]), float(r["authors_transfer_pred"]))
+                    for r in csv.DictReader(fh)}
+    with open(_require(source / _HETERO_WITHHELD), encoding="utf-8") as fh:
+        withheld = {normalize_name(r["cluster"]) for r in csv.DictReader(fh)}
+    hetero_names = {normalize_name(n) for n in hetero}
+    if set(measured) & withheld or set(measured) | withheld != hetero_names:
+        raise DatasetError(f"the {len(measured)} measured and {len(withheld)} withheld mixed clusters do not "
+                           f"split the {len(hetero_names)} of {_HETERO}")
     for name in hetero:
         _, charge = parse_name(name)
-        rows.append(_row(name, charge, None, None, None, "heteronuclear", ""))
+        lg_k1, authors = measured.get(normalize_name(name), (None, None))
+        rows.append(_row(name, charge, None, lg_k1, None, "heteronuclear", "", authors))
 
     names = [r["name"] for r in rows]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -181,6 +201,12 @@ def build_tables(source: Path | str | None = None, out_dir: Path | str | None = 
     desc = feats.copy()
     desc.insert(0, "name", [normalize_name(n) for n in desc["Clusters"]])
     desc = desc.rename(columns={"Clusters": "cluster", "lg(k1)": "lg_k1"})
+    mixed = pd.read_csv(_require(source / _HETERO_DESCRIPTORS))
+    unknown = sorted(set(mixed.columns) - set(desc.columns))
+    if unknown or "cluster" not in mixed:
+        raise DatasetError(f"{source / _HETERO_DESCRIPTORS}: columns {unknown} are not the homonuclear ones")
+    mixed.insert(0, "name", [normalize_name(n) for n in mixed["cluster"]])
+    desc = pd.concat([desc, mixed], ignore_index=True)[list(desc.columns)]  # 15 of 24 for the mixed
     buf = io.StringIO()
     desc.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
     nbo_path = out_dir / "nbo_descriptors.csv"
@@ -236,7 +262,7 @@ def load_element_table(data_dir: Path | str | None = None):
     return table
 
 
-def _row(name, charge, mult, lg_k1, fold, family, label) -> dict:
+def _row(name, charge, mult, lg_k1, fold, kind, label, authors_pred=None) -> dict:
     counts = formula_counts(name)
     parts, _ = parse_name(name)
     order = list(dict.fromkeys(s for s, _ in parts))
@@ -252,7 +278,10 @@ def _row(name, charge, mult, lg_k1, fold, family, label) -> dict:
         "multiplicity": mult,
         "lg_k1": lg_k1,
         "fold": fold,
-        "family": family,
+        "kind": kind,
+        "family": cluster_family(name),
+        "rate": "measured" if lg_k1 is not None else "withheld",
+        "authors_transfer_pred": authors_pred,
         "authors_label": label,
     }
 
@@ -260,8 +289,8 @@ def _row(name, charge, mult, lg_k1, fold, family, label) -> dict:
 def load_clusters(data_dir: Path | str | None = None):
     """The committed cluster table as a :class:`pandas.DataFrame`, one row per cluster.
 
-    ``multiplicity`` and ``fold`` are nullable integers; ``lg_k1`` is NaN for the 57
-    heteronuclear clusters.
+    ``multiplicity`` and ``fold`` are nullable integers; ``lg_k1`` is NaN for the 33
+    mixed clusters whose rates are withheld (``rate == "withheld"``).
     """
     path = Path(data_dir or DATA_DIR) / "clusters.csv"
     if not path.is_file():
@@ -275,7 +304,8 @@ def load_clusters(data_dir: Path | str | None = None):
 
 
 def load_nbo_descriptors(data_dir: Path | str | None = None):
-    """The authors' DFT-NBO descriptors of the 159 homonuclear clusters (DataFrame)."""
+    """The authors' DFT-NBO descriptors (DataFrame): all 24 for the 159 homonuclear clusters,
+    the 15 they published for the 57 mixed ones (the other columns NaN, ``lg_k1`` NaN)."""
     path = Path(data_dir or DATA_DIR) / "nbo_descriptors.csv"
     if not path.is_file():
         raise DatasetError(f"{path} not found: run 'cluster-gnn build-data' first")

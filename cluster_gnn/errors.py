@@ -13,6 +13,7 @@ __all__ = [
     "StructureError",
     "UnknownClusterError",
     "XTBConvergenceError",
+    "DFTConvergenceError",
     "XTBTimeoutError",
     "FeatureMismatchError",
     "ModelFileError",
@@ -55,6 +56,19 @@ class XTBConvergenceError(ClusterGNNError, RuntimeError):
 class XTBTimeoutError(XTBConvergenceError):
     """Raised when an xTB calculation with a time limit
     (:func:`~cluster_gnn.electronic.run_time_limited`) does not finish in time."""
+
+
+class DFTConvergenceError(ClusterGNNError, RuntimeError):
+    """Raised when a DFT single point cannot run or gives no sane result.
+
+    ``reason``: ``"missing-pyscf"``, ``"too-many-atoms"``, ``"setup"`` (charge and
+    multiplicity do not fit the electrons), ``"scf"`` (no rung of the convergence ladder
+    converged to a sane density), ``"locked"`` (another job writes the same records).
+    """
+
+    def __init__(self, message: str, reason: str = "scf"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class FeatureMismatchError(ClusterGNNError, ValueError):

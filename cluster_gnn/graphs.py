@@ -263,8 +263,9 @@ def bond_edges(graph) -> np.ndarray:
 def load_graphs(names=None, graph_config: GraphConfig | None = None, features_dir=None, table=None) -> list:
     """Graphs of the bundled clusters (features from ``data/features``), with ``y`` =
     measured lg(k1) ``[1]`` (NaN if unknown), ``aux`` = the authors' 8 NBO descriptors
-    ``[1, 8]`` (NaN for the heteronuclear clusters; auxiliary training targets only) and
-    ``fold`` (0 when unmeasured), ``family``, ``metals``, ``ligands`` attributes.
+    ``[1, 8]`` (NaN where the authors give none; auxiliary training targets only) and
+    ``fold`` (0 outside the published folds), ``kind`` (homonuclear / heteronuclear),
+    ``family`` (metal set x ligand set), ``metals``, ``ligands`` attributes.
 
     Clusters without computed features are left out; :class:`DatasetError` if none has them.
     """
@@ -280,7 +281,7 @@ def load_graphs(names=None, graph_config: GraphConfig | None = None, features_di
         lg = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
         g = build_graph(atoms, f, graph_config, y=lg, name=row["name"])
         g.fold = int(row["fold"]) if str(row["fold"]) not in ("<NA>", "nan") else 0
-        g.family, g.metals, g.ligands = row["family"], row["metals"], row["ligands"]
+        g.kind, g.family, g.metals, g.ligands = row["kind"], row["family"], row["metals"], row["ligands"]
         aux = nbo.loc[row["name"], NBO8].to_numpy(float) if row["name"] in nbo.index else np.full(len(NBO8), np.nan)
         g.aux = torch.tensor(aux[None], dtype=torch.float32)
         graphs.append(g)

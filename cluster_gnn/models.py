@@ -123,6 +123,8 @@ class ModelRecord:
     training_set: the splits the members were trained on (``"published-folds"``).
     held_out: ``{split key: [cluster names]}``, the clusters the members of each key
         never saw (the test clusters of that fold).
+    trained_on: every measured cluster some member was trained on (names); what the model
+        has seen, e.g. which metal pairs (see :func:`~cluster_gnn.predict.predict_structure`).
     aux_targets: auxiliary training targets (the authors' NBO descriptors), training only.
     train_config: the :class:`~cluster_gnn.training.TrainConfig` used, as a dict.
     train_seconds: wall-clock training time in s.
@@ -137,6 +139,7 @@ class ModelRecord:
     graph_features: tuple[str, ...] = GRAPH_FEATURES
     training_set: str = "published-folds"
     held_out: dict[str, list[str]] = field(default_factory=dict)
+    trained_on: tuple[str, ...] = ()
     aux_targets: tuple[str, ...] = ()
     train_config: dict = field(default_factory=dict)
     train_seconds: float | None = None
@@ -183,7 +186,7 @@ class ModelRecord:
                 "node_features": list(self.node_features), "edge_features": list(self.edge_features),
                 "graph_features": list(self.graph_features), "training_set": self.training_set,
                 "held_out": {str(k): list(v) for k, v in self.held_out.items()},
-                "aux_targets": list(self.aux_targets), "train_config": dict(self.train_config),
+                "trained_on": list(self.trained_on), "aux_targets": list(self.aux_targets), "train_config": dict(self.train_config),
                 "train_seconds": self.train_seconds,
                 "domain": None if self.domain is None else self.domain.to_dict()}
 
@@ -193,7 +196,7 @@ class ModelRecord:
                    node_features=tuple(d["node_features"]), edge_features=tuple(d["edge_features"]),
                    graph_features=tuple(d["graph_features"]), training_set=d.get("training_set", ""),
                    held_out={str(k): list(v) for k, v in d.get("held_out", {}).items()},
-                   aux_targets=tuple(d.get("aux_targets", ())), train_config=dict(d.get("train_config", {})),
+                   trained_on=tuple(d.get("trained_on", ())), aux_targets=tuple(d.get("aux_targets", ())), train_config=dict(d.get("train_config", {})),
                    train_seconds=d.get("train_seconds"),
                    domain=Domain.from_dict(d["domain"]) if d.get("domain") else None)
 

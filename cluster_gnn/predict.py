@@ -8,6 +8,12 @@ standard deviation (member spread and validation residuals, see
 
 For the 159 measured clusters :func:`predict_named` uses only the members that never saw
 the cluster (its fold's out-of-fold prediction), so a shown prediction is never in-sample.
+
+A cluster with a pair of metals that no training cluster mixes (Co with Ta, say) is beyond
+what the GIN carries over (``cluster-gnn evaluate --split mixtures``): its prediction comes
+from :class:`~cluster_gnn.transfer.PriorBlend` fitted on the measured clusters, with the
+standard deviation measured for that case (``models/transfer.json``, ``new_pair_std``), and
+``Prediction.new_metal_pair`` says so.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from tqdm import tqdm
 
 from .config import DATA_DIR, MODELS_DIR, XTBConfig
 from .consensus import Consensus
-from .datasets import find_cluster, load_structure
+from .datasets import find_cluster, load_clusters, load_structure
 from .electronic import FEATURES_DIR_NAME, compute_xtb_features, load_feature_tables, relax_cluster, run_time_limited
 from .errors import ClusterGNNError, DatasetError
 from .explain import explain_prediction
@@ -29,7 +35,8 @@ from .graphs import load_graphs
 from .models import Ensemble
 from .parallel import task_executor
 from .spin import charge_and_multiplicity
-from .structures import check_spin, read_cluster, validate_cluster
+from .structures import check_spin, metal_pairs, read_cluster, validate_cluster
+from .transfer import PriorBlend
 
 __all__ = ["Prediction", "DEFAULT_MODEL", "load_ensemble", "predict_structure", "predict_named", "predict_names", "predict_files",
            "Z90"]
@@ -59,6 +66,8 @@ class Prediction:
         (:attr:`~cluster_gnn.domain.Domain.threshold`, 0.62 for the committed GIN).
     relaxation: ``{"energy": eV, "converged": bool, "steps": int}`` when the structure
         was relaxed first, else None.
+    new_metal_pair: True when the cluster mixes two metals that no training cluster mixes;
+        the prediction then comes from ``prior_blend`` (``model``), not the GIN.
     explanation: the :class:`~cluster_gnn.explain.Explanation` when explained, else None.
     """
 
@@ -78,6 +87,7 @@ class Prediction:
     domain_threshold: float | None = None
     relaxation: dict | None = None
     explanation: object | None = None
+    new_metal_pair: bool = False
 
     @property
     def interval90(self) -> tuple[float, float]:
@@ -96,7 +106,8 @@ class Prediction:
                "lg_k1_std": round(self.lg_k1_std, 4), "interval90": [round(v, 4) for v in self.interval90],
                "measured_lg_k1": self.measured_lg_k1, "out_of_fold": self.out_of_fold, "model": self.model,
                "domain_distance": None if self.domain_distance is None else round(self.domain_distance, 4),
-               "extrapolating": self.extrapolating, "level_of_theory": self.features.method}
+               "extrapolating": self.extrapolating, "new_metal_pair": self.new_metal_pair,
+               "level_of_theory": self.features.method}
         if self.importance is not None:
             out["importance"] = [round(float(v), 4) for v in self.importance]
         return out
@@ -167,6 +178,7 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
                             name=name, model=ensemble.name, relaxation=relaxation)
     _add_distance(prediction, ensemble, graph, None)
+    _new_pair_gate(prediction, ensemble)
     return _explained(prediction, ensemble) if explain else prediction
 
 
@@ -175,6 +187,40 @@ def _add_distance(prediction: Prediction, ensemble, graph, fold) -> None:
     if distance is not None:
         prediction.domain_distance = float(distance[0])
         prediction.domain_threshold = ensemble.domain.threshold
+
+
+@lru_cache(maxsize=1)
+def _transfer_settings() -> dict:
+    """``models/transfer.json`` (written by ``cluster-gnn evaluate --split mixtures/family --write``)."""
+    import json
+
+    path = MODELS_DIR / "transfer.json"
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: run 'cluster-gnn evaluate --split all --write'")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
+def _prior_blend(trained_on: tuple[str, ...]) -> PriorBlend:
+    table = load_clusters()
+    return PriorBlend().fit(table[table["name"].isin(trained_on) & table["lg_k1"].notna()])
+
+
+def _new_pair_gate(prediction: Prediction, ensemble) -> None:
+    """Hand a cluster with a metal pair the training set never mixes to ``prior_blend``."""
+    formula = prediction.atoms.get_chemical_formula(mode="metal")
+    pairs = metal_pairs(formula)
+    trained_on = tuple(getattr(getattr(ensemble, "record", None), "trained_on", ()) or ())
+    if not pairs or not trained_on:
+        return
+    seen = set().union(*(metal_pairs(n) for n in trained_on))
+    if pairs <= seen:
+        return
+    row = pd.DataFrame([{"name": formula, "charge": prediction.charge, "multiplicity": prediction.multiplicity}])
+    prediction.lg_k1 = float(_prior_blend(trained_on).predict(row)[0])
+    prediction.lg_k1_std = float(_transfer_settings()["new_pair_std"])
+    prediction.model = "prior_blend"
+    prediction.new_metal_pair = True
 
 
 def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool, level: XTBConfig):
@@ -213,6 +259,7 @@ def predict_named(name: str, ensemble=None, explain: bool = False) -> Prediction
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
                             out_of_fold=oof, fold=fold if oof else None, name=row["name"], model=ensemble.name)
     _add_distance(prediction, ensemble, graph, fold if oof else None)
+    _new_pair_gate(prediction, ensemble)
     return _explained(prediction, ensemble) if explain else prediction
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["published_folds", "group_splits", "metrics", "out_of_fold"]
+__all__ = ["published_folds", "group_splits", "mixture_split", "family_splits", "metrics", "out_of_fold"]
 
 
 def published_folds(graphs) -> dict[int, list[int]]:
@@ -26,16 +26,35 @@ def group_splits(graphs, by: str) -> dict[str, list[int]]:
     ``by="metal"``: one group per metal element (a cluster is in the group of each of its
     metals); ``by="ligand"``: one group per ligand set (``S``, ``S;C``, ``C``, ``H``, ``N``,
     ``N;H``, none). For a group the model is trained on clusters that do not belong to it.
+    Only the homonuclear clusters are held out; the measured mixed ones stay in training.
     """
     if by not in ("metal", "ligand"):
         raise ValueError("by must be 'metal' or 'ligand'")
     out: dict[str, list[int]] = {}
     for i, g in enumerate(graphs):
-        if np.isnan(float(g.y)):
+        if np.isnan(float(g.y)) or g.kind != "homonuclear":
             continue
         keys = g.metals.split(";") if by == "metal" else [_ligand_family(g.ligands)]
         for key in keys:
             out.setdefault(key, []).append(i)
+    return dict(sorted(out.items()))
+
+
+def mixture_split(graphs) -> dict[str, list[int]]:
+    """``{"mixtures": [indices]}``: the measured mixed-metal clusters, the strict transfer
+    test of the authors. A model for it is trained on the measured homonuclear clusters only
+    (the other mixed clusters have no rate), so no mixed cluster reaches training or scaling."""
+    return {"mixtures": [i for i, g in enumerate(graphs) if g.kind == "heteronuclear" and not np.isnan(float(g.y))]}
+
+
+def family_splits(graphs) -> dict[str, list[int]]:
+    """Leave one family out over all measured clusters: ``{family: [indices]}`` with family
+    the metal set x ligand set (``Ta-C``, ``Fe-V-C``; :func:`~cluster_gnn.structures.cluster_family`).
+    Every measured cluster is in exactly one test set."""
+    out: dict[str, list[int]] = {}
+    for i, g in enumerate(graphs):
+        if not np.isnan(float(g.y)):
+            out.setdefault(g.family, []).append(i)
     return dict(sorted(out.items()))
 
 

@@ -23,6 +23,9 @@ import numpy as np
 from .errors import StructureError
 
 __all__ = [
+    "cluster_family",
+    "metal_shares",
+    "metal_pairs",
     "MAX_FILE_BYTES",
     "MAX_ATOMS",
     "MIN_DISTANCE",
@@ -124,6 +127,32 @@ def formula_counts(name: str) -> Counter:
     for symbol, n in parts:
         counts[symbol] += n
     return counts
+
+
+_LIGAND_ORDER = ("S", "C", "N", "H")
+
+
+def cluster_family(name: str) -> str:
+    """The cluster's family, its metal set x ligand set: ``Fe-V-C`` for Fe2V2C-, ``Mo-S-C``
+    for Mo6S3C-, ``Rh`` for Rh3- (metals alphabetical, then the ligands S, C, N, H)."""
+    counts = formula_counts(name)
+    metals = sorted(s for s in counts if is_metal(s))
+    ligands = [e for e in _LIGAND_ORDER if e in counts] + sorted(
+        s for s in counts if not is_metal(s) and s not in _LIGAND_ORDER)
+    return "-".join(metals + ligands)
+
+
+def metal_shares(name: str) -> dict[str, float]:
+    """Share of each metal among a cluster's metal atoms: Fe2V2C- -> ``{"Fe": 0.5, "V": 0.5}``."""
+    counts = {s: n for s, n in formula_counts(name).items() if is_metal(s)}
+    total = sum(counts.values())
+    return {s: n / total for s, n in counts.items()} if total else {}
+
+
+def metal_pairs(name: str) -> set[tuple[str, str]]:
+    """The pairs of different metals in a cluster, alphabetical (empty when homonuclear)."""
+    metals = sorted(s for s in formula_counts(name) if is_metal(s))
+    return {(a, b) for i, a in enumerate(metals) for b in metals[i + 1:]}
 
 
 def electron_count(numbers, charge: int) -> int:

@@ -216,7 +216,8 @@ def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig 
                for (m, sigma), (key, seed) in zip(results, labels)]
     record = replace(record or ModelRecord.for_code(), train_config=config.to_dict(),
                      train_seconds=round(time.time() - t0, 1),
-                     held_out={str(k): [graphs[i].name for i in v] for k, v in splits.items()})
+                     held_out={str(k): [graphs[i].name for i in v] for k, v in splits.items()},
+                     trained_on=tuple(sorted({graphs[i].name for task in tasks for i in task[0] + task[1]})))
     return Ensemble(name, model_config, members, record)
 
 

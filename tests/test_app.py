@@ -93,8 +93,8 @@ def prediction_files(monkeypatch, tmp_path):
     from cluster_gnn import config
 
     table = load_clusters()
-    homo = table[table["family"] == "homonuclear"]
-    hetero = table[table["family"] == "heteronuclear"]
+    homo = table[table["kind"] == "homonuclear"]
+    hetero = table[table["kind"] == "heteronuclear"]
     rng = np.random.default_rng(0)
     (tmp_path / "predictions").mkdir()
     oof = homo[["cluster", "name", "lg_k1", "fold", "metals", "ligands"]].copy()

@@ -9,13 +9,25 @@ def test_committed_table_shape():
     table = load_clusters()
     assert list(table.columns) == CLUSTER_COLUMNS
     assert len(table) == 216
-    homo = table[table.family == "homonuclear"]
-    hetero = table[table.family == "heteronuclear"]
+    homo = table[table.kind == "homonuclear"]
+    hetero = table[table.kind == "heteronuclear"]
     assert len(homo) == 159 and len(hetero) == 57
     assert homo.lg_k1.notna().all() and homo.fold.notna().all() and homo.multiplicity.notna().all()
-    assert hetero.lg_k1.isna().all() and hetero.fold.isna().all() and hetero.multiplicity.isna().all()
+    assert hetero.fold.isna().all() and hetero.multiplicity.isna().all()
+    assert hetero.lg_k1.notna().sum() == 24 and hetero.authors_transfer_pred.notna().sum() == 24
+    assert (hetero.lg_k1.isna() == (hetero.rate == "withheld")).all() and (homo.rate == "measured").all()
     assert sorted(homo.fold.value_counts()) == [15] + [16] * 9
     assert table.name.is_unique
+
+
+def test_the_mixed_rates_are_the_published_24_and_the_withheld_stay_unknown(shared_datasets):
+    measured = pd.read_csv(shared_datasets / "heteronuclear-24-measured.csv")
+    withheld = pd.read_csv(shared_datasets / "heteronuclear-33-withheld.csv")
+    table = load_clusters().set_index("cluster")
+    assert table.loc[measured.cluster, "lg_k1"].to_numpy() == pytest.approx(measured.lg_k1.to_numpy())
+    assert table.loc[withheld.cluster, "lg_k1"].isna().all()
+    assert set(table.loc[measured.cluster, "family"]) == {"Fe-V-C", "Fe-V-S", "Fe-Ta-C"}
+    assert set(table.loc[withheld.cluster, "family"]) == {"Co-Ta-C", "Co-Rh", "Co-Rh-H"}
 
 
 def test_multiplicities_fit_electron_counts():
@@ -56,7 +68,7 @@ def test_rows_match_the_published_files(shared_datasets, published, fold_label):
 def test_heteronuclear_rows(shared_datasets):
     names = pd.read_csv(shared_datasets / "heteronuclear-57-formulas.csv")["cluster"].tolist()
     table = load_clusters()
-    hetero = table[table.family == "heteronuclear"]
+    hetero = table[table.kind == "heteronuclear"]
     assert hetero.cluster.tolist() == names
     row = find_cluster("Rh1Co3H2¯")
     assert (row["name"], row["metals"], row["ligands"], row["n_atoms"]) == ("RhCo3H2-", "Rh;Co", "H", 6)

@@ -18,13 +18,13 @@ LAYERS = [
     ("structures",),                  # names, formulas, XYZ I/O, validation
     ("datasets",),                    # the published tables, folds, committed structures, element table
     ("spin",),                        # charge and multiplicity defaults and estimates
-    ("electronic",),                  # xTB single points and relaxations -> AtomFeatures
-    ("search", "graphs"),             # global-minimum search; Atoms + features -> graphs
-    ("domain", "splits", "baselines"),  # applicability domain; test sets and metrics; descriptor baselines
+    ("electronic", "dft"),            # xTB single points and relaxations; DFT (PySCF) single points + NPA
+    ("search", "graphs", "dft_job"),  # global-minimum search; Atoms + features -> graphs; the resumable DFT job
+    ("domain", "splits", "baselines", "transfer"),  # applicability domain; test sets and metrics; descriptor and transfer baselines
     ("models",),                      # the GNN, the ensemble and its record
     ("consensus", "training", "explain"),
     ("predict",),
-    ("evaluation", "descriptors", "viewer"),
+    ("evaluation", "mixtures", "descriptors", "viewer"),
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
 ]

@@ -1,0 +1,353 @@
+"""DFT single points (PySCF) -> per-atom natural charges, valence occupancies and spin.
+
+The paper's level of theory, where xTB is too crude: spin-unrestricted PBE/def2-SVP
+(def2 effective core potentials on Mo, Rh and Ta; spin-restricted for singlets, which
+otherwise fall into broken-symmetry solutions), density fitting, then natural population
+analysis (NPA, PySCF's natural atomic orbitals). For every atom :func:`run_dft` returns the
+natural charge, the valence s, p and d occupancies and the signed spin population
+(alpha minus beta electrons).
+
+The SCF of open-shell transition-metal clusters is fragile, so :func:`run_dft` climbs a
+convergence ladder and keeps the first rung whose result passes the sanity checks:
+
+1. ``smeared``: Fermi smearing (``DFTConfig.smearing``, fixed spin) with PySCF's DIIS;
+2. ``smeared-adiis``: the same with ADIIS, which tames the energy swings DIIS shows on
+   some clusters;
+3. ``newton``: no smearing, ADIIS then second-order (Newton) SCF from the last density;
+4. ``shifted``: level shift and damping, then Newton.
+
+A result is rejected when the SCF did not converge, the energy is not finite, or a metal's
+natural charge exceeds ``DFTConfig.max_metal_charge`` in size (a collapsed density).
+When every rung fails, :class:`~cluster_gnn.errors.DFTConvergenceError` names the rungs
+and why each failed.
+
+:mod:`cluster_gnn.dft_job` runs many clusters as a resumable background job. PySCF is an
+optional dependency (``pip install -e '.[dft]'``); nothing else in the package needs it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import DFTConvergenceError
+
+__all__ = ["DFTConfig", "DFTResult", "run_dft", "dft_descriptors", "VALENCE_SHELLS", "DFT_DESCRIPTORS",
+           "pyscf_available"]
+
+_HARTREE_EV = 27.211386245988
+_METALS = ("V", "Fe", "Co", "Mo", "Rh", "Ta")
+#: valence shells (s, p, d) whose natural occupancies are reported, by element
+VALENCE_SHELLS = {
+    "H": ("1s", None, None), "C": ("2s", "2p", None), "N": ("2s", "2p", None), "S": ("3s", "3p", None),
+    "V": ("4s", "4p", "3d"), "Fe": ("4s", "4p", "3d"), "Co": ("4s", "4p", "3d"),
+    "Mo": ("5s", "5p", "4d"), "Rh": ("5s", "5p", "4d"), "Ta": ("6s", "6p", "5d"),
+}
+#: the authors' DFT-NBO descriptors that NPA recomputes, in the authors' names
+DFT_DESCRIPTORS = ("1_Qmax", "1_Qmin", "2_Qave", "2_nsave", "2_ndave", "2_σave")
+
+
+def pyscf_available() -> bool:
+    """True when the optional DFT dependency (PySCF) is installed."""
+    try:
+        import pyscf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class DFTConfig:
+    """Level of theory and convergence settings of the DFT stage.
+
+    Parameters
+    ----------
+    xc: exchange-correlation functional (PySCF name).
+    basis: Gaussian basis set; the def2 effective core potential of the same name is used
+        on the elements of ``ecp_elements``.
+    ecp_elements: elements that get the def2 ECP (4d and 5d metals).
+    grid_level: PySCF integration grid level (0-9).
+    conv_tol: SCF energy convergence in Hartree.
+    smearing: Fermi smearing width in Hartree of the first rung (0 skips that rung).
+    max_cycles: SCF cycles per rung before it gives up.
+    max_metal_charge: a result with a metal natural charge beyond this (e) is rejected.
+    threads: OpenMP threads of one calculation.
+    max_atoms: largest cluster accepted.
+    """
+
+    xc: str = "PBE"
+    basis: str = "def2-SVP"
+    ecp_elements: tuple[str, ...] = ("Mo", "Rh", "Ta")
+    grid_level: int = 2
+    conv_tol: float = 1e-6
+    smearing: float = 0.01
+    max_cycles: int = 60
+    max_metal_charge: float = 2.0
+    threads: int = 1
+    max_atoms: int = 16
+
+    def __post_init__(self):
+        if not 0 <= self.grid_level <= 9:
+            raise ValueError(f"grid_level must be 0-9, got {self.grid_level}")
+        if not 0 < self.conv_tol < 1e-2:
+            raise ValueError(f"conv_tol must be in (0, 1e-2) Hartree, got {self.conv_tol}")
+        if not 0 <= self.smearing < 0.1:
+            raise ValueError(f"smearing must be in [0, 0.1) Hartree, got {self.smearing}")
+        if self.max_cycles < 1 or self.threads < 1 or self.max_atoms < 1:
+            raise ValueError("max_cycles, threads and max_atoms must be positive")
+
+    @property
+    def label(self) -> str:
+        """Short label such as ``PBE/def2-SVP``, written into result files."""
+        return f"{self.xc}/{self.basis}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DFTResult:
+    """NPA of one converged DFT single point.
+
+    Attributes
+    ----------
+    symbols: element of each atom, length ``num_atoms``.
+    charges: natural charges in e, shape ``[num_atoms]``; they sum to the total charge.
+    s_valence, p_valence, d_valence: natural occupancies of the valence s, p and d shells
+        (:data:`VALENCE_SHELLS`) in e, shape ``[num_atoms]`` each (0 where the shell is none).
+    spin: signed spin population (alpha minus beta electrons), shape ``[num_atoms]``; sums
+        to ``multiplicity - 1``.
+    energy: total energy in eV (the free energy when ``smearing`` > 0).
+    charge, multiplicity: total charge (e) and 2S+1.
+    s2, s2_expected: <S^2> of the determinant and S(S+1); a large excess marks a
+        broken-symmetry (spin-contaminated) solution.
+    rung: the convergence-ladder rung that produced the result.
+    smearing: smearing width in Hartree of that rung (0: none).
+    cycles: SCF cycles over all rungs tried; seconds: wall time.
+    method: level-of-theory label.
+    """
+
+    symbols: list
+    charges: np.ndarray
+    s_valence: np.ndarray
+    p_valence: np.ndarray
+    d_valence: np.ndarray
+    spin: np.ndarray
+    energy: float
+    charge: int
+    multiplicity: int
+    s2: float
+    s2_expected: float
+    rung: str
+    smearing: float
+    cycles: int
+    seconds: float
+    method: str
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for key in ("charges", "s_valence", "p_valence", "d_valence", "spin"):
+            out[key] = [round(float(v), 5) for v in out[key]]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DFTResult":
+        kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for key in ("charges", "s_valence", "p_valence", "d_valence", "spin"):
+            kw[key] = np.asarray(kw[key], float)
+        return cls(**kw)
+
+
+def _molecule(atoms, charge: int, multiplicity: int, config: DFTConfig):
+    from pyscf import gto
+
+    symbols = atoms.get_chemical_symbols()
+    ecp = {s: config.basis for s in set(symbols) if s in config.ecp_elements}
+    try:
+        return gto.M(atom=[(s, tuple(p)) for s, p in zip(symbols, atoms.get_positions())],
+                     basis=config.basis, ecp=ecp or None, charge=int(charge), spin=int(multiplicity) - 1,
+                     unit="Angstrom", verbose=0)
+    except (RuntimeError, KeyError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DFTConvergenceError(
+            f"cannot set up the DFT calculation of {atoms.get_chemical_formula()} (charge {charge}, "
+            f"multiplicity {multiplicity}): {first}", reason="setup") from e
+
+
+def _scf_object(mol, config: DFTConfig, smearing: float):
+    from pyscf import dft, scf
+
+    closed_shell = mol.spin == 0
+    mf = (dft.RKS(mol) if closed_shell else dft.UKS(mol)).density_fit()
+    mf.xc = config.xc
+    mf.grids.level = config.grid_level
+    mf.conv_tol = config.conv_tol
+    mf.max_cycle = config.max_cycles
+    if smearing > 0:
+        mf = scf.addons.smearing_(mf, sigma=smearing, method="fermi", fix_spin=not closed_shell)
+    return mf
+
+
+def _natural_population(mf, mol):
+    """Per-atom natural charges, valence s/p/d occupancies and spin from a converged SCF."""
+    from pyscf import lo
+
+    c = lo.orth_ao(mf, "nao")
+    s = mol.intor_symmetric("int1e_ovlp")
+    cs = c.T @ s
+    dm = np.asarray(mf.make_rdm1())
+    total, spin = (dm[0] + dm[1], dm[0] - dm[1]) if dm.ndim == 3 else (dm, np.zeros_like(dm))
+    occ = np.einsum("ip,pq,iq->i", cs, total, cs)
+    occ_spin = np.einsum("ip,pq,iq->i", cs, spin, cs)
+    labels = mol.ao_labels(fmt=False)
+    n = mol.natm
+    symbols = [mol.atom_symbol(i) for i in range(n)]
+    z_valence = mol.atom_charges().astype(float)  # Z minus the ECP core
+    electrons, spins = np.zeros(n), np.zeros(n)
+    shells = np.zeros((n, 3))
+    for k, (atom, _, shell, _) in enumerate(labels):
+        electrons[atom] += occ[k]
+        spins[atom] += occ_spin[k]
+        for j, want in enumerate(VALENCE_SHELLS.get(symbols[atom], (None, None, None))):
+            if shell == want:
+                shells[atom, j] += occ[k]
+    return symbols, z_valence - electrons, shells, spins
+
+
+def _check(mf, mol, config: DFTConfig):
+    """(problem or None, npa) for a finished SCF."""
+    if not mf.converged:
+        return "did not converge", None
+    if not np.isfinite(mf.e_tot):
+        return "energy is not finite", None
+    npa = _natural_population(mf, mol)
+    symbols, charges = npa[0], npa[1]
+    metal_q = [abs(q) for s, q in zip(symbols, charges) if s in _METALS]
+    if metal_q and max(metal_q) > config.max_metal_charge:
+        return f"metal natural charge {max(metal_q):.1f} e beyond ±{config.max_metal_charge:g} (collapsed density)", None
+    return None, npa
+
+
+def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = None) -> DFTResult:
+    """PBE/def2-SVP single point and natural population analysis of one cluster.
+
+    Parameters
+    ----------
+    atoms: :class:`ase.Atoms`, positions in Å.
+    charge: total charge in e.
+    multiplicity: spin multiplicity 2S+1.
+    config: level of theory and convergence settings.
+
+    Raises
+    ------
+    DFTConvergenceError
+        When PySCF is missing, the cluster is too large, the charge and multiplicity do
+        not fit the electron count, or no rung of the convergence ladder gives a sane result.
+    """
+    config = config or DFTConfig()
+    if not pyscf_available():
+        raise DFTConvergenceError("the DFT stage needs PySCF: pip install -e '.[dft]'", reason="missing-pyscf")
+    if len(atoms) > config.max_atoms:
+        raise DFTConvergenceError(f"the DFT stage takes at most {config.max_atoms} atoms, got {len(atoms)}",
+                                  reason="too-many-atoms")
+    from pyscf import lib, scf
+
+    lib.num_threads(config.threads)
+    mol = _molecule(atoms, charge, multiplicity, config)
+    start, cycles, tried = time.perf_counter(), 0, []
+    counter = {"n": 0}
+
+    def count(envs):
+        counter["n"] += 1
+
+    def attempt(rung, mf, dm0=None):
+        mf.callback = count
+        try:
+            mf.kernel(dm0=dm0)
+        except (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError) as e:
+            tried.append(f"{rung}: {type(e).__name__}")
+            return None
+        problem, npa = _check(mf, mol, config)
+        if problem:
+            tried.append(f"{rung}: {problem}")
+            return None
+        return npa
+
+    rungs = ["smeared", "smeared-adiis"] if config.smearing > 0 else []
+    rungs += ["newton", "shifted"]
+    dm_guess, npa, mf, used = None, None, None, None
+    for rung in rungs:
+        if rung.startswith("smeared"):
+            mf = _scf_object(mol, config, config.smearing)
+            if rung == "smeared-adiis":
+                mf.DIIS = scf.ADIIS
+            npa = attempt(rung, mf)
+        elif rung == "newton":
+            pre = _scf_object(mol, config, 0.0)
+            pre.DIIS = scf.ADIIS
+            pre.max_cycle = max(config.max_cycles // 2, 10)
+            pre.callback = count
+            try:
+                pre.kernel(dm0=dm_guess)
+            except (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError):
+                pass
+            mf = _scf_object(mol, config, 0.0).newton()
+            mf.max_cycle = max(config.max_cycles // 2, 10)
+            npa = attempt(rung, mf, pre.make_rdm1())
+        else:
+            pre = _scf_object(mol, config, 0.0)
+            pre.level_shift, pre.damp, pre.max_cycle = 0.3, 0.5, config.max_cycles
+            pre.callback = count
+            try:
+                pre.kernel()
+            except (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError):
+                pass
+            mf = _scf_object(mol, config, 0.0).newton()
+            mf.max_cycle = config.max_cycles
+            npa = attempt(rung, mf, pre.make_rdm1())
+        if npa is not None:
+            used = rung
+            break
+        try:
+            dm_guess = mf.make_rdm1()
+        except Exception:  # noqa: BLE001 - a failed rung may leave no density; start the next from scratch
+            dm_guess = None
+    cycles = counter["n"]
+    if npa is None:
+        raise DFTConvergenceError(
+            f"the DFT SCF (charge {charge}, multiplicity {multiplicity}) gave no sane result after "
+            f"{cycles} cycles: " + "; ".join(tried), reason="scf")
+    symbols, charges, shells, spins = npa
+    s = (multiplicity - 1) / 2
+    s2 = _spin_square(mf, mol)
+    return DFTResult(symbols=symbols, charges=charges, s_valence=shells[:, 0], p_valence=shells[:, 1],
+                     d_valence=shells[:, 2], spin=spins, energy=float(mf.e_tot) * _HARTREE_EV, charge=int(charge),
+                     multiplicity=int(multiplicity), s2=s2, s2_expected=s * (s + 1), rung=used,
+                     smearing=config.smearing if used.startswith("smeared") else 0.0, cycles=cycles,
+                     seconds=time.perf_counter() - start, method=config.label, notes=tried)
+
+
+def _spin_square(mf, mol) -> float:
+    """<S^2> of the determinant of the occupied spin orbitals; 0 for RKS. With
+    smearing, the N_alpha and N_beta most occupied orbitals of each spin."""
+    from pyscf import scf
+
+    if not isinstance(mf, scf.uhf.UHF):
+        return 0.0
+    (occ_a, occ_b), (c_a, c_b) = mf.mo_occ, mf.mo_coeff
+    n_a, n_b = mol.nelec
+    top_a, top_b = np.argsort(-occ_a, kind="stable")[:n_a], np.argsort(-occ_b, kind="stable")[:n_b]
+    return float(scf.uhf.spin_square((c_a[:, top_a], c_b[:, top_b]), mol.intor_symmetric("int1e_ovlp"))[0])
+
+
+def dft_descriptors(result: DFTResult) -> dict:
+    """The authors' NPA descriptors (:data:`DFT_DESCRIPTORS`) of one result: largest and
+    smallest metal charge, mean metal charge (e), mean metal valence s and d occupancy (e),
+    mean metal spin population (e)."""
+    metal = np.array([s in _METALS for s in result.symbols])
+    q = result.charges[metal]
+    return {"1_Qmax": float(q.max()), "1_Qmin": float(q.min()), "2_Qave": float(q.mean()),
+            "2_nsave": float(result.s_valence[metal].mean()), "2_ndave": float(result.d_valence[metal].mean()),
+            "2_σave": float(result.spin[metal].mean())}

@@ -1,0 +1,277 @@
+"""The DFT stage as a resumable background job over many clusters.
+
+:func:`run_dft_job` runs :func:`~cluster_gnn.dft.run_dft` cluster by cluster: one JSON
+record per cluster (the result, or the failure with its reason) written atomically under
+``data/features/dft/``, so a killed job resumes where it stopped without losing or
+repeating a cluster; a lock file with the owner's pid, so a checkpoint never has two
+writers (a lock whose owner is dead is taken over); worker processes that die with their
+parent; a wall-time limit per cluster. :func:`dft_tables` turns the records into the
+tables ``data/features/dft_descriptors.csv`` (the authors' NPA descriptors, by their
+names) and ``data/features/dft_atoms.csv`` (per atom).
+"""
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ase.io import read, write
+
+from .datasets import find_cluster, load_clusters, load_structure
+from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
+from .errors import ClusterGNNError, DFTConvergenceError
+
+__all__ = ["run_dft_job", "bundled_clusters", "load_dft_results", "dft_tables", "write_dft_tables", "DFT_DIR_NAME"]
+
+#: folder of the per-cluster records under ``data/features``
+DFT_DIR_NAME = "dft"
+
+
+def bundled_clusters(names=None):
+    """``(name, atoms, charge, multiplicity)`` of bundled clusters at their committed
+    structures (default: all 216, fewest atoms first), the input of :func:`run_dft_job`."""
+    if names:
+        names = [find_cluster(n)["name"] for n in names]
+    else:
+        names = list(load_clusters().sort_values(["n_atoms", "name"])["name"])
+    for name in names:
+        atoms = load_structure(name)
+        yield name, atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"])
+
+
+def _die_with_parent() -> None:
+    """Worker start-up: one thread, and on Linux a SIGTERM when the parent dies (even by
+    SIGKILL), so no orphan keeps computing or writing."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent is already gone
+            os._exit(1)
+    except OSError:
+        pass
+
+
+def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict: dict) -> dict:
+    """Worker side of the job: one cluster -> its JSON record (never raises for the cluster's
+    own failures)."""
+    config = DFTConfig(**{**config_dict, "ecp_elements": tuple(config_dict["ecp_elements"])})
+    atoms = read(io.StringIO(xyz_text), format="extxyz")
+    record = {"cluster": name, "charge": charge, "multiplicity": multiplicity, "method": config.label,
+              "config": config.to_dict(), "positions": np.round(atoms.get_positions(), 6).tolist()}
+    try:
+        record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config).to_dict())
+    except DFTConvergenceError as e:
+        record.update(status="failed", reason=e.reason, message=str(e))
+    return record
+
+
+class _JobLock:
+    """``<out_dir>/.lock`` holding the owner's pid; a lock whose owner is dead is taken over."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / ".lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    owner = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    owner = 0
+                if owner and _alive(owner):
+                    raise DFTConvergenceError(
+                        f"another DFT job (pid {owner}) is writing to {self.path.parent}; "
+                        f"wait for it or stop it", reason="locked") from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return self
+        raise DFTConvergenceError(f"cannot take the lock {self.path}", reason="locked")
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_json(path: Path, record: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int = 1,
+                time_limit_s: float = 3600.0, retry_failed: bool = False, on_record=None,
+                progress: bool = True) -> dict:
+    """Run :func:`run_dft` over many clusters, resumably.
+
+    Parameters
+    ----------
+    clusters: iterable of ``(name, atoms, charge, multiplicity)``.
+    out_dir: folder of the per-cluster records ``<name>.json`` (``status`` ``ok`` with the
+        result, or ``failed`` with ``reason`` and ``message``). Clusters with a record are
+        skipped (failed ones too, unless ``retry_failed``), so a killed job resumes where it
+        stopped without losing or repeating a finished cluster.
+    workers: worker processes (one thread each); they die with this process.
+    time_limit_s: wall-time limit per cluster; a cluster past it is recorded as failed
+        (``reason`` ``timeout``) and the worker is replaced.
+    on_record: called with the path of each record written (to commit it, say).
+
+    Returns
+    -------
+    dict: counts ``{"done": ..., "failed": ..., "skipped": ...}`` of this run.
+    """
+    config = config or DFTConfig()
+    out_dir = Path(out_dir)
+    if not (isinstance(time_limit_s, (int, float)) and np.isfinite(time_limit_s) and 1 <= time_limit_s <= 7 * 86400):
+        raise ClusterGNNError(f"time limit per cluster must be 1 s to 7 days, got {time_limit_s!r}")
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    with _JobLock(out_dir):
+        todo = []
+        for name, atoms, charge, multiplicity in clusters:
+            path = out_dir / f"{name}.json"
+            if path.is_file():
+                try:
+                    status = json.loads(path.read_text()).get("status")
+                except (OSError, ValueError):
+                    status = None  # unreadable: redo it
+                if status == "ok" or (status == "failed" and not retry_failed):
+                    counts["skipped"] += 1
+                    continue
+            buf = io.StringIO()
+            write(buf, atoms, format="extxyz")
+            todo.append((name, buf.getvalue(), int(charge), int(multiplicity), len(atoms)))
+        total = len(todo)
+        if progress:
+            print(f"DFT ({config.label}): {total} clusters to run, {counts['skipped']} already done", flush=True)
+
+        def new_pool():
+            return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn"),
+                                       initializer=_die_with_parent)
+
+        def finish(name, record, started):
+            path = out_dir / f"{name}.json"
+            record["seconds_wall"] = round(time.perf_counter() - started, 1)
+            _write_json(path, record)
+            counts["done" if record["status"] == "ok" else "failed"] += 1
+            if progress:
+                n = counts["done"] + counts["failed"]
+                what = (f"ok ({record['result']['rung']}, {record['result']['cycles']} cycles)"
+                        if record["status"] == "ok" else f"FAILED ({record['reason']})")
+                print(f"[{n}/{total}] {name}: {what} in {record['seconds_wall']:.0f} s", flush=True)
+            if on_record is not None:
+                on_record(path)
+
+        pool = new_pool()
+        pending = list(todo)
+        running = {}
+        try:
+            while pending or running:
+                while pending and len(running) < max(1, workers):
+                    name, xyz, charge, multiplicity, _ = pending.pop(0)
+                    fut = pool.submit(_task, name, xyz, charge, multiplicity, config.to_dict())
+                    running[fut] = (name, charge, multiplicity, time.perf_counter())
+                done, _ = wait(list(running), timeout=5.0, return_when=FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    name, charge, multiplicity, started = running.pop(fut)
+                    try:
+                        record = fut.result()
+                    except Exception as e:  # noqa: BLE001 - a dead worker: record it, go on
+                        broken = True
+                        record = {"cluster": name, "charge": charge, "multiplicity": multiplicity,
+                                  "method": config.label, "status": "failed", "reason": "worker-died",
+                                  "message": f"the DFT worker died: {type(e).__name__}: {e}"}
+                    finish(name, record, started)
+                if broken:  # a dead worker breaks the whole pool: start a new one
+                    for fut, (name, *_rest) in running.items():
+                        pending.insert(0, next(t for t in todo if t[0] == name))
+                    running.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                late = [f for f, (_, _, _, t0) in running.items() if time.perf_counter() - t0 > time_limit_s]
+                if late:
+                    for fut in late:
+                        name, charge, multiplicity, started = running.pop(fut)
+                        finish(name, {"cluster": name, "charge": charge, "multiplicity": multiplicity,
+                                      "method": config.label, "status": "failed", "reason": "timeout",
+                                      "message": f"the DFT single point took longer than {time_limit_s:g} s"},
+                               started)
+                    # the pool cannot cancel a running task: replace it, resubmit the others
+                    for fut, (name, charge, multiplicity, _) in running.items():
+                        pending.insert(0, next(t for t in todo if t[0] == name))
+                    running.clear()
+                    for proc in list(getattr(pool, "_processes", {}).values()):
+                        proc.kill()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+        finally:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+    return counts
+
+
+def load_dft_results(out_dir) -> dict:
+    """``{name: record}`` of every readable record in ``out_dir``."""
+    out = {}
+    for path in sorted(Path(out_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        out[record.get("cluster", path.stem)] = record
+    return out
+
+
+def dft_tables(out_dir):
+    """``(descriptors, atoms)`` DataFrames of the finished records: one row per cluster
+    (``cluster``, :data:`DFT_DESCRIPTORS`, ``s2``, ``s2_expected``, ``rung``, ``method``)
+    and one per atom (``cluster``, ``index``, ``symbol``, ``charge``, ``s_valence``,
+    ``p_valence``, ``d_valence``, ``spin``)."""
+    rows, atom_rows = [], []
+    for name, record in load_dft_results(out_dir).items():
+        if record.get("status") != "ok":
+            continue
+        result = DFTResult.from_dict(record["result"])
+        rows.append({"cluster": name, **{k: round(v, 4) for k, v in dft_descriptors(result).items()},
+                     "s2": round(result.s2, 3), "s2_expected": result.s2_expected, "rung": result.rung,
+                     "method": result.method})
+        for i, sym in enumerate(result.symbols):
+            atom_rows.append({"cluster": name, "index": i, "symbol": sym, "charge": result.charges[i],
+                              "s_valence": result.s_valence[i], "p_valence": result.p_valence[i],
+                              "d_valence": result.d_valence[i], "spin": result.spin[i]})
+    return pd.DataFrame(rows), pd.DataFrame(atom_rows)
+
+
+def write_dft_tables(out_dir, dest_dir) -> dict:
+    """Write ``dft_descriptors.csv`` and ``dft_atoms.csv`` (rounded, one file each) into
+    ``dest_dir`` from the records in ``out_dir``; returns their paths."""
+    descriptors, atoms = dft_tables(out_dir)
+    dest_dir = Path(dest_dir)
+    paths = {"descriptors": dest_dir / "dft_descriptors.csv", "atoms": dest_dir / "dft_atoms.csv"}
+    descriptors.sort_values("cluster").to_csv(paths["descriptors"], index=False, lineterminator="\n")
+    atoms.sort_values(["cluster", "index"]).round(4).to_csv(paths["atoms"], index=False, lineterminator="\n")
+    return paths

@@ -1,0 +1,107 @@
+"""The DFT stage (PySCF) on tiny clusters: NPA sanity, clean failures, resume after SIGKILL.
+
+Skipped without the optional extra (``pip install -e '.[dft]'``)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+pytest.importorskip("pyscf")
+
+from cluster_gnn.dft import DFTConfig, dft_descriptors, run_dft  # noqa: E402
+from cluster_gnn.dft_job import run_dft_job  # noqa: E402
+from cluster_gnn.errors import DFTConvergenceError  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parent.parent
+FAST = DFTConfig(basis="sto-3g")  # minutes become seconds; the recipe is the same
+
+
+def _coh():
+    return Atoms("CoH", positions=[[0, 0, 0], [0, 0, 1.5]])
+
+
+@pytest.mark.slow
+def test_npa_charges_sum_to_the_total_charge_and_spin_to_the_unpaired_electrons():
+    result = run_dft(_coh(), 0, 3, FAST)
+    assert result.charges.sum() == pytest.approx(0.0, abs=1e-3)
+    assert result.spin.sum() == pytest.approx(2.0, abs=1e-2)
+    assert result.charges[0] > 0 > result.charges[1]  # H is the more electronegative here
+    assert result.spin[0] > 1.5  # the unpaired electrons sit on Co
+    assert 5.0 < result.d_valence[0] < 9.0 and result.s_valence[1] > 0.5  # Co 3d, H 1s
+    assert result.s2 >= result.s2_expected - 0.05  # <S^2> of a spin-unrestricted determinant is at least S(S+1)
+    d = dft_descriptors(result)
+    assert d["1_Qmax"] == d["1_Qmin"] == d["2_Qave"] == pytest.approx(result.charges[0])
+
+
+@pytest.mark.slow
+def test_impossible_spin_state_is_a_clean_error():
+    with pytest.raises(DFTConvergenceError, match="multiplicity 2") as err:
+        run_dft(Atoms("VC", positions=[[0, 0, 0], [0, 0, 1.7]]), -1, 2, FAST)
+    assert err.value.reason == "setup"
+
+
+def test_too_many_atoms_is_refused_before_any_work():
+    atoms = Atoms("H20", positions=np.arange(60.0).reshape(20, 3))
+    with pytest.raises(DFTConvergenceError, match="at most 16 atoms") as err:
+        run_dft(atoms, 0, 1)
+    assert err.value.reason == "too-many-atoms"
+
+
+_JOB = """
+import sys
+from ase import Atoms
+from cluster_gnn.dft import DFTConfig
+from cluster_gnn.dft_job import run_dft_job
+clusters = [("CoH", Atoms("CoH", positions=[[0, 0, 0], [0, 0, 1.5]]), 0, 3),
+            ("VH", Atoms("VH", positions=[[0, 0, 0], [0, 0, 1.7]]), 0, 5)]
+run_dft_job(clusters, sys.argv[1], DFTConfig(basis="sto-3g"), workers=1)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout.split("\n")[1:]
+    return {int(p) for p, pp in (line.split() for line in out if line.strip()) if int(pp) == pid}
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
+    out = tmp_path / "dft"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen([sys.executable, "-c", _JOB, str(out)], env=env)
+    deadline = time.time() + 300
+    while not (out / "CoH.json").exists():
+        assert time.time() < deadline and job.poll() is None, "the first cluster never finished"
+        time.sleep(0.2)
+    workers = _children(job.pid)
+    assert (out / ".lock").read_text().strip() == str(job.pid)
+    first = (out / "CoH.json").stat().st_mtime_ns
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    time.sleep(2)
+    assert not any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text().lower()
+                   for w in workers), "a worker outlived the killed job"
+    assert not (out / "VH.json").exists()
+    # resume: the stale lock is taken over, CoH is skipped, VH is computed
+    counts = run_dft_job([("CoH", _coh(), 0, 3), ("VH", Atoms("VH", positions=[[0, 0, 0], [0, 0, 1.7]]), 0, 5)],
+                         out, FAST, progress=False)
+    assert counts == {"done": 1, "failed": 0, "skipped": 1}
+    assert (out / "CoH.json").stat().st_mtime_ns == first
+    records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(records) == {"CoH", "VH"} and all(r["status"] == "ok" for r in records.values())
+    assert not (out / ".lock").exists()
+
+
+def test_a_live_lock_keeps_a_second_writer_out(tmp_path):
+    out = tmp_path / "dft"
+    out.mkdir()
+    (out / ".lock").write_text(str(os.getpid()))  # this very process: alive
+    with pytest.raises(DFTConvergenceError, match="another DFT job") as err:
+        run_dft_job([("CoH", _coh(), 0, 3)], out, FAST, progress=False)
+    assert err.value.reason == "locked"
