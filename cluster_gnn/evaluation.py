@@ -305,7 +305,7 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
     results = json.loads(path.read_text(encoding="utf-8"))
     lines = []
     for name, r in results.items():
-        c = r.get("vs_best_baseline")
+        c = r.get("vs_best_baseline") if isinstance(r, dict) else None
         if c:
             lo, hi = c["delta_r2_ci95"]
             mlo, mhi = c["delta_mae_ci95"]
@@ -319,7 +319,7 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
                 lines.append(f"**{name}** minus **{c['baseline']}** (best R²): {r2_part}; minus "
                              f"**{c['baseline_mae']}** (best MAE): {mae_part}; {odds}")
     for name, r in results.items():
-        s = r.get("seed_spread")
+        s = r.get("seed_spread") if isinstance(r, dict) else None
         if s:
             lines.append(f"**{name}** refitted with {s['seeds']} random states: R² {s['r2_mean']:.3f} ± "
                          f"{s['r2_sd']:.3f} (range {s['r2_min']:.3f} to {s['r2_max']:.3f}), MAE "

@@ -13,8 +13,7 @@ Every model is scored on the same test clusters: the table baselines of
 ``prior_blend``), descriptor models of :mod:`cluster_gnn.baselines` (composition trees; the
 authors' 15 DFT descriptors with extra trees and with the reference-anchored pairwise
 difference model, a baseline that needs DFT), and graph ensembles trained here for each
-held-out set. ``chosen`` (:data:`CHOSEN`) names the model behind predictions for a cluster
-of a family no training cluster belongs to.
+held-out set. ``chosen`` (:data:`CHOSEN`) names the model behind predictions.
 """
 from __future__ import annotations
 
@@ -42,8 +41,8 @@ __all__ = ["TRANSFER_SPLITS", "CHOSEN", "DESCRIPTOR_MODELS", "evaluate_transfer"
            "interval_coverage", "transfer_table", "TRANSFER_DESCRIPTIONS"]
 
 TRANSFER_SPLITS = ("mixtures", "family")
-#: the model behind predictions: the GIN, except for a cluster with a metal pair that no
-#: training cluster mixes, where the GIN does not transfer and prior_blend takes over
+#: the model behind predictions: the GIN for a cluster of one metal, prior_blend for a
+#: cluster that mixes metals (the GIN does not carry rates to mixtures: both splits)
 CHOSEN = "gin_or_prior_blend"
 #: descriptor models scored on the transfer splits: (key, descriptor set, regressor)
 DESCRIPTOR_MODELS = [
@@ -57,7 +56,7 @@ TRANSFER_DESCRIPTIONS = {
     "metal_prior": "mean lg(k1) of each metal's training clusters, averaged over the cluster's metal atoms",
     "composition_ridge": "ridge regression on ligands per metal, metal atoms, charge and unpaired electrons per metal",
     "prior_blend": "mean of metal_prior and composition_ridge",
-    "gin_or_prior_blend": "the GIN, or prior_blend for a cluster with a metal pair no training cluster mixes "
+    "gin_or_prior_blend": "the GIN for a cluster of one metal, prior_blend for a mixed-metal cluster "
                           "(makes our predictions)",
     "et_composition+metal": "extra trees on composition + metal shares",
     "et_composition+elements": "extra trees on composition + metal-averaged periodic properties",
@@ -116,13 +115,7 @@ def evaluate_transfer(split: str = "mixtures", graph_models=("gin",), models_dir
                                   record=replace(base.record, held_out={}, domain=None), progress=progress)
         preds[name] = {n: (v[0], v[1], v[3]) for n, v in out_of_fold(ensemble, graphs, splits).items()}
     if "gin" in preds:
-        preds[CHOSEN] = {}
-        for split_key, test in local.items():
-            held = set(test)
-            seen = set().union(*(metal_pairs(names[j]) for j in range(len(names)) if j not in held))
-            for j in test:
-                new_pair = not metal_pairs(names[j]) <= seen
-                preds[CHOSEN][names[j]] = (preds["prior_blend"] if new_pair else preds["gin"])[names[j]]
+        preds[CHOSEN] = {n: (preds["prior_blend"] if metal_pairs(n) else preds["gin"])[n] for n in preds["gin"]}
     if split == "mixtures":
         preds["authors_transfer"] = {n: (preds["mean"][n][0], float(table.loc[n, "authors_transfer_pred"]), "mixtures")
                                      for n in preds["mean"]}
@@ -152,22 +145,24 @@ def _metal_set(name: str) -> str:
 
 
 def write_transfer(split: str, results: dict, models_dir=None) -> dict:
-    """Write ``models/evaluation-<split>.json`` and, once both transfer splits are written,
-    ``models/transfer.json``: the chosen model, its MAE on both splits, and ``new_pair_std``,
+    """Write ``models/evaluation-<split>.json`` and, once the mixtures split is written,
+    ``models/transfer.json``: the chosen model, its MAE on the splits written, and ``new_pair_std``,
     the standard deviation (lg units) of a prediction for a cluster with a metal pair never
     seen mixed: the RMS error of prior_blend on the mixtures split, where no pair was seen."""
     models_dir = Path(models_dir or MODELS_DIR)
     paths = {"evaluation": models_dir / f"evaluation-{split}.json"}
     paths["evaluation"].write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     done = {s: models_dir / f"evaluation-{s}.json" for s in TRANSFER_SPLITS}
-    if all(p.is_file() for p in done.values()):
-        scores = {s: json.loads(p.read_text(encoding="utf-8")) for s, p in done.items()}
+    scores = {s: json.loads(p.read_text(encoding="utf-8")) for s, p in done.items() if p.is_file()}
+    if "mixtures" in scores:
+        chosen = scores["mixtures"]["chosen"]
+        settings = {"chosen": chosen, "new_pair_model": "prior_blend",
+                    "new_pair_std": scores["mixtures"]["prior_blend"]["rmse"],
+                    "mixtures_mae": scores["mixtures"][chosen]["mae"]}
+        if "family" in scores and chosen in scores["family"]:
+            settings["family_mae"] = scores["family"][chosen]["mae"]
         paths["transfer"] = models_dir / "transfer.json"
-        paths["transfer"].write_text(json.dumps({
-            "chosen": scores["mixtures"]["chosen"], "new_pair_model": "prior_blend",
-            "new_pair_std": scores["mixtures"]["prior_blend"]["rmse"],
-            "mixtures_mae": scores["mixtures"][scores["mixtures"]["chosen"]]["mae"],
-            "family_mae": scores["family"][scores["family"]["chosen"]]["mae"]}, indent=1) + "\n", encoding="utf-8")
+        paths["transfer"].write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
     return paths
 
 
@@ -182,8 +177,15 @@ def interval_coverage(predictions: dict, model: str = CHOSEN) -> dict:
             "leave_one_out": float(np.mean(np.abs(e) <= Z90 * loo)), "std": float(rms)}
 
 
-def transfer_table(results: dict) -> pd.DataFrame:
-    """One row per model (``model``, ``mae``, ``r2``, ``rmse``, ``n``, ``description``), best MAE first."""
+def transfer_table(results: dict | str) -> pd.DataFrame | None:
+    """One row per model (``model``, ``mae``, ``r2``, ``rmse``, ``n``, ``description``), best
+    MAE first; ``results`` is :func:`evaluate_transfer`'s dict or a split name, whose
+    committed ``models/evaluation-<split>.json`` is read (None when it is not there)."""
+    if isinstance(results, str):
+        path = MODELS_DIR / f"evaluation-{results}.json"
+        if not path.is_file():
+            return None
+        results = json.loads(path.read_text(encoding="utf-8"))
     rows = [{"model": k, "mae": v["mae"], "r2": v["r2"], "rmse": v["rmse"], "n": v["n"],
              "description": TRANSFER_DESCRIPTIONS.get(k, "")}
             for k, v in results.items() if isinstance(v, dict)]

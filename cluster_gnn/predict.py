@@ -9,11 +9,12 @@ standard deviation (member spread and validation residuals, see
 For the 159 measured clusters :func:`predict_named` uses only the members that never saw
 the cluster (its fold's out-of-fold prediction), so a shown prediction is never in-sample.
 
-A cluster with a pair of metals that no training cluster mixes (Co with Ta, say) is beyond
-what the GIN carries over (``cluster-gnn evaluate --split mixtures``): its prediction comes
-from :class:`~cluster_gnn.transfer.PriorBlend` fitted on the measured clusters, with the
-standard deviation measured for that case (``models/transfer.json``, ``new_pair_std``), and
-``Prediction.new_metal_pair`` says so.
+A cluster that mixes metals is beyond what the GIN carries over (``cluster-gnn evaluate
+--split mixtures`` and ``--split family``): its prediction comes from
+:class:`~cluster_gnn.transfer.PriorBlend` fitted on the measured clusters the GIN was trained
+on, with the standard deviation measured on held-out mixed clusters (``models/transfer.json``,
+``new_pair_std``); ``Prediction.model`` says ``prior_blend`` and ``new_metal_pair`` whether any
+training cluster mixes the same metals.
 """
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ class Prediction:
         (:attr:`~cluster_gnn.domain.Domain.threshold`, 0.62 for the committed GIN).
     relaxation: ``{"energy": eV, "converged": bool, "steps": int}`` when the structure
         was relaxed first, else None.
-    new_metal_pair: True when the cluster mixes two metals that no training cluster mixes;
-        the prediction then comes from ``prior_blend`` (``model``), not the GIN.
+    new_metal_pair: True when the cluster mixes two metals that no training cluster mixes
+        (every mixed cluster is predicted by ``prior_blend``, see ``model``).
     explanation: the :class:`~cluster_gnn.explain.Explanation` when explained, else None.
     """
 
@@ -178,7 +179,7 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
                             name=name, model=ensemble.name, relaxation=relaxation)
     _add_distance(prediction, ensemble, graph, None)
-    _new_pair_gate(prediction, ensemble)
+    _mixture_gate(prediction, ensemble)
     return _explained(prediction, ensemble) if explain else prediction
 
 
@@ -200,27 +201,28 @@ def _transfer_settings() -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=64)
 def _prior_blend(trained_on: tuple[str, ...]) -> PriorBlend:
     table = load_clusters()
     return PriorBlend().fit(table[table["name"].isin(trained_on) & table["lg_k1"].notna()])
 
 
-def _new_pair_gate(prediction: Prediction, ensemble) -> None:
-    """Hand a cluster with a metal pair the training set never mixes to ``prior_blend``."""
+def _mixture_gate(prediction: Prediction, ensemble) -> None:
+    """Hand a mixed-metal cluster to ``prior_blend``, fitted on the GIN's training clusters
+    (without the cluster itself when it is one of them: a held-out prediction)."""
     formula = prediction.atoms.get_chemical_formula(mode="metal")
     pairs = metal_pairs(formula)
     trained_on = tuple(getattr(getattr(ensemble, "record", None), "trained_on", ()) or ())
     if not pairs or not trained_on:
         return
-    seen = set().union(*(metal_pairs(n) for n in trained_on))
-    if pairs <= seen:
-        return
+    held_out = prediction.name in trained_on
+    trained_on = tuple(n for n in trained_on if n != prediction.name)
     row = pd.DataFrame([{"name": formula, "charge": prediction.charge, "multiplicity": prediction.multiplicity}])
     prediction.lg_k1 = float(_prior_blend(trained_on).predict(row)[0])
     prediction.lg_k1_std = float(_transfer_settings()["new_pair_std"])
     prediction.model = "prior_blend"
-    prediction.new_metal_pair = True
+    prediction.out_of_fold = held_out
+    prediction.new_metal_pair = not pairs <= set().union(*(metal_pairs(n) for n in trained_on))
 
 
 def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool, level: XTBConfig):
@@ -253,13 +255,13 @@ def predict_named(name: str, ensemble=None, explain: bool = False) -> Prediction
     features = _bundled_features(row["name"]) or compute_xtb_features(atoms, charge, mult, ensemble.record.level_of_theory)
     graph = ensemble.featurize(atoms, charge, mult, features=features, name=row["name"])
     measured = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
-    fold = int(row["fold"]) if measured is not None else None
+    fold = int(row["fold"]) if measured is not None and not pd.isna(row["fold"]) else None
     oof = fold is not None and fold in ensemble.folds()
     mean, std = ensemble.predict([graph], fold=fold if oof else None)
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
                             out_of_fold=oof, fold=fold if oof else None, name=row["name"], model=ensemble.name)
     _add_distance(prediction, ensemble, graph, fold if oof else None)
-    _new_pair_gate(prediction, ensemble)
+    _mixture_gate(prediction, ensemble)
     return _explained(prediction, ensemble) if explain else prediction
 
 

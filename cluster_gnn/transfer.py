@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .spin import estimate_multiplicity
+from .spin import estimate_multiplicity, unpaired_per_metal
 from .structures import formula_counts, is_metal, metal_shares
 
 __all__ = ["MeanRate", "MetalPrior", "CompositionRidge", "PriorBlend", "TRANSFER_MODELS",
@@ -38,10 +38,11 @@ def composition_spin_features(table: pd.DataFrame) -> np.ndarray:
     per metal atom]``, shape ``[num_clusters, 7]``; ``table`` needs ``name``, ``charge`` and
     ``multiplicity`` (2S+1; where it is missing, :func:`~cluster_gnn.spin.estimate_multiplicity`,
     the estimate the structure search used)."""
-    rows = []
+    rows, rates = [], None
     for name, charge, mult in zip(table["name"], table["charge"], table["multiplicity"]):
         if pd.isna(mult):
-            mult = estimate_multiplicity(name, int(charge))
+            rates = unpaired_per_metal() if rates is None else rates
+            mult = estimate_multiplicity(name, int(charge), rates)
         counts = formula_counts(name)
         n_metal = sum(n for s, n in counts.items() if is_metal(s)) or 1
         rows.append([counts.get(e, 0) / n_metal for e in _LIGANDS]

@@ -78,7 +78,7 @@ def pick_published() -> dict | None:
     if name not in ready:
         st.warning(f"No {LEVEL} structure for {name} yet: the structure search has not reached it.")
         return None
-    return {"name": name, "measured": measured, "title": name}
+    return {"name": name, "measured": measured, "title": name, "rate": row["rate"]}
 
 
 def pick_upload() -> dict | None:
@@ -148,10 +148,26 @@ def main() -> None:
                          "standard deviation: spread of the GIN "
                          "members, their validation residuals and the distance from the training clusters; "
                          "±1.645 of it is the 90 % interval.")
-    col_meas.metric("Measured lg k₁", "—" if measured is None else f"{measured:.2f}")
+    if measured is not None:
+        col_meas.metric("Measured lg k₁", f"{measured:.2f}",
+                        help="The prediction beside it is out-of-fold: made without this cluster." if
+                        prediction.out_of_fold else
+                        "This cluster was among the training clusters of every member, so the prediction "
+                        "beside it is not a test; the mixtures split scores it held out.")
+    elif job.get("rate") == "withheld":
+        col_meas.metric("Measured lg k₁", "withheld", help="Measured, but withheld on purpose: the project "
+                        "predicts these 33 mixed clusters blind.")
+    else:
+        col_meas.metric("Measured lg k₁", "—", help="Not measured.")
     col_gap.metric(f"HOMO-LUMO gap ({LEVEL})", f"{features.homo_lumo_gap:.2f} eV")
-    if prediction.extrapolating:
-        st.warning(f"This cluster lies far from the 159 training clusters (distance "
+    if prediction.model == "prior_blend":
+        seen = ("No training cluster mixes these metals. " if prediction.new_metal_pair else "")
+        st.info(seen + "The GIN does not carry rates to metal mixtures (held-out mixed clusters), so this "
+                "prediction comes from the metals' own average rates moved by stoichiometry and spin "
+                "(prior_blend), with the uncertainty measured on held-out mixed clusters. The atom colours "
+                "still show how the GIN reads the structure.")
+    elif prediction.extrapolating:
+        st.warning(f"This cluster lies far from the 183 measured training clusters (distance "
                    f"{prediction.domain_distance:.2f}; nine in ten measured clusters lie within "
                    f"{prediction.domain_threshold:.2f} of the others): the prediction "
                    "is an extrapolation and its uncertainty has been widened accordingly.")

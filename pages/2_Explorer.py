@@ -11,7 +11,7 @@ from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.structures import normalize_name
 
 OOF = DATA_DIR / "predictions" / "oof.csv"
-BLIND = DATA_DIR / "predictions" / "heteronuclear-57.csv"
+BLIND = DATA_DIR / "predictions" / "heteronuclear-33-withheld.csv"
 DESCRIPTORS = DATA_DIR / "descriptors.csv"
 LG_K1 = "lg k₁ (k₁ in cm³ molecule⁻¹ s⁻¹)"
 
@@ -110,8 +110,8 @@ def parity(oof: pd.DataFrame) -> None:
 
 
 def blind(frame: pd.DataFrame) -> None:
-    st.subheader("Blind predictions: heteronuclear clusters")
-    st.caption("No measured rates are used or shown for these 57 clusters.")
+    st.subheader("Blind predictions: mixed-metal clusters whose rates are withheld")
+    st.caption("Their rates were measured but are withheld on purpose: no rate of these 33 clusters is used or shown.")
     pick = alt.selection_point(fields=["name"], on="click", name="pick_blind", empty=False)
     order = frame.sort_values("lg_k1_pred", ascending=False)["name"].tolist()
     base = alt.Chart(frame).encode(y=alt.Y("name:N", sort=order, title=None))
@@ -176,13 +176,13 @@ def main() -> None:
         descriptors(apply(desc, chosen))
         shown = True
     if not shown:
-        st.info("No predictions or descriptors yet (data/predictions/oof.csv, heteronuclear-57.csv and "
+        st.info("No predictions or descriptors yet (data/predictions/oof.csv, heteronuclear-33-withheld.csv and "
                 "data/descriptors.csv appear once the models are trained): showing the cluster table.")
     st.subheader("Clusters")
     if oof is not None:
         download(apply(oof, chosen), "oof-predictions.csv")
         if hetero is not None:
-            download(apply(hetero, chosen), "heteronuclear-57-predictions.csv")
+            download(apply(hetero, chosen), "heteronuclear-33-withheld-predictions.csv")
     else:
         download(apply(everything, chosen), "clusters.csv")
 

@@ -94,7 +94,7 @@ def prediction_files(monkeypatch, tmp_path):
 
     table = load_clusters()
     homo = table[table["kind"] == "homonuclear"]
-    hetero = table[table["kind"] == "heteronuclear"]
+    hetero = table[table["rate"] == "withheld"]
     rng = np.random.default_rng(0)
     (tmp_path / "predictions").mkdir()
     oof = homo[["cluster", "name", "lg_k1", "fold", "metals", "ligands"]].copy()
@@ -102,7 +102,7 @@ def prediction_files(monkeypatch, tmp_path):
     oof["lg_k1_std"] = 0.3
     oof.to_csv(tmp_path / "predictions" / "oof.csv", index=False)
     blind = hetero[["cluster"]].assign(lg_k1_pred=rng.normal(-12, 1, len(hetero)), lg_k1_std=0.4)
-    blind.to_csv(tmp_path / "predictions" / "heteronuclear-57.csv", index=False)
+    blind.to_csv(tmp_path / "predictions" / "heteronuclear-33-withheld.csv", index=False)
     desc = homo[["name", "family", "metals", "ligands", "lg_k1"]].assign(
         charge_polarization=rng.normal(size=len(homo)), n_atoms=homo["n_atoms"])
     desc.to_csv(tmp_path / "descriptors.csv", index=False)
@@ -117,9 +117,9 @@ def test_explorer_with_predictions(prediction_files):
     assert len(at.get("vega_lite_chart")) == 3  # parity, blind, descriptors
     assert at.selectbox(key="descriptor_x").options == ["charge_polarization", "n_atoms"]
     at.selectbox(key="descriptor_x").select("n_atoms").run()
-    at.multiselect(key="f_family").set_value(["homonuclear"]).run()
+    at.multiselect(key="f_family").set_value(["Mo-S"]).run()
     assert not at.exception
-    assert [len(d.value) for d in at.dataframe] == [159, 0]  # out-of-fold, blind (none homonuclear)
+    assert [len(d.value) for d in at.dataframe] == [25, 0]  # out-of-fold Mo-S clusters, blind (none Mo-S)
     assert len(at.get("download_button")) == 2
 
 
