@@ -289,7 +289,7 @@ def _predict_bundled(names, ensemble) -> list[Prediction]:
                                                                           ensemble.record.level_of_theory)
         graph = ensemble.featurize(atoms, charge, mult, features=features, name=row["name"])
         measured = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
-        fold = int(row["fold"]) if measured is not None else None
+        fold = int(row["fold"]) if measured is not None and pd.notna(row["fold"]) else None  # mixed: no fold
         oof = fold is not None and fold in ensemble.folds()
         items.append((row["name"], atoms, features, charge, mult, graph, measured, fold if oof else None))
     predictions: list[Prediction | None] = [None] * len(items)
