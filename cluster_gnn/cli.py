@@ -280,7 +280,7 @@ class Predict(Subcommand):
                             help="gin (default: the GIN ensemble, chosen on leave-one-metal-out), consensus "
                                  "(GIN + gradient boosting on the cluster descriptors) or gcn")
         parser.add_argument("--timeout-s", type=flag(check_timeout), default=120.0,
-                            help="wall-clock limit for the xTB work in s, 1 to 86400 (0: none)")
+                            help="wall-clock limit for the xTB work in s, 0.1 to 86400 (0: none)")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     @staticmethod

@@ -361,7 +361,7 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 def run_time_limited(function, *args, timeout_s: float = 60.0):
     """Run ``function(*args)`` (a picklable module-level function) in a worker process and
     raise :class:`XTBTimeoutError` if it takes longer than ``timeout_s`` seconds (a finite
-    number from 1 s to a day, else :class:`ClusterGNNError`).
+    number from 0.1 s to a day, else :class:`ClusterGNNError`).
 
     Errors of the project (:class:`ClusterGNNError`) raised in the worker reach the caller
     unchanged. A timed-out worker is killed; it served this call only, so calls running

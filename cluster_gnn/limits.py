@@ -27,7 +27,7 @@ MAX_UNPAIRED_PER_ATOM = 5
 #: distances overflow double precision long before they mean anything).
 MAX_COORDINATE = 1000.0
 #: Time limits in s accepted for the xTB work of one call (0 or None elsewhere means none).
-MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1.0, 86400.0
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 86400.0
 
 
 def check_integer(value, what: str, low: int, high: int, reason: str = "spin") -> int:

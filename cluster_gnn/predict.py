@@ -175,7 +175,7 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
     timeout_s:
         Wall-clock limit in s for the xTB work (relaxation and single point), run in a
         worker process of this call's own (:func:`~cluster_gnn.electronic.run_time_limited`);
-        None or 0 runs it here without a limit; else 1 s to a day.
+        None or 0 runs it here without a limit; else 0.1 s to a day.
 
     Raises
     ------
