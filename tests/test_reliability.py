@@ -282,3 +282,41 @@ def test_a_timeout_hurts_only_its_own_call(test_data):
         t.join(timeout=180)
     assert isinstance(outcome.get("slow"), XTBTimeoutError)
     assert np.isfinite(outcome["real"].lg_k1)
+
+
+@pytest.mark.slow
+def test_ten_concurrent_sessions_predict_as_sequential_ones(test_data):
+    """What ten app sessions do at once (threads of one server): five pick a bundled
+    cluster, five upload a file (xTB in time-limited workers). No error, and each result
+    equals the sequential one. (AppTest itself is not thread-safe, so the pages' library
+    calls run here directly.)"""
+    from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
+    from cluster_gnn.spin import charge_and_multiplicity
+
+    files = sorted(test_data.glob("*.xyz"))[:5]
+    names = ["Mo5S4-", "Rh3-", "Fe3C2-", "Mo2S2-", "Fe2VC-"]
+
+    def named(name):
+        return predict_named(name, load_ensemble()).lg_k1
+
+    def uploaded(path):
+        atoms = read_cluster(path)
+        return predict_structure(atoms, *charge_and_multiplicity(atoms), ensemble=load_ensemble(), timeout_s=300).lg_k1
+
+    jobs = [(named, n) for n in names] + [(uploaded, f) for f in files]
+    outcome = {}
+
+    def session(k, function, arg):
+        try:
+            outcome[k] = function(arg)
+        except Exception as e:  # reported below
+            outcome[k] = e
+
+    threads = [threading.Thread(target=session, args=(k, f, a)) for k, (f, a) in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    assert len(outcome) == 10 and not [v for v in outcome.values() if isinstance(v, Exception)], outcome
+    for k, (function, arg) in enumerate(jobs):
+        assert outcome[k] == pytest.approx(function(arg), abs=1e-6), arg
