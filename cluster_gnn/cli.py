@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from .errors import ClusterGNNError
+from .limits import (FlagError, FlagParser, check_charge, check_integer, check_multiplicity, check_timeout, check_workers,
+                     flag)
 
 __all__ = ["main"]
 
@@ -68,14 +70,15 @@ class Structures(Subcommand):
     def add_arguments(cls, parser):
         parser.add_argument("names", nargs="*", help="cluster names as published or normalised (e.g. Mo5S4-)")
         parser.add_argument("--all", action="store_true", help="every cluster in data/clusters.csv")
-        parser.add_argument("--budget-s", type=float, default=None,
-                            help="wall-clock budget in s; unfinished clusters resume next time")
-        parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+        parser.add_argument("--budget-s", type=flag(check_integer, "--budget-s", 1, 10**7), default=None,
+                            help="wall-clock budget in whole s; unfinished clusters resume next time")
+        parser.add_argument("--workers", type=flag(check_workers), default=1, help="parallel worker processes")
         parser.add_argument("--scheduler", default=None,
                             help="address of a Dask distributed scheduler (default: local process pool)")
-        parser.add_argument("--n-starts", type=int, default=None, help="random starts per spin state")
-        parser.add_argument("--hop-steps", type=int, default=None, help="basin-hopping steps per refined minimum")
-        parser.add_argument("--n-refine", type=int, default=None, help="minima refined by basin hopping")
+        for option, low, what in (("--n-starts", 1, "random starts per spin state"),
+                                  ("--hop-steps", 0, "basin-hopping steps per refined minimum"),
+                                  ("--n-refine", 0, "minima refined by basin hopping")):
+            parser.add_argument(option, type=flag(check_integer, option, low, 1000), default=None, help=what)
         parser.add_argument("--out", type=Path, default=None, help="output folder (default data/structures)")
         parser.add_argument("--redo", action="store_true", help="search again clusters that already have a result")
 
@@ -87,8 +90,7 @@ class Structures(Subcommand):
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         if not args.names and not args.all:
-            print("error: name one or more clusters, or pass --all", file=sys.stderr)
-            return 2
+            raise FlagError("name one or more clusters, or pass --all")
         overrides = {k: v for k, v in (("n_starts", args.n_starts), ("hop_steps", args.hop_steps),
                                        ("n_refine", args.n_refine)) if v is not None}
         config = SearchConfig(**overrides)
@@ -264,20 +266,21 @@ class Predict(Subcommand):
     def add_arguments(cls, parser):
         parser.add_argument("xyz", nargs="*", type=Path,
                             help="structure file(s) (XYZ / extended XYZ); several files, or --out, give a table")
-        parser.add_argument("--charge", type=int, default=None, help="total charge in e (default: from the file, else -1)")
-        parser.add_argument("--multiplicity", type=int, default=None,
+        parser.add_argument("--charge", type=flag(check_charge), default=None,
+                            help="total charge in e, -3 to 3 (default: from the file, else -1)")
+        parser.add_argument("--multiplicity", type=flag(check_multiplicity), default=None,
                             help="spin multiplicity 2S+1 (default: from the file, else estimated from the formula)")
         parser.add_argument("--relax", action="store_true", help="relax the structure with xTB first")
         parser.add_argument("--names", type=Path, help="CSV with a 'cluster' column of bundled cluster names")
         parser.add_argument("--out", type=Path, help="output CSV for --names or several files (default: print)")
-        parser.add_argument("--workers", type=int, default=1, help="processes for several files (default 1)")
+        parser.add_argument("--workers", type=flag(check_workers), default=1, help="processes for several files (default 1)")
         parser.add_argument("--scheduler", default=None,
                             help="Dask scheduler address (tcp://host:8786) to spread several files over")
         parser.add_argument("--model", default="gin",
                             help="gin (default: the GIN ensemble, chosen on leave-one-metal-out), consensus "
                                  "(GIN + gradient boosting on the cluster descriptors) or gcn")
-        parser.add_argument("--timeout-s", type=float, default=120.0,
-                            help="wall-clock limit for the xTB work in s (0: none)")
+        parser.add_argument("--timeout-s", type=flag(check_timeout), default=120.0,
+                            help="wall-clock limit for the xTB work in s, 0.1 to 86400 (0: none)")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     @staticmethod
@@ -292,19 +295,17 @@ class Predict(Subcommand):
 
     @classmethod
     def run(cls, args):
-        from .predict import load_ensemble, predict_files, predict_names, predict_structure
-        from .errors import StructureError
+        from .predict import load_ensemble, predict_files, predict_names, predict_structure, read_names
         from .spin import charge_and_multiplicity
         from .structures import read_cluster
 
         if bool(args.xyz) == (args.names is not None):
-            print("error: give either XYZ file(s) or --names FILE.csv", file=sys.stderr)
-            return 2
+            raise FlagError("give either XYZ file(s) or --names FILE.csv")
         ensemble = load_ensemble(args.model)
         if len(args.xyz) > 1 or (args.xyz and args.out):
             table = predict_files(args.xyz, args.charge, args.multiplicity, args.relax, args.model,
                                   workers=args.workers, scheduler=args.scheduler,
-                                  timeout_s=args.timeout_s or None, progress=not args.json)
+                                  timeout_s=args.timeout_s, progress=not args.json)
             failed = int(table["error"].notna().sum())
             cls._emit(table, args, "rows")
             if failed:
@@ -312,20 +313,12 @@ class Predict(Subcommand):
                       file=sys.stderr)
             return 1 if failed == len(table) else 0
         if args.names is not None:
-            import pandas as pd
-
-            if not args.names.is_file():
-                raise StructureError(f"no such file: {args.names}", reason="no-file")
-            names = pd.read_csv(args.names)
-            if "cluster" not in names:
-                raise StructureError(f"{args.names} has no 'cluster' column", reason="no-column")
-            table = predict_names([str(n) for n in names["cluster"]], ensemble)
+            table = predict_names(read_names(args.names), ensemble)
             cls._emit(table[["cluster", "lg_k1_pred", "lg_k1_std"]], args, "predictions")
             return 0
         atoms = read_cluster(args.xyz[0])
         charge, mult = charge_and_multiplicity(atoms, args.charge, args.multiplicity)
-        p = predict_structure(atoms, charge, mult, relax=args.relax, ensemble=ensemble,
-                              timeout_s=args.timeout_s or None)
+        p = predict_structure(atoms, charge, mult, relax=args.relax, ensemble=ensemble, timeout_s=args.timeout_s)
         if args.json:
             print(json.dumps(p.to_dict(), indent=1))
         else:
@@ -343,8 +336,8 @@ class Explain(Subcommand):
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("cluster", help="cluster name (Mo5S4¯ or Mo5S4-) or an XYZ file")
-        parser.add_argument("--charge", type=int, default=None, help="total charge for an XYZ file (e)")
-        parser.add_argument("--multiplicity", type=int, default=None, help="2S+1 for an XYZ file")
+        parser.add_argument("--charge", type=flag(check_charge), default=None, help="total charge for an XYZ file (e)")
+        parser.add_argument("--multiplicity", type=flag(check_multiplicity), default=None, help="2S+1 for an XYZ file")
         parser.add_argument("--methods", nargs="+", default=["gnnexplainer", "integrated_gradients"],
                             choices=["gnnexplainer", "integrated_gradients"])
         parser.add_argument("--members", type=int, default=5, help="ensemble members explained")
@@ -470,7 +463,7 @@ COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, DFT, Train,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="cluster-gnn",
         description="Predict how fast gas-phase metal clusters activate N2 (lg k1) from GFN-xTB "
         "structures and a graph isomorphism network.",
@@ -485,12 +478,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
     try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
         return int(args.handler.run(args) or 0)
+    except FlagError as err:
+        print(f"error: {err} (see --help)", file=sys.stderr)
+        return 2
     except ClusterGNNError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

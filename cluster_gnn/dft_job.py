@@ -26,6 +26,7 @@ from ase.io import read, write
 from .datasets import find_cluster, load_clusters, load_structure
 from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
 from .errors import ClusterGNNError, DFTConvergenceError
+from .parallel import PidLock, die_with_parent, pid_alive
 
 __all__ = ["run_dft_job", "bundled_clusters", "load_dft_results", "dft_tables", "write_dft_tables", "DFT_DIR_NAME"]
 
@@ -46,19 +47,9 @@ def bundled_clusters(names=None):
 
 
 def _die_with_parent() -> None:
-    """Worker start-up: one thread, and on Linux a SIGTERM when the parent dies (even by
-    SIGKILL), so no orphan keeps computing or writing."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent is already gone
-            os._exit(1)
-    except OSError:
-        pass
+    """Worker start-up: one thread, and exit when the parent dies (even by SIGKILL): a
+    SIGTERM from Linux and a watchdog (:func:`~cluster_gnn.parallel.die_with_parent`)."""
+    die_with_parent(pdeathsig=True)
 
 
 def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict: dict) -> dict:
@@ -75,45 +66,15 @@ def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict:
     return record
 
 
-class _JobLock:
+class _JobLock(PidLock):
     """``<out_dir>/.lock`` holding the owner's pid; a lock whose owner is dead is taken over."""
 
     def __init__(self, out_dir: Path):
-        self.path = out_dir / ".lock"
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    owner = int(self.path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    owner = 0
-                if owner and _alive(owner):
-                    raise DFTConvergenceError(
-                        f"another DFT job (pid {owner}) is writing to {self.path.parent}; "
-                        f"wait for it or stop it", reason="locked") from None
-                self.path.unlink(missing_ok=True)  # stale: its owner is gone
-                continue
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            return self
-        raise DFTConvergenceError(f"cannot take the lock {self.path}", reason="locked")
-
-    def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+        super().__init__(Path(out_dir) / ".lock", "DFT job",
+                         error=lambda message: DFTConvergenceError(message, reason="locked"))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_alive = pid_alive
 
 
 def _write_json(path: Path, record: dict) -> None:

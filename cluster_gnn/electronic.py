@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing as mp
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -28,8 +29,9 @@ from ase.optimize import FIRE
 
 from .config import DATA_DIR, XTBConfig
 from .datasets import load_clusters, structure_path
-from .errors import DatasetError, XTBConvergenceError, XTBTimeoutError
-from .parallel import limit_threads
+from .errors import DatasetError, StructureError, XTBConvergenceError, XTBTimeoutError
+from .limits import check_timeout
+from .parallel import die_with_parent
 from .structures import check_spin, read_cluster
 
 __all__ = ["AtomFeatures", "compute_xtb_features", "xtb_calculator", "relax_cluster", "run_time_limited",
@@ -173,6 +175,10 @@ def compute_xtb_features(atoms, charge: int, multiplicity: int, config: XTBConfi
     valence = np.rint(pops.sum(axis=1) + mulliken).astype(int)
 
     n_el = int(round(np.sum(valence) - charge))
+    if not 0 < n_el <= 2 * len(orbital_energies):
+        raise StructureError(
+            f"charge {charge} leaves {n_el} valence electrons for {atoms.get_chemical_formula()}, but the "
+            f"{config.method} basis holds 1 to {2 * len(orbital_energies)}", reason="spin")
     order = np.sort(orbital_energies)
     homo_index = max(int(np.ceil(n_el / 2)) - 1, 0)
     homo = float(order[homo_index])
@@ -309,54 +315,76 @@ def load_feature_tables(directory=None) -> dict:
 
 # ---- bounded-time xTB for untrusted input (the app, the CLI's predict) ---------------------
 # tblite runs in compiled code that Python cannot interrupt, so a calculation with a time
-# limit runs in a persistent worker process, which is killed (and replaced on the next call)
-# when the limit passes. Warm calls cost only the pickling of atoms and results.
+# limit runs in a worker process, which is killed when the limit passes. Each call checks
+# out a worker of its own (one-process pool) and returns it when done, so a timeout kills
+# only the timed-out call's worker; concurrent calls (threads of the app) are unaffected.
+# Up to _MAX_IDLE warm workers are kept; warm calls cost only the pickling of atoms and
+# results. Workers die with this process (parallel.die_with_parent).
 
-_WORKERS = None
+_IDLE: list = []
+_IDLE_LOCK = threading.Lock()
+_MAX_IDLE = 2
 
 
-def _worker_pool():
-    global _WORKERS
-    if _WORKERS is None:
-        _WORKERS = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn"),
-                                       initializer=limit_threads)
-        atexit.register(_shutdown_workers)
-    return _WORKERS
+def _checkout() -> ProcessPoolExecutor:
+    with _IDLE_LOCK:
+        if _IDLE:
+            return _IDLE.pop()
+    return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"), initializer=die_with_parent)
+
+
+def _checkin(pool: ProcessPoolExecutor) -> None:
+    with _IDLE_LOCK:
+        if len(_IDLE) < _MAX_IDLE:
+            _IDLE.append(pool)
+            return
+    pool.shutdown(wait=False)
 
 
 def _shutdown_workers():
-    """Close the worker pool before the interpreter tears its modules down."""
-    global _WORKERS
-    pool, _WORKERS = _WORKERS, None
-    if pool is not None:
+    """Close the idle workers before the interpreter tears its modules down."""
+    with _IDLE_LOCK:
+        pools, _IDLE[:] = list(_IDLE), []
+    for pool in pools:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _kill_workers():
-    global _WORKERS
-    pool, _WORKERS = _WORKERS, None
-    if pool is None:
-        return
-    for proc in list(getattr(pool, "_processes", {}).values()):
+atexit.register(_shutdown_workers)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
         proc.kill()
     pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_time_limited(function, *args, timeout_s: float = 60.0):
     """Run ``function(*args)`` (a picklable module-level function) in a worker process and
-    raise :class:`XTBTimeoutError` if it takes longer than ``timeout_s`` seconds.
+    raise :class:`XTBTimeoutError` if it takes longer than ``timeout_s`` seconds (a finite
+    number from 0.1 s to a day, else :class:`ClusterGNNError`).
 
     Errors of the project (:class:`ClusterGNNError`) raised in the worker reach the caller
-    unchanged. A timed-out worker is killed; the next call starts a fresh one.
+    unchanged. A timed-out worker is killed; it served this call only, so calls running
+    at the same time in other threads are not affected.
     """
-    future = _worker_pool().submit(function, *args)
+    timeout_s = check_timeout(timeout_s, "timeout_s")
+    pool = _checkout()
     try:
-        return future.result(timeout=timeout_s)
+        future = pool.submit(function, *args)
+        result = future.result(timeout=timeout_s)
     except FutureTimeout:
-        _kill_workers()
+        _kill(pool)
         raise XTBTimeoutError(
             f"the xTB calculation did not finish within {timeout_s:g} s and was stopped; "
             "try a smaller or less distorted structure") from None
     except BrokenProcessPool as e:
-        _kill_workers()
-        raise XTBConvergenceError("the xTB worker process died (out of memory?)") from e
+        _kill(pool)
+        raise XTBConvergenceError("the xTB worker process died (it was killed, or ran out of memory)") from e
+    except Exception:
+        _checkin(pool)  # the worker is fine: the function raised
+        raise
+    except BaseException:  # KeyboardInterrupt while waiting: the worker is still busy
+        _kill(pool)
+        raise
+    _checkin(pool)
+    return result

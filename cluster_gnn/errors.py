@@ -18,6 +18,8 @@ __all__ = [
     "FeatureMismatchError",
     "ModelFileError",
     "DatasetError",
+    "PredictionError",
+    "LockedError",
 ]
 
 
@@ -33,7 +35,7 @@ class StructureError(ClusterGNNError, ValueError):
     ``"no-column"``, ``"binary"``, ``"not-text"``, ``"no-atoms"``, ``"truncated"``,
     ``"coordinates"``, ``"element"``, ``"unsupported-element"``, ``"overlap"``,
     ``"fragments"``, ``"too-many-atoms"``, ``"file-too-large"``, ``"formula"``,
-    ``"spin"``) so tests and callers can tell the refusals apart; the message is for people.
+    ``"spin"``, ``"comment"`` for a bad key in the comment line) so tests and callers can tell the refusals apart; the message is for people.
     """
 
     def __init__(self, message: str, reason: str = "invalid"):
@@ -83,3 +85,13 @@ class ModelFileError(ClusterGNNError, OSError):
 
 class DatasetError(ClusterGNNError, OSError):
     """Raised when the published data set is missing or does not have the expected layout."""
+
+
+class PredictionError(ClusterGNNError, ArithmeticError):
+    """Raised when a prediction (lg(k1) or its standard deviation) is not finite: such a
+    result is an error, never an output."""
+
+
+class LockedError(ClusterGNNError, RuntimeError):
+    """Raised when another live process holds the lock of a checkpoint or job folder
+    (:class:`~cluster_gnn.parallel.PidLock`): a checkpoint never has two writers."""

@@ -3,12 +3,111 @@
 :func:`task_executor` gives a :class:`concurrent.futures.Executor` for either, so the
 structure search (:func:`~cluster_gnn.search.search_many`) and batch prediction
 (:func:`~cluster_gnn.predict.predict_files`) submit their tasks the same way.
+
+Every local worker dies with its parent (:func:`die_with_parent`), even when the parent is
+killed by SIGKILL, so no orphan keeps computing or writing; :class:`PidLock` keeps a
+second writer off a checkpoint.
 """
 from __future__ import annotations
 
+import os
+import threading
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["task_executor", "limit_threads"]
+from .errors import LockedError
+
+__all__ = ["task_executor", "limit_threads", "die_with_parent", "PidLock", "pid_alive"]
+
+#: How often a worker checks that its parent still lives, in s.
+PARENT_POLL_S = 0.2
+
+
+def die_with_parent(pdeathsig: bool = False) -> None:
+    """Worker start-up: one OpenMP thread, and exit as soon as the parent process is gone.
+
+    A daemon thread polls ``os.getppid()`` every :data:`PARENT_POLL_S` s and ends the
+    process when the parent changes (it was re-parented: the parent died, by SIGKILL too).
+    Polling works whichever thread of the parent started the worker. ``pdeathsig`` also
+    asks Linux for a SIGTERM at the parent's death (``PR_SET_PDEATHSIG``), which is
+    immediate but fires when the *thread* that started the worker ends, so it is only for
+    pools started from the main thread.
+    """
+    limit_threads()
+    parent = os.getppid()
+    if pdeathsig:
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if parent == 1 or os.getppid() != parent:  # the parent is already gone
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process ``pid`` exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PidLock:
+    """A lock file holding the owner's pid, so a checkpoint never has two writers.
+
+    ``with PidLock(path, "structure search"):`` creates ``path`` exclusively and writes this process's
+    pid; a lock whose owner is dead (killed, say) is stale and taken over. A live owner
+    makes ``__enter__`` raise ``error(message)`` (default
+    :class:`~cluster_gnn.errors.LockedError`).
+    """
+
+    def __init__(self, path, what: str = "process", error=None):
+        self.path, self.what, self.error = Path(path), what, error
+
+    def _refuse(self, message: str):
+        return (self.error or LockedError)(message)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    owner = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    owner = 0
+                if owner and pid_alive(owner):
+                    raise self._refuse(f"another {self.what} (pid {owner}) is writing to {self.path.parent} "
+                                       f"({self.path.name}); wait for it or stop it") from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return self
+        raise self._refuse(f"cannot take the lock {self.path}")
+
+    def __exit__(self, *exc):
+        try:
+            if int(self.path.read_text().strip() or 0) == os.getpid():
+                self.path.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            pass
 
 
 def limit_threads() -> None:
@@ -20,7 +119,7 @@ def limit_threads() -> None:
 
 
 def _start_worker(initializer, initargs) -> None:
-    limit_threads()
+    die_with_parent()
     if initializer is not None:
         initializer(*initargs)
 
@@ -29,7 +128,8 @@ def _start_worker(initializer, initargs) -> None:
 def task_executor(workers: int = 1, scheduler=None, initializer=None, initargs=()):
     """Yield an executor: with ``scheduler`` (an address such as ``"tcp://host:8786"`` or a
     ``dask.distributed.Client``) Dask's, otherwise a pool of ``workers`` spawned local
-    processes (one thread each, then ``initializer(*initargs)``, local pools only). Shuts
+    processes (one thread each, dying with this process, then ``initializer(*initargs)``,
+    local pools only). Shuts
     down what it started, cancelling pending tasks."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor

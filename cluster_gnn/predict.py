@@ -18,6 +18,7 @@ training cluster mixes the same metals.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,17 +31,18 @@ from .config import DATA_DIR, MODELS_DIR, XTBConfig
 from .consensus import Consensus
 from .datasets import find_cluster, load_clusters, load_structure
 from .electronic import FEATURES_DIR_NAME, compute_xtb_features, load_feature_tables, relax_cluster, run_time_limited
-from .errors import ClusterGNNError, DatasetError
+from .errors import ClusterGNNError, DatasetError, StructureError
 from .explain import explain_prediction
+from .limits import check_finite_result, check_timeout
 from .graphs import load_graphs
 from .models import Ensemble
 from .parallel import task_executor
 from .spin import charge_and_multiplicity
-from .structures import check_spin, metal_pairs, read_cluster, validate_cluster
+from .structures import MAX_FILE_BYTES, check_spin, metal_pairs, read_cluster, validate_cluster
 from .transfer import PriorBlend
 
 __all__ = ["Prediction", "DEFAULT_MODEL", "load_ensemble", "predict_structure", "predict_named", "predict_names", "predict_files",
-           "Z90"]
+           "read_names", "Z90"]
 
 #: Half-width of a central 90 % normal interval in standard deviations.
 Z90 = 1.6448536269514722
@@ -119,15 +121,30 @@ class Prediction:
 DEFAULT_MODEL = "gin"
 
 
+#: Held while a model is loaded: concurrent first calls (threads of the app) wait for one
+#: load instead of each loading the ensemble (one load per process).
+_LOAD_LOCK = threading.RLock()
+
+
 @lru_cache(maxsize=4)
-def _load(path: str):
+def _load_uncached(path: str):
     return Ensemble.load(path)
 
 
+def _load(path: str):
+    with _LOAD_LOCK:
+        return _load_uncached(path)
+
+
 @lru_cache(maxsize=2)
-def _consensus(path: str):
+def _consensus_uncached(path: str):
     ensemble = _load(path)
     return Consensus(ensemble, load_graphs(graph_config=ensemble.record.graph_config))
+
+
+def _consensus(path: str):
+    with _LOAD_LOCK:
+        return _consensus_uncached(path)
 
 
 def load_ensemble(name: str = DEFAULT_MODEL, models_dir: Path | str | None = None):
@@ -158,13 +175,15 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
         Also compute per-atom importances (:func:`~cluster_gnn.explain.explain_prediction`).
     timeout_s:
         Wall-clock limit in s for the xTB work (relaxation and single point), run in a
-        worker process (:func:`~cluster_gnn.electronic.run_time_limited`); None runs it here
-        without a limit.
+        worker process of this call's own (:func:`~cluster_gnn.electronic.run_time_limited`);
+        None or 0 runs it here without a limit; else 0.1 s to a day.
 
     Raises
     ------
-    StructureError, XTBConvergenceError, XTBTimeoutError, ModelFileError
+    StructureError, XTBConvergenceError, XTBTimeoutError, ModelFileError, PredictionError
+    (a result that is not finite), ClusterGNNError (a bad ``timeout_s``)
     """
+    timeout_s = check_timeout(timeout_s, "timeout_s")
     ensemble = ensemble or load_ensemble()
     validate_cluster(atoms)
     check_spin(atoms.get_atomic_numbers(), charge, multiplicity)
@@ -178,15 +197,21 @@ def predict_structure(atoms, charge: int, multiplicity: int, relax: bool = False
     mean, std = ensemble.predict([graph])
     prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, int(charge), int(multiplicity),
                             name=name, model=ensemble.name, relaxation=relaxation)
-    _add_distance(prediction, ensemble, graph, None)
+    _add_distance(prediction, ensemble.distance([graph], None), ensemble)
     _mixture_gate(prediction, ensemble)
+    _check_finite(prediction)
     return _explained(prediction, ensemble) if explain else prediction
 
 
-def _add_distance(prediction: Prediction, ensemble, graph, fold) -> None:
-    distance = ensemble.distance([graph], fold)
+def _check_finite(prediction: Prediction) -> None:
+    """A prediction that is not finite is an error (:class:`PredictionError`), never an output."""
+    check_finite_result([prediction.lg_k1, prediction.lg_k1_std],
+                        f"the prediction for {prediction.name or prediction.atoms.get_chemical_formula()}")
+
+
+def _add_distance(prediction: Prediction, distance, ensemble, index: int = 0) -> None:
     if distance is not None:
-        prediction.domain_distance = float(distance[0])
+        prediction.domain_distance = float(distance[index])
         prediction.domain_threshold = ensemble.domain.threshold
 
 
@@ -249,20 +274,41 @@ def predict_named(name: str, ensemble=None, explain: bool = False) -> Prediction
     216 and :class:`StructureError` if the cluster has no structure yet.
     """
     ensemble = ensemble or load_ensemble()
-    row = find_cluster(name)
-    atoms = load_structure(row["name"])
-    charge, mult = int(atoms.info["charge"]), int(atoms.info["multiplicity"])
-    features = _bundled_features(row["name"]) or compute_xtb_features(atoms, charge, mult, ensemble.record.level_of_theory)
-    graph = ensemble.featurize(atoms, charge, mult, features=features, name=row["name"])
-    measured = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
-    fold = int(row["fold"]) if measured is not None and not pd.isna(row["fold"]) else None
-    oof = fold is not None and fold in ensemble.folds()
-    mean, std = ensemble.predict([graph], fold=fold if oof else None)
-    prediction = Prediction(float(mean[0]), float(std[0]), atoms, features, charge, mult, measured_lg_k1=measured,
-                            out_of_fold=oof, fold=fold if oof else None, name=row["name"], model=ensemble.name)
-    _add_distance(prediction, ensemble, graph, fold if oof else None)
-    _mixture_gate(prediction, ensemble)
+    prediction = _predict_bundled([name], ensemble)[0]
     return _explained(prediction, ensemble) if explain else prediction
+
+
+def _predict_bundled(names, ensemble) -> list[Prediction]:
+    """Predictions of bundled clusters, batched: the graphs of all clusters that use the
+    same members (one fold's, or all) go through each member in one forward pass. The
+    out-of-fold rule and the mixture gate apply per cluster, as for one."""
+    items = []
+    for given in names:
+        row = find_cluster(given)
+        atoms = load_structure(row["name"])
+        charge, mult = int(atoms.info["charge"]), int(atoms.info["multiplicity"])
+        features = _bundled_features(row["name"]) or compute_xtb_features(atoms, charge, mult,
+                                                                          ensemble.record.level_of_theory)
+        graph = ensemble.featurize(atoms, charge, mult, features=features, name=row["name"])
+        measured = None if np.isnan(row["lg_k1"]) else float(row["lg_k1"])
+        fold = int(row["fold"]) if measured is not None and pd.notna(row["fold"]) else None  # mixed: no fold
+        oof = fold is not None and fold in ensemble.folds()
+        items.append((row["name"], atoms, features, charge, mult, graph, measured, fold if oof else None))
+    predictions: list[Prediction | None] = [None] * len(items)
+    for fold in sorted({it[7] for it in items}, key=lambda f: -1 if f is None else f):
+        index = [i for i, it in enumerate(items) if it[7] == fold]
+        graphs = [items[i][5] for i in index]
+        mean, std = ensemble.predict(graphs, fold=fold)
+        distance = ensemble.distance(graphs, fold)
+        for k, i in enumerate(index):
+            name, atoms, features, charge, mult, _, measured, _ = items[i]
+            p = Prediction(float(mean[k]), float(std[k]), atoms, features, charge, mult, measured_lg_k1=measured,
+                           out_of_fold=fold is not None, fold=fold, name=name, model=ensemble.name)
+            _add_distance(p, distance, ensemble, k)
+            _mixture_gate(p, ensemble)
+            _check_finite(p)
+            predictions[i] = p
+    return predictions
 
 
 @lru_cache(maxsize=1)
@@ -286,14 +332,37 @@ def _bundled_features(name: str):
     return hit[1] if hit else None
 
 
+def read_names(path) -> list[str]:
+    """The ``cluster`` column of a CSV file (``predict --names``); :class:`StructureError`
+    for a missing, unreadable or empty file or one without that column."""
+    path = Path(path)
+    if not path.exists():
+        raise StructureError(f"no such file: {path}", reason="no-file")
+    if not path.is_file():
+        raise StructureError(f"{path} is not a regular file, expected a CSV file", reason="no-file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise StructureError(f"{path} is larger than the {MAX_FILE_BYTES >> 20} MiB limit", reason="file-too-large")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise StructureError(f"{path} is not a readable CSV file ({type(e).__name__})", reason="not-text") from e
+    if "cluster" not in table:
+        raise StructureError(f"{path} has no 'cluster' column (columns: {', '.join(map(str, table.columns[:5]))})",
+                             reason="no-column")
+    if table.empty:
+        raise StructureError(f"{path} lists no clusters", reason="empty")
+    return [str(n) for n in table["cluster"]]
+
+
 def predict_names(names, ensemble=None):
     """Predictions for many bundled clusters: a DataFrame with columns ``cluster`` (as
     given), ``name``, ``lg_k1_pred``, ``lg_k1_std``, ``domain_distance``, ``measured_lg_k1``,
-    ``out_of_fold``."""
+    ``out_of_fold``. Batched (:func:`_predict_bundled`): each member runs once per fold
+    group, not once per cluster; the results equal :func:`predict_named`'s."""
     ensemble = ensemble or load_ensemble()
+    names = list(names)
     rows = []
-    for given in names:
-        p = predict_named(given, ensemble)
+    for given, p in zip(names, _predict_bundled(names, ensemble)):
         shown = p.to_dict()
         rows.append({"cluster": given, "name": p.name, "lg_k1_pred": shown["lg_k1"],
                      "lg_k1_std": shown["lg_k1_std"], "domain_distance": shown["domain_distance"],
@@ -334,6 +403,7 @@ def predict_files(paths, charge: int | None = None, multiplicity: int | None = N
     in its worker, bounded by the SCF iteration and relaxation step limits rather than
     ``timeout_s``, which applies when files run here one after another.
     """
+    timeout_s = check_timeout(timeout_s, "timeout_s")
     paths = [str(p) for p in paths]
     bar = tqdm(total=len(paths), unit="file", disable=not progress, desc="predict")
     if workers <= 1 and scheduler is None:

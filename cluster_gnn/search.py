@@ -15,7 +15,9 @@ For one cluster (a formula, a charge and one or more spin multiplicities) the se
 Every relaxation is appended to a JSON-lines checkpoint
 (``data/structures/checkpoints/<name>.jsonl``) and flushed to disk before the next one
 starts, so a killed search resumes where it stopped and a half-written last line is
-ignored. Finished clusters are written atomically (temp file + rename) as extended XYZ:
+ignored. A lock file next to it (``<name>.lock``, the owner's pid) keeps a second search of
+the same cluster out while the first lives (:class:`~cluster_gnn.parallel.PidLock`), and
+workers die with the process that started them. Finished clusters are written atomically (temp file + rename) as extended XYZ:
 ``data/structures/<name>.xyz`` (global minimum) and ``<name>.isomers.xyz``.
 
 ASE's ``BasinHopping`` class is not used directly: its inner FIRE has no step cap, it
@@ -37,8 +39,8 @@ from tqdm import tqdm
 from .config import STRUCTURES_DIR, SearchConfig
 from .datasets import load_clusters
 from .electronic import relax_cluster
-from .errors import DatasetError, XTBConvergenceError
-from .parallel import task_executor
+from .errors import DatasetError, LockedError, XTBConvergenceError
+from .parallel import PidLock, task_executor
 from .spin import estimate_multiplicity, multiplicities_for
 from .structures import (MIN_DISTANCE, check_spin, formula_counts, fragments, is_metal, normalize_name, parse_name,
                          write_cluster)
@@ -227,6 +229,12 @@ def search_cluster(name: str, charge: int | None = None, multiplicities: list[in
         check_spin(numbers, charge, m)
 
     ckpt = out_dir / "checkpoints" / f"{norm}.jsonl"
+    with PidLock(ckpt.with_suffix(".lock"), f"structure search of {norm}"):
+        return _search_locked(norm, charge, multiplicities, symbols, config, out_dir, ckpt, deadline, progress)
+
+
+def _search_locked(norm, charge, multiplicities, symbols, config, out_dir, ckpt, deadline, progress) -> SearchResult:
+    """:func:`search_cluster` once it holds the checkpoint's lock."""
     final = out_dir / f"{norm}.xyz"
     _truncate_partial_line(ckpt)
     records = _read_checkpoint(ckpt)
@@ -332,7 +340,7 @@ def _search_task(name, charge, multiplicities, config, out_dir, deadline):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         return search_cluster(name, charge, multiplicities, config, out_dir, deadline)
-    except XTBConvergenceError as e:
+    except (XTBConvergenceError, LockedError) as e:
         return SearchResult(name, False, None, None, 0, 0.0, None), str(e)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import StructureError
+from .limits import MAX_COORDINATE, check_charge, check_multiplicity
 
 __all__ = [
     "cluster_family",
@@ -161,7 +162,10 @@ def electron_count(numbers, charge: int) -> int:
 
 
 def check_spin(numbers, charge: int, multiplicity: int) -> None:
-    """Refuse a multiplicity 2S+1 that the electron count cannot have."""
+    """Refuse a charge outside +-3 e (:data:`~cluster_gnn.limits.MAX_ABS_CHARGE`) and a
+    multiplicity 2S+1 that the electron count or the atom count cannot have."""
+    charge = check_charge(charge)
+    multiplicity = check_multiplicity(multiplicity, len(numbers))
     n_el = electron_count(numbers, charge)
     if n_el <= 0:
         raise StructureError(f"charge {charge} leaves {n_el} electrons", reason="spin")
@@ -219,6 +223,10 @@ def validate_cluster(atoms, *, max_atoms: int = MAX_ATOMS, min_distance: float =
         raise StructureError(
             f"atom {bad + 1} has a non-finite coordinate (NaN or inf)", reason="coordinates"
         )
+    if np.abs(pos).max() > MAX_COORDINATE:
+        bad = int(np.flatnonzero((np.abs(pos) > MAX_COORDINATE).any(axis=1))[0])
+        raise StructureError(f"atom {bad + 1} has a coordinate of {np.abs(pos[bad]).max():.3g} Å, beyond the "
+                             f"+-{MAX_COORDINATE:g} Å allowed", reason="coordinates")
     numbers = atoms.get_atomic_numbers()
     too_heavy = [s for s, z in zip(atoms.get_chemical_symbols(), numbers) if z > XTB_MAX_Z or z < 1]
     if too_heavy:
@@ -302,6 +310,11 @@ def parse_xyz_text(text: str, source: str = "input"):
             f"{source} is truncated: it declares {n} atoms but has {got} atom lines",
             reason="truncated",
         )
+    extra = [line for line in lines[2 + n:] if line.strip()]
+    if extra and not _ASCII_INT.fullmatch(extra[0].strip()):  # a next frame starts with its atom count
+        raise StructureError(
+            f"{source} declares {n} atoms but has {n + len(extra)} or more atom lines; "
+            "fix the count on the first line", reason="truncated")
     comment = lines[1]
     symbols, coords = [], []
     for k, line in enumerate(body, start=1):
@@ -351,23 +364,39 @@ def parse_xyz_text(text: str, source: str = "input"):
         atoms = read(io.StringIO("\n".join([str(n), ""] + plain) + "\n"), format="extxyz", index=0)
         atoms.info.clear()
     if atoms.calc is not None:  # ASE moves energy=... from the comment line into a calculator
-        energy = atoms.calc.results.get("energy")
-        if energy is not None:
-            atoms.info["energy"] = float(energy)
+        atoms.info["energy"] = atoms.calc.results.get("energy")
     atoms.calc = None
     atoms.pbc = False
     atoms.cell = None
+    return _checked_info(atoms, comment, source)
+
+
+def _checked_info(atoms, comment: str, source: str):
+    """Check the comment line's keys: ``charge`` and ``multiplicity`` whole numbers in
+    their ranges, ``energy`` a finite number; free text searched for ``charge -1``."""
+    info = atoms.info
+    if "energy" in info:
+        try:
+            energy = float(info["energy"])
+        except (TypeError, ValueError):
+            energy = math.nan
+        if isinstance(info["energy"], bool) or not math.isfinite(energy):
+            shown = info["energy"].item() if isinstance(info["energy"], np.generic) else info["energy"]
+            raise StructureError(f"{source}: energy {shown!r} in the comment line is not a finite number",
+                                 reason="comment")
+        info["energy"] = energy
     for key, pattern in (("charge", _CHARGE_IN_COMMENT), ("multiplicity", _MULT_IN_COMMENT)):
-        value = atoms.info.get(key)
-        if isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool):
-            if float(value) != int(value):
-                raise StructureError(f"{source}: {key} {value} in the comment line is not an integer", reason="spin")
-            atoms.info[key] = int(value)
+        value = info.pop(key, None)
+        if value is None:
+            m = pattern.search(comment)
+            value = m.group(1) if m else None
+        if value is None:
             continue
-        atoms.info.pop(key, None)
-        m = pattern.search(comment)
-        if m:
-            atoms.info[key] = int(m.group(1))
+        what = f"{source}: {key} in the comment line"
+        if key == "charge":
+            info[key] = check_charge(value, what)
+        else:
+            info[key] = check_multiplicity(value, len(atoms), what)
     return atoms
 
 
@@ -399,8 +428,11 @@ def read_cluster(source, *, validate: bool = True):
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label = path.name
-        if not path.is_file():
+        if not path.exists():
             raise StructureError(f"no such file: {path}", reason="no-file")
+        if not path.is_file():  # a directory, FIFO or device: never opened (a FIFO would block)
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise StructureError(f"{path} is {kind}, expected an XYZ file", reason="no-file")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise StructureError(

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cluster_gnn"
 
 #: Lowest first. Structures -> data -> xTB -> graphs -> models -> training / prediction -> reports -> CLI.
 LAYERS = [
-    ("config", "errors", "parallel"),  # settings, exceptions, process pools: no project imports
+    ("config", "errors"),             # settings, exceptions: no project imports
+    ("limits", "parallel"),           # allowed ranges of user-controlled numbers; process pools, pid locks
     ("structures",),                  # names, formulas, XYZ I/O, validation
     ("datasets",),                    # the published tables, folds, committed structures, element table
     ("spin",),                        # charge and multiplicity defaults and estimates
