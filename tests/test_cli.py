@@ -17,7 +17,7 @@ def test_help_lists_subcommands_and_is_fast():
 
 def test_build_data_cli(shared_datasets, tmp_path, capsys):
     assert main(["build-data", "--source", str(shared_datasets), "--out", str(tmp_path)]) == 0
-    assert "216 clusters, 159 with measured lg(k1)" in capsys.readouterr().out
+    assert "216 clusters, 183 with measured lg(k1)" in capsys.readouterr().out
 
 
 def test_cli_errors_are_one_line_no_traceback(tmp_path):
