@@ -227,27 +227,33 @@ def _transfer_settings() -> dict:
 
 
 @lru_cache(maxsize=64)
-def _prior_blend(trained_on: tuple[str, ...]) -> PriorBlend:
+def _prior_blend(without: str | None = None) -> PriorBlend:
+    """``prior_blend`` fitted on the measured clusters of ``data/clusters.csv`` (all 183),
+    leaving out ``without`` (a measured cluster predicted held-out)."""
     table = load_clusters()
-    return PriorBlend().fit(table[table["name"].isin(trained_on) & table["lg_k1"].notna()])
+    return PriorBlend().fit(table[table["lg_k1"].notna() & (table["name"] != without)])
+
+
+@lru_cache(maxsize=1)
+def _mixed_pairs() -> frozenset:
+    """The metal pairs of the measured mixed clusters."""
+    table = load_clusters()
+    return frozenset().union(*(metal_pairs(n) for n in table.loc[table["lg_k1"].notna(), "name"]))
 
 
 def _mixture_gate(prediction: Prediction, ensemble) -> None:
-    """Hand a mixed-metal cluster to ``prior_blend``, fitted on the GIN's training clusters
-    (without the cluster itself when it is one of them: a held-out prediction)."""
+    """Hand a mixed-metal cluster to ``prior_blend`` (held-out when it is a measured one)."""
     formula = prediction.atoms.get_chemical_formula(mode="metal")
     pairs = metal_pairs(formula)
-    trained_on = tuple(getattr(getattr(ensemble, "record", None), "trained_on", ()) or ())
-    if not pairs or not trained_on:
+    if not pairs or getattr(ensemble, "name", "gin") != "gin":
         return
-    held_out = prediction.name in trained_on
-    trained_on = tuple(n for n in trained_on if n != prediction.name)
+    measured = prediction.name is not None and prediction.measured_lg_k1 is not None
     row = pd.DataFrame([{"name": formula, "charge": prediction.charge, "multiplicity": prediction.multiplicity}])
-    prediction.lg_k1 = float(_prior_blend(trained_on).predict(row)[0])
+    prediction.lg_k1 = float(_prior_blend(prediction.name if measured else None).predict(row)[0])
     prediction.lg_k1_std = float(_transfer_settings()["new_pair_std"])
     prediction.model = "prior_blend"
-    prediction.out_of_fold = held_out
-    prediction.new_metal_pair = not pairs <= set().union(*(metal_pairs(n) for n in trained_on))
+    prediction.out_of_fold = measured
+    prediction.new_metal_pair = not pairs <= _mixed_pairs()
 
 
 def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool, level: XTBConfig):
