@@ -209,7 +209,7 @@ class Evaluate(Subcommand):
                 if not args.json:
                     print(f"split: {split} ({next(iter(preds.values())).__len__()} measured clusters held out)")
                     print(transfer_table(results).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-                    print(f"chosen for new families: {results['chosen']}\n")
+                    print(f"chosen (the model behind predictions): {results['chosen']}\n")
             else:
                 results, preds = evaluate(split, args.models, not args.no_baselines, with_predictions=True,
                                           progress=not args.json)
@@ -277,7 +277,7 @@ class Predict(Subcommand):
         parser.add_argument("--scheduler", default=None,
                             help="Dask scheduler address (tcp://host:8786) to spread several files over")
         parser.add_argument("--model", default="gin",
-                            help="gin (default: the GIN ensemble, chosen on leave-one-metal-out), consensus "
+                            help="gin (default: the GIN ensemble, with prior_blend for mixed-metal clusters), consensus "
                                  "(GIN + gradient boosting on the cluster descriptors) or gcn")
         parser.add_argument("--timeout-s", type=flag(check_timeout), default=120.0,
                             help="wall-clock limit for the xTB work in s, 0.1 to 86400 (0: none)")

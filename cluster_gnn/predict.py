@@ -116,8 +116,8 @@ class Prediction:
         return out
 
 
-#: The model behind predictions unless another is named: the GIN ensemble, chosen on the
-#: leave-one-metal-out proxy for the blind heteronuclear set (docs/experiments.md).
+#: The model behind predictions unless another is named: the GIN ensemble, whose mixed-metal
+#: clusters go to ``prior_blend`` (chosen on the mixtures and family splits, docs/experiments.md).
 DEFAULT_MODEL = "gin"
 
 
