@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import evaluate_descriptors
-from .config import DATA_DIR, MODELS_DIR
+from . import config
 from .consensus import Consensus
 from .datasets import load_clusters
 from .domain import fit_distance_scale
@@ -235,7 +235,7 @@ def write_evaluation(results: dict, predictions: dict, models_dir=None, data_dir
     for the measured clusters)."""
 
 
-    models_dir, data_dir = Path(models_dir or MODELS_DIR), Path(data_dir or DATA_DIR)
+    models_dir, data_dir = Path(models_dir or config.MODELS_DIR), Path(data_dir or config.DATA_DIR)
     eval_path = models_dir / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
     eval_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     if split != "folds":
@@ -282,7 +282,7 @@ def evaluation_table(split: str = "folds", models_dir=None):
     ``description``, ``r2``, ``mae``, ``rmse``, ``split_mean_mae``, ``coverage90``,
     ``mean_std``, ``n``), or None if it has not been written."""
 
-    path = Path(models_dir or MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
+    path = Path(models_dir or config.MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
     if not path.is_file():
         return None
     results = json.loads(path.read_text(encoding="utf-8"))
@@ -299,7 +299,7 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
     graph model against the best descriptor baselines of the same run (on R2 and on MAE),
     and their spread over random states; empty if the split has not been written."""
 
-    path = Path(models_dir or MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
+    path = Path(models_dir or config.MODELS_DIR) / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
     if not path.is_file():
         return []
     results = json.loads(path.read_text(encoding="utf-8"))

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import evaluate_descriptors
-from .config import MODELS_DIR
+from . import config
 from .datasets import load_clusters
 from .electronic import load_feature_tables
 from .graphs import load_graphs
@@ -149,7 +149,7 @@ def write_transfer(split: str, results: dict, models_dir=None) -> dict:
     ``models/transfer.json``: the chosen model, its MAE on the splits written, and ``new_pair_std``,
     the standard deviation (lg units) of a prediction for a cluster with a metal pair never
     seen mixed: the RMS error of prior_blend on the mixtures split, where no pair was seen."""
-    models_dir = Path(models_dir or MODELS_DIR)
+    models_dir = Path(models_dir or config.MODELS_DIR)
     paths = {"evaluation": models_dir / f"evaluation-{split}.json"}
     paths["evaluation"].write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     done = {s: models_dir / f"evaluation-{s}.json" for s in TRANSFER_SPLITS}
@@ -182,7 +182,7 @@ def transfer_table(results: dict | str) -> pd.DataFrame | None:
     MAE first; ``results`` is :func:`evaluate_transfer`'s dict or a split name, whose
     committed ``models/evaluation-<split>.json`` is read (None when it is not there)."""
     if isinstance(results, str):
-        path = MODELS_DIR / f"evaluation-{results}.json"
+        path = config.MODELS_DIR / f"evaluation-{results}.json"
         if not path.is_file():
             return None
         results = json.loads(path.read_text(encoding="utf-8"))
