@@ -36,7 +36,7 @@ from .models import ModelConfig
 from .predict import DEFAULT_MODEL, Z90, load_ensemble
 from .splits import group_splits, metrics, out_of_fold, published_folds
 from .training import TrainConfig, attach_domain, domain_residuals, train_ensemble
-from .transfer import TRANSFER_MODELS
+from .transfer import TRANSFER_MODELS, out_of_split
 
 __all__ = ["evaluate", "summarise", "write_evaluation", "evaluation_table",
            "paired_bootstrap", "comparison_lines", "baseline_verdict", "BASELINES", "SPLITS", "MODEL_DESCRIPTIONS", "BASELINE_SEEDS"]
@@ -146,15 +146,11 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
         for key, kind, reg in BASELINES:
             preds[key] = evaluate_descriptors(kind, names, y, local, reg, features)
             results[key] = summarise(preds[key])
-        rows = load_clusters().set_index("name").loc[[graphs[i].name for i in range(len(graphs))]].reset_index()
-        train_pool = [i for i, g in enumerate(graphs) if not np.isnan(float(g.y))]
+        table = load_clusters()
+        table = table[table["lg_k1"].notna()]
+        tests = {key: [graphs[i].name for i in idx] for key, idx in splits.items()}
         for key in ("mean", "metal_prior"):
-            preds[key] = {}
-            for split_key, test in splits.items():
-                held = set(test)
-                fitted = TRANSFER_MODELS[key]().fit(rows.iloc[[i for i in train_pool if i not in held]])
-                for i, p in zip(test, fitted.predict(rows.iloc[test])):
-                    preds[key][graphs[i].name] = (float(graphs[i].y), float(p), split_key)
+            preds[key] = out_of_split(TRANSFER_MODELS[key], table, tests)
             results[key] = summarise(preds[key])
         # the strongest baseline on each figure: a graph model has to beat both
         best_r2 = max((key for key, _, _ in BASELINES), key=lambda k: results[k]["r2"])

@@ -33,9 +33,9 @@ from .graphs import load_graphs
 from .models import ModelConfig
 from .predict import Z90, load_ensemble
 from .splits import family_splits, metrics, mixture_split, out_of_fold
-from .structures import formula_counts, is_metal, metal_pairs
+from .structures import metal_pairs, metal_shares
 from .training import TrainConfig, train_ensemble
-from .transfer import TRANSFER_MODELS
+from .transfer import TRANSFER_MODELS, out_of_split
 
 __all__ = ["TRANSFER_SPLITS", "CHOSEN", "DESCRIPTOR_MODELS", "evaluate_transfer", "write_transfer",
            "interval_coverage", "transfer_table", "TRANSFER_DESCRIPTIONS"]
@@ -94,15 +94,8 @@ def evaluate_transfer(split: str = "mixtures", graph_models=("gin",), models_dir
     pos = {i: j for j, i in enumerate(measured)}
     local = {k: [pos[i] for i in v] for k, v in splits.items()}
     rows = table.loc[names].reset_index()
-    preds: dict[str, dict] = {}
-    for key, model_cls in TRANSFER_MODELS.items():
-        preds[key] = {}
-        for split_key, test in local.items():
-            held = set(test)
-            train = rows.iloc[[j for j in range(len(rows)) if j not in held]]
-            fitted = model_cls().fit(train)
-            for j, p in zip(test, fitted.predict(rows.iloc[test])):
-                preds[key][names[j]] = (float(y[j]), float(p), split_key)
+    tests = {k: [names[j] for j in v] for k, v in local.items()}
+    preds: dict[str, dict] = {key: out_of_split(model_cls, rows, tests) for key, model_cls in TRANSFER_MODELS.items()}
     features = load_feature_tables()
     for key, kind, reg in DESCRIPTOR_MODELS:
         preds[key] = evaluate_descriptors(kind, names, y, local, reg, features)
@@ -141,7 +134,7 @@ def _summary(predictions: dict) -> dict:
 
 
 def _metal_set(name: str) -> str:
-    return "-".join(sorted(s for s in formula_counts(name) if is_metal(s)))
+    return "-".join(sorted(metal_shares(name)))
 
 
 def write_transfer(split: str, results: dict, models_dir=None) -> dict:

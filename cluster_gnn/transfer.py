@@ -28,7 +28,7 @@ from .spin import estimate_multiplicity, unpaired_per_metal
 from .structures import formula_counts, is_metal, metal_shares
 
 __all__ = ["MeanRate", "MetalPrior", "CompositionRidge", "PriorBlend", "TRANSFER_MODELS",
-           "composition_spin_features"]
+           "composition_spin_features", "out_of_split"]
 
 _LIGANDS = ("S", "C", "H", "N")
 
@@ -113,3 +113,18 @@ class PriorBlend:
 #: the table models by their key in the evaluation
 TRANSFER_MODELS = {"mean": MeanRate, "metal_prior": MetalPrior, "composition_ridge": CompositionRidge,
                    "prior_blend": PriorBlend}
+
+
+def out_of_split(model_cls, table: pd.DataFrame, tests: dict) -> dict:
+    """Held-out predictions of a table model: ``{name: (measured, predicted, key)}``.
+
+    ``table`` holds the measured clusters (``name``, ``charge``, ``multiplicity``, ``lg_k1``);
+    ``tests`` maps a split key to the names of its test clusters. The model for a key is
+    fitted on every row of ``table`` outside that key's test set."""
+    out = {}
+    for key, names in tests.items():
+        held = table["name"].isin(list(names))
+        fitted = model_cls().fit(table[~held])
+        for name, y, p in zip(table.loc[held, "name"], table.loc[held, "lg_k1"], fitted.predict(table[held])):
+            out[name] = (float(y), float(p), key)
+    return out
