@@ -15,158 +15,12 @@ import time
 from pathlib import Path
 
 from .errors import ClusterGNNError
-from .limits import (FlagError, FlagParser, check_charge, check_integer, check_multiplicity, check_timeout, check_workers,
-                     flag)
+from .limits import FlagError, FlagParser, check_charge, check_multiplicity, check_timeout, check_workers, flag
 
 __all__ = ["main"]
 
 
-class Subcommand:
-    name: str = ""
-    help: str = ""
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:  # pragma: no cover - overridden
-        pass
-
-    @classmethod
-    def run(cls, args: argparse.Namespace) -> int:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class BuildData(Subcommand):
-    name = "build-data"
-    help = ("read the published data set and write data/clusters.csv and data/nbo_descriptors.csv "
-            "(--elements: data/elements.csv from mendeleev, about a minute)")
-
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--source", type=Path, default=None,
-                            help="folder of the published data set (default ../shared/datasets)")
-        parser.add_argument("--out", type=Path, default=None, help="output folder (default data/)")
-        parser.add_argument("--elements", action="store_true",
-                            help="write data/elements.csv (periodic properties from mendeleev) instead")
-
-    @classmethod
-    def run(cls, args):
-        from .datasets import build_element_table, build_tables, load_clusters
-
-        if args.elements:
-            print(f"wrote {build_element_table(args.out)}")
-            return 0
-        paths = build_tables(args.source, args.out)
-        table = load_clusters(paths["clusters"].parent)
-        n_measured = int(table["lg_k1"].notna().sum())
-        print(f"wrote {paths['clusters']} ({len(table)} clusters, {n_measured} with measured lg(k1))")
-        print(f"wrote {paths['nbo_descriptors']}")
-        return 0
-
-
-class Structures(Subcommand):
-    name = "structures"
-    help = "global-minimum structure search with GFN-xTB (resumable; writes data/structures/)"
-
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("names", nargs="*", help="cluster names as published or normalised (e.g. Mo5S4-)")
-        parser.add_argument("--all", action="store_true", help="every cluster in data/clusters.csv")
-        parser.add_argument("--budget-s", type=flag(check_integer, "--budget-s", 1, 10**7), default=None,
-                            help="wall-clock budget in whole s; unfinished clusters resume next time")
-        parser.add_argument("--workers", type=flag(check_workers), default=1, help="parallel worker processes")
-        parser.add_argument("--scheduler", default=None,
-                            help="address of a Dask distributed scheduler (default: local process pool)")
-        for option, low, what in (("--n-starts", 1, "random starts per spin state"),
-                                  ("--hop-steps", 0, "basin-hopping steps per refined minimum"),
-                                  ("--n-refine", 0, "minima refined by basin hopping")):
-            parser.add_argument(option, type=flag(check_integer, option, low, 1000), default=None, help=what)
-        parser.add_argument("--out", type=Path, default=None, help="output folder (default data/structures)")
-        parser.add_argument("--redo", action="store_true", help="search again clusters that already have a result")
-
-    @classmethod
-    def run(cls, args):
-        from .config import SearchConfig
-        from .datasets import load_clusters
-        from .search import plan_search, search_many
-
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        if not args.names and not args.all:
-            raise FlagError("name one or more clusters, or pass --all")
-        overrides = {k: v for k, v in (("n_starts", args.n_starts), ("hop_steps", args.hop_steps),
-                                       ("n_refine", args.n_refine)) if v is not None}
-        config = SearchConfig(**overrides)
-        plan = plan_search(None if args.all else args.names, load_clusters())
-        print(f"{len(plan)} clusters, level of theory {config.xtb.label}, "
-              f"{config.n_starts} starts per spin state + {config.n_refine}x{config.hop_steps} hops", flush=True)
-        t0 = time.time()
-        finished = unfinished = failed = 0
-        for item in search_many(plan, config, args.workers, args.budget_s, args.out, args.scheduler, args.redo):
-            result, error = item if isinstance(item, tuple) else (item, None)
-            if error:
-                failed += 1
-                print(f"  {result.name}: FAILED {error}", flush=True)
-            elif result.finished:
-                finished += 1
-                print(f"  {result.name}: E = {result.energy:.4f} eV, M = {result.multiplicity}, "
-                      f"{result.n_relaxations} relaxations, {result.seconds:.0f} s", flush=True)
-            else:
-                unfinished += 1
-        print(f"done in {time.time() - t0:.0f} s: {finished} finished, {unfinished} left for a later run "
-              f"(budget), {failed} failed", flush=True)
-        return 1 if failed else 0
-
-
-class Features(Subcommand):
-    name = "features"
-    help = "xTB single points on the bundled structures -> data/features/{atoms,bonds,clusters}.csv"
-
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--out", type=Path, default=None, help="output folder (default data/features)")
-
-    @classmethod
-    def run(cls, args):
-        from .config import DATA_DIR
-        from .electronic import FEATURES_DIR_NAME, compute_bundled_features, write_feature_tables
-
-        t0 = time.time()
-        results, missing = compute_bundled_features()
-        paths = write_feature_tables(results, args.out or DATA_DIR / FEATURES_DIR_NAME)
-        print(f"features of {len(results)} clusters in {time.time() - t0:.1f} s -> {paths['atoms'].parent}")
-        if missing:
-            print(f"{len(missing)} clusters have no structure yet: {' '.join(missing[:10])}"
-                  + (" ..." if len(missing) > 10 else ""))
-        return 0
-
-
-class Train(Subcommand):
-    name = "train"
-    help = "train the GIN (and GCN baseline) ensembles on the published folds -> models/"
-
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--model", choices=["gin", "gcn"], nargs="+", default=["gin", "gcn"])
-        parser.add_argument("--n-seeds", type=int, default=None, help="members per fold")
-        parser.add_argument("--epochs", type=int, default=None, help="epochs per member (default 80)")
-        parser.add_argument("--workers", type=int, default=None,
-                            help="processes training members in parallel (default: number of CPU cores)")
-        parser.add_argument("--out", type=Path, default=None, help="model folder (default models/)")
-
-    @classmethod
-    def run(cls, args):
-        import torch
-
-        from .config import MODELS_DIR
-        from .training import TrainConfig, train_and_save
-
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-        workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
-        overrides = {k: v for k, v in (("n_seeds", args.n_seeds), ("epochs", args.epochs)) if v is not None}
-        overrides["workers"] = workers
-        for name in args.model:
-            path, summary = train_and_save(name, TrainConfig(**overrides), args.out or MODELS_DIR)
-            print(f"{name}: {summary['n_members']} members in {summary['seconds']:.0f} s -> {path}; "
-                  f"out-of-fold R2 {summary['r2']:.3f}, MAE {summary['mae']:.3f}")
-        return 0
+from .cli_build import BUILD_COMMANDS, Subcommand
 
 
 class Evaluate(Subcommand):
@@ -419,47 +273,7 @@ class Descriptors(Subcommand):
         return 0
 
 
-class DFT(Subcommand):
-    name = "dft"
-    help = ("PBE/def2-SVP natural charges, valence s/d occupancies and spin of the bundled clusters: a "
-            "resumable job (one record per cluster under data/features/dft/), then the tables "
-            "data/features/dft_descriptors.csv and dft_atoms.csv; needs pip install -e '.[dft]'")
-
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("names", nargs="*", help="clusters (default: all 216, smallest first)")
-        parser.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (default 1)")
-        parser.add_argument("--time-limit", type=float, default=3600.0, help="wall-time limit per cluster in s")
-        parser.add_argument("--retry-failed", action="store_true", help="run clusters whose record is a failure again")
-        parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
-        parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
-
-    @classmethod
-    def run(cls, args):
-        import subprocess
-
-        from .config import DATA_DIR, PROJECT_ROOT
-        from .dft_job import DFT_DIR_NAME, bundled_clusters, run_dft_job, write_dft_tables
-        from .electronic import FEATURES_DIR_NAME
-
-        features_dir = DATA_DIR / FEATURES_DIR_NAME
-        records = features_dir / DFT_DIR_NAME
-
-        def commit(path):
-            for cmd in (["git", "add", str(path)], ["git", "commit", "-q", "-m", f"DFT record: {path.stem}", "--", str(path)]):
-                subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, check=False)
-
-        if not args.tables_only:
-            counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
-                                 time_limit_s=args.time_limit, retry_failed=args.retry_failed,
-                                 on_record=commit if args.commit else None)
-            print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
-        for path in write_dft_tables(records, features_dir).values():
-            print(f"wrote {path}")
-        return 0
-
-
-COMMANDS: list[type[Subcommand]] = [BuildData, Structures, Features, DFT, Train, Evaluate, Predict, Explain, Descriptors]
+COMMANDS: list[type[Subcommand]] = BUILD_COMMANDS + [Evaluate, Predict, Explain, Descriptors]
 
 
 def build_parser() -> argparse.ArgumentParser:

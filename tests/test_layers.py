@@ -26,6 +26,7 @@ LAYERS = [
     ("consensus", "training", "explain"),
     ("predict",),
     ("evaluation", "mixtures", "descriptors", "viewer"),
+    ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
 ]
