@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from .errors import ClusterGNNError
-from .limits import FlagError, FlagParser, check_charge, check_multiplicity, check_timeout, check_workers, flag
+from .limits import (FlagError, FlagParser, check_charge, check_members, check_multiplicity, check_timeout, check_workers,
+                     flag)
 
 __all__ = ["main"]
 
@@ -185,23 +186,40 @@ class Predict(Subcommand):
 
 class Explain(Subcommand):
     name = "explain"
-    help = "which atoms drive the predicted rate of a cluster (name as published, or an XYZ file)"
+    help = ("which atoms drive the predicted rate of a cluster (name as published, or an XYZ file); "
+            "--fidelity: how faithful each explanation method is over the measured clusters")
+
+    #: explain.METHODS and DEFAULT_METHOD, spelled out so --help does not import torch (a test compares them)
+    methods = ("shapley", "occlusion", "integrated_gradients", "gnnexplainer")
+    default_method = "shapley"
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("cluster", help="cluster name (Mo5S4¯ or Mo5S4-) or an XYZ file")
+        parser.add_argument("cluster", nargs="?", help="cluster name (Mo5S4¯ or Mo5S4-) or an XYZ file")
         parser.add_argument("--charge", type=flag(check_charge), default=None, help="total charge for an XYZ file (e)")
         parser.add_argument("--multiplicity", type=flag(check_multiplicity), default=None, help="2S+1 for an XYZ file")
-        parser.add_argument("--methods", nargs="+", default=["gnnexplainer", "integrated_gradients"],
-                            choices=["gnnexplainer", "integrated_gradients"])
-        parser.add_argument("--members", type=int, default=5, help="ensemble members explained")
+        parser.add_argument("--methods", nargs="+", default=None, choices=cls.methods,
+                            help=f"explanation methods, the first one reported (default {cls.default_method}; "
+                                 "with --fidelity all)")
+        parser.add_argument("--members", type=flag(check_members), default=None,
+                            help="ensemble members explained (default 10; 5 with --fidelity)")
+        parser.add_argument("--fidelity", action="store_true",
+                            help="fidelity table of every method over the measured clusters (about 40 min)")
+        parser.add_argument("--write", action="store_true", help="with --fidelity: keep it in models/explanation-fidelity.json")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     @classmethod
     def run(cls, args):
+        import torch
+
+        torch.set_num_threads(1)
+        if args.fidelity:
+            return cls._fidelity(args)
+        if not args.cluster:
+            raise FlagError("explain needs a cluster name or an XYZ file (or --fidelity)")
         from .descriptors import cluster_descriptors
-        from .explain import explain_prediction, importance_summary
-        from .predict import load_ensemble, predict_named, predict_structure
+        from .explain import DEFAULT_METHOD, importance_summary
+        from .predict import formula_model, load_ensemble, predict_named, predict_structure
         from .spin import charge_and_multiplicity
         from .structures import read_cluster
 
@@ -212,38 +230,69 @@ class Explain(Subcommand):
             p = predict_structure(atoms, charge, mult, ensemble=ensemble)
         else:
             p = predict_named(args.cluster, ensemble)
-        exp = explain_prediction(p, ensemble, tuple(args.methods), max_members=args.members)
+        from .explain import explain_prediction
+
+        methods = tuple(args.methods or (DEFAULT_METHOD,))
+        exp = explain_prediction(p, ensemble, methods, max_members=args.members or 10,
+                                 formula_model=formula_model(p))
         symbols = p.atoms.get_chemical_symbols()
         sub = exp.subgraph
         described = cluster_descriptors(p.atoms, p.features, exp)
+        contribution = exp.contribution if exp.contribution is not None else [float("nan")] * len(symbols)
         out = {
             "cluster": p.name or p.atoms.get_chemical_formula(), "lg_k1": round(p.lg_k1, 4),
-            "lg_k1_std": round(p.lg_k1_std, 4), "measured_lg_k1": p.measured_lg_k1,
-            "atoms": [{"index": i, "symbol": s, "charge": round(float(q), 4), "importance": round(float(v), 4)}
-                      for i, (s, q, v) in enumerate(zip(symbols, p.features.charges, exp.importance))],
+            "lg_k1_std": round(p.lg_k1_std, 4), "measured_lg_k1": p.measured_lg_k1, "model": p.model,
+            "method": exp.method, "fidelity": {m: {k: round(v, 4) for k, v in f.items()} for m, f in exp.fidelity.items()},
+            "atoms": [{"index": i, "symbol": s, "charge": round(float(q), 4), "importance": round(float(v), 4),
+                       "contribution": round(float(c), 4)}
+                      for i, (s, q, v, c) in enumerate(zip(symbols, p.features.charges, exp.importance, contribution))],
             "subgraph": {"atoms": sub, "symbols": [symbols[i] for i in sub],
                          "polarization": round(described["subgraph_polarization"], 4),
                          "composition": described["subgraph_composition"],
                          "importance_share": round(described["subgraph_importance"], 4)},
             "bonds": [{"atoms": list(k), "importance": round(v, 4)} for k, v in exp.bond_importance.items()],
             "importance_contrast": round(described["importance_contrast"], 4),
-            "method_agreement": exp.method_agreement, "member_stability": exp.member_stability,
-            "methods": list(args.methods), "members": exp.n_members,
+            "atoms_effect": round(exp.atoms_effect, 4), "member_agreement": exp.member_stability,
+            "method_agreement": exp.method_agreement, "methods": list(methods), "members": exp.n_members,
         }
         if args.json:
             print(json.dumps(out, indent=1))
             return 0
-        print(f"{out['cluster']}: lg(k1) = {p.lg_k1:.2f} ± {p.lg_k1_std:.2f}"
-              + (f" (measured {p.measured_lg_k1:.2f})" if p.measured_lg_k1 is not None else ""))
-        print(f"{'atom':>6s} {'charge/e':>9s} {'importance':>10s}")
+        print(f"{out['cluster']}: lg(k1) = {p.lg_k1:.2f} ± {p.lg_k1_std:.2f} ({p.model})"
+              + (f", measured {p.measured_lg_k1:.2f}" if p.measured_lg_k1 is not None else ""))
+        print(f"{exp.method}: contribution to lg(k1) against an average atom (lg units), share of importance")
+        print(f"{'atom':>6s} {'charge/e':>9s} {'contrib':>8s} {'share':>6s}")
         for a in out["atoms"]:
             mark = " *" if a["index"] in sub else ""
-            print(f"{a['symbol'] + str(a['index'] + 1):>6s} {a['charge']:9.3f} {a['importance']:10.3f}{mark}")
+            print(f"{a['symbol'] + str(a['index'] + 1):>6s} {a['charge']:9.3f} {a['contribution']:+8.3f} "
+                  f"{a['importance']:6.3f}{mark}")
         sg = out["subgraph"]
         print(f"important subgraph (*): {' '.join(sg['symbols'])}, {sg['composition']}, "
               f"charge polarisation {sg['polarization']:.3f} e, {100 * sg['importance_share']:.0f} % of importance")
         print(importance_summary(p.atoms, exp.importance))
-        print(f"method agreement (Spearman) {exp.method_agreement:.2f}, member stability {exp.member_stability:.2f}")
+        f = exp.fidelity[exp.method]
+        print(f"deletion fidelity {f['fidelity']:+.3f} lg (top-ranked first {f['ranked']:.3f} vs random "
+              f"{f['random']:.3f}); member agreement (Spearman) {exp.member_stability:.2f}")
+        return 0
+
+    @classmethod
+    def _fidelity(cls, args):
+        from .config import MODELS_DIR
+        from .explain import METHODS
+        from .fidelity import fidelity_markdown, fidelity_rows, fidelity_summary
+
+        t0 = time.time()
+        rows = fidelity_rows(methods=tuple(args.methods or METHODS), max_members=args.members or 5)
+        summary = {**fidelity_summary(rows), "members": args.members or 5, "seconds": round(time.time() - t0)}
+        if args.json:
+            print(json.dumps(summary, indent=1))
+        else:
+            print(fidelity_markdown(summary))
+        if args.write:
+            path = MODELS_DIR / "explanation-fidelity.json"
+            path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+            rows.round(5).to_csv(MODELS_DIR / "explanation-fidelity.csv", index=False, lineterminator="\n")
+            print(f"wrote {path}")
         return 0
 
 

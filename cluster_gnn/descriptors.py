@@ -20,9 +20,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from .datasets import load_clusters, structure_path
-from .explain import METHODS, explain_prediction, importance_contrast
+from .explain import DEFAULT_METHOD, explain_prediction, importance_contrast
 from .graphs import xtb_descriptors
-from .predict import load_ensemble, predict_named
+from .predict import formula_model, load_ensemble, predict_named
 from .structures import is_metal
 
 __all__ = ["charge_polarization", "cluster_descriptors", "subgraph_composition"]
@@ -92,7 +92,7 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
     return out
 
 
-def descriptor_table(ensemble=None, names=None, methods=None, max_members: int = 5, epochs: int = 60,
+def descriptor_table(ensemble=None, names=None, methods=None, max_members: int = 10, epochs: int = 60,
                      progress: bool = True):
     """One row per bundled cluster: identity, measured and predicted lg(k1) with its
     standard deviation, and :func:`cluster_descriptors` with the explanation.
@@ -109,7 +109,8 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
         if not structure_path(name).is_file():
             continue
         p = predict_named(name, ensemble)
-        exp = explain_prediction(p, ensemble, methods or METHODS, max_members=max_members, epochs=epochs)
+        exp = explain_prediction(p, ensemble, methods or (DEFAULT_METHOD,), max_members=max_members, epochs=epochs,
+                                 formula_model=formula_model(p))
         row = table.set_index("name").loc[name]
         rows.append({"name": name, "cluster": row["cluster"], "family": row["family"], "metals": row["metals"],
                      "ligands": row["ligands"], "charge": int(row["charge"]), "multiplicity": p.multiplicity,

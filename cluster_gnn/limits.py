@@ -15,7 +15,8 @@ import numbers
 from .errors import ClusterGNNError, PredictionError, StructureError
 
 __all__ = ["MAX_ABS_CHARGE", "MAX_UNPAIRED_PER_ATOM", "MAX_COORDINATE", "MIN_TIMEOUT_S", "MAX_TIMEOUT_S",
-           "check_integer", "check_charge", "check_multiplicity", "check_timeout", "check_finite_result", "check_workers", "flag",
+           "check_integer", "check_charge", "check_multiplicity", "check_timeout", "check_finite_result", "check_workers",
+           "check_members", "flag",
            "FlagError", "FlagParser"]
 
 #: Largest |total charge| in e accepted for a cluster. The data set has anions and
@@ -81,6 +82,11 @@ def check_timeout(value, what: str = "time limit") -> float | None:
 def check_workers(value, what: str = "workers") -> int:
     """A number of worker processes, 1 to 256."""
     return check_integer(value, what, 1, 256, reason="flag")
+
+
+def check_members(value, what: str = "members") -> int:
+    """A number of ensemble members, 1 to 100."""
+    return check_integer(value, what, 1, 100, reason="flag")
 
 
 def check_finite_result(values, what: str) -> None:

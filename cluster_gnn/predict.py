@@ -41,7 +41,7 @@ from .spin import charge_and_multiplicity
 from .structures import MAX_FILE_BYTES, check_spin, metal_pairs, read_cluster, validate_cluster
 from .transfer import PriorBlend
 
-__all__ = ["Prediction", "DEFAULT_MODEL", "load_ensemble", "predict_structure", "predict_named", "predict_names", "predict_files",
+__all__ = ["Prediction", "DEFAULT_MODEL", "load_ensemble", "predict_structure", "predict_named", "predict_names", "predict_files", "formula_model",
            "read_names", "Z90"]
 
 #: Half-width of a central 90 % normal interval in standard deviations.
@@ -267,8 +267,30 @@ def _xtb_work(atoms, charge: int, multiplicity: int, relax: bool, level: XTBConf
     return atoms, compute_xtb_features(atoms, charge, multiplicity, level), relaxation
 
 
+def formula_model(prediction: Prediction):
+    """For a ``prior_blend`` prediction, the composition model behind it as
+    ``(predict, empty_value)`` for :func:`~cluster_gnn.explain.explain_prediction`:
+    ``predict(formulas)`` gives lg k1 at the prediction's charge and multiplicity (held-out for
+    a measured cluster, like the prediction), ``empty_value`` the mean measured lg k1. None for
+    a GIN prediction."""
+    if prediction.model != "prior_blend":
+        return None
+    measured = prediction.out_of_fold
+    model = _prior_blend(prediction.name if measured else None)
+    table = load_clusters()
+    empty = float(table.loc[table["lg_k1"].notna() & (table["name"] != (prediction.name if measured else None)),
+                            "lg_k1"].mean())
+
+    def predict(formulas):
+        rows = pd.DataFrame({"name": list(formulas), "charge": prediction.charge,
+                             "multiplicity": prediction.multiplicity})
+        return model.predict(rows)
+
+    return predict, empty
+
+
 def _explained(prediction: Prediction, ensemble) -> Prediction:
-    explain_prediction(prediction, ensemble)
+    explain_prediction(prediction, ensemble, formula_model=formula_model(prediction))
     return prediction
 
 

@@ -23,9 +23,10 @@ LAYERS = [
     ("search", "graphs", "dft_job"),  # global-minimum search; Atoms + features -> graphs; the resumable DFT job
     ("domain", "splits", "baselines", "transfer"),  # applicability domain; test sets and metrics; descriptor and transfer baselines
     ("models",),                      # the GNN, the ensemble and its record
+    ("attribution",),                 # per-atom Shapley values by masking, deletion fidelity
     ("consensus", "training", "explain"),
     ("predict",),
-    ("evaluation", "mixtures", "descriptors", "viewer"),
+    ("evaluation", "mixtures", "descriptors", "viewer", "fidelity"),
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
