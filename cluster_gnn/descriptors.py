@@ -56,8 +56,10 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
     ``subgraph_polarization``, ``subgraph_composition``, ``subgraph_size``,
     ``subgraph_atoms`` (e.g. ``Mo1 Mo2 S6``, 1-based), ``subgraph_importance`` (its share),
     ``top_atom``, ``importance_contrast`` (the largest per-atom share over the mean share
-    1/N: 1 when every atom matters equally, N when one atom carries it all) and the
-    explanation's ``method_agreement`` and ``member_stability``.
+    1/N: 1 when every atom matters equally, N when one atom carries it all),
+    ``importance_method``, ``atoms_effect`` (lg units the atoms' identities move the
+    prediction), ``deletion_fidelity`` (lg units) and the explanation's ``method_agreement``
+    and ``member_stability``.
     """
 
     symbols = atoms.get_chemical_symbols()
@@ -86,6 +88,9 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
             "subgraph_importance": float(np.sum(explanation.importance[sub])),
             "top_atom": f"{symbols[int(np.argmax(explanation.importance))]}{int(np.argmax(explanation.importance)) + 1}",
             "importance_contrast": importance_contrast(explanation.importance),
+            "importance_method": explanation.method,
+            "atoms_effect": explanation.atoms_effect,
+            "deletion_fidelity": explanation.fidelity.get(explanation.method, {}).get("fidelity", float("nan")),
             "method_agreement": explanation.method_agreement,
             "member_stability": explanation.member_stability,
         })
@@ -114,7 +119,7 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
         row = table.set_index("name").loc[name]
         rows.append({"name": name, "cluster": row["cluster"], "family": row["family"], "metals": row["metals"],
                      "ligands": row["ligands"], "charge": int(row["charge"]), "multiplicity": p.multiplicity,
-                     "lg_k1": p.measured_lg_k1, "lg_k1_pred": p.lg_k1, "lg_k1_std": p.lg_k1_std,
+                     "lg_k1": p.measured_lg_k1, "lg_k1_pred": p.lg_k1, "lg_k1_std": p.lg_k1_std, "model": p.model,
                      **cluster_descriptors(p.atoms, p.features, exp)})
     return pd.DataFrame(rows)
 
