@@ -1,7 +1,8 @@
 """Charge-polarisation descriptors, per cluster and for its important subgraph.
 
-Units: atomic charges are GFN1-xTB Mulliken charges in e; populations in e; energies in
-eV; lg(k1) is log10 of k1 in cm^3 molecule^-1 s^-1.
+Units: atomic charges in e (PBE/def2-SVP natural charges where the DFT job has done the
+cluster, GFN1-xTB Mulliken charges otherwise; the column ``charge_source`` says which);
+populations in e; energies in eV; lg(k1) is log10 of k1 in cm^3 molecule^-1 s^-1.
 
 **Charge polarisation** of a set of atoms S is the population standard deviation of their
 charges, ``sqrt(mean_{i in S} (q_i - mean_S q)^2)`` in e: 0 when every atom of the set
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from .datasets import load_clusters, structure_path
 from .explain import DEFAULT_METHOD, explain_prediction, importance_contrast
-from .graphs import xtb_descriptors
+from .dft_job import DFT_CHARGE_LABEL, load_dft_atoms
 from .predict import formula_model, load_ensemble, predict_named
 from .structures import is_metal
 
@@ -46,10 +47,13 @@ def subgraph_composition(symbols, atoms_idx) -> str:
     return "mixed"
 
 
-def cluster_descriptors(atoms, features, explanation=None) -> dict:
+def cluster_descriptors(atoms, features, explanation=None, dft=None) -> dict:
     """Descriptors of one cluster.
 
-    Always: ``charge_spread`` (polarisation of all atoms), ``metal_core_polarization``
+    Charges and metal s/d populations are the DFT ones when ``dft`` (the cluster's rows of
+    :func:`~cluster_gnn.dft_job.load_dft_atoms`, same atoms in the same order) is given, else
+    the xTB ``features``; ``charge_source`` names them. Always: ``charge_spread``
+    (polarisation of all atoms), ``metal_core_polarization``
     (of the metal atoms), ``metal_charge_mean`` / ``metal_charge_max`` / ``metal_charge_min``,
     ``ligand_charge_mean``, ``metal_d_population`` / ``metal_s_population`` (means),
     ``homo_lumo_gap``. With an :class:`~cluster_gnn.explain.Explanation` also
@@ -63,19 +67,27 @@ def cluster_descriptors(atoms, features, explanation=None) -> dict:
     """
 
     symbols = atoms.get_chemical_symbols()
-    q = np.asarray(features.charges, float)
     metal = np.array([is_metal(s) for s in symbols])
     nan = float("nan")
-    xtb = xtb_descriptors(atoms, features) if metal.any() else {}  # the metal statistics, computed once
+    if dft is not None and list(dft["symbol"]) == symbols:
+        q = np.asarray(dft["charge"], float)
+        s_pop, d_pop = np.asarray(dft["s_valence"], float), np.asarray(dft["d_valence"], float)
+        source = DFT_CHARGE_LABEL
+    else:
+        q = np.asarray(features.charges, float)
+        s_pop, d_pop = np.asarray(features.s_population, float), np.asarray(features.d_population, float)
+        source = f"{features.method} Mulliken"
+    qm = q[metal]
     out = {
+        "charge_source": source,
         "charge_spread": charge_polarization(q),
-        "metal_core_polarization": charge_polarization(q[metal]) if metal.any() else nan,
-        "metal_charge_mean": xtb.get("q_metal_mean", nan),
-        "metal_charge_max": xtb.get("q_metal_max", nan),
-        "metal_charge_min": xtb.get("q_metal_min", nan),
+        "metal_core_polarization": charge_polarization(qm) if metal.any() else nan,
+        "metal_charge_mean": float(qm.mean()) if metal.any() else nan,
+        "metal_charge_max": float(qm.max()) if metal.any() else nan,
+        "metal_charge_min": float(qm.min()) if metal.any() else nan,
         "ligand_charge_mean": float(q[~metal].mean()) if (~metal).any() else nan,
-        "metal_d_population": xtb.get("d_metal_mean", nan),
-        "metal_s_population": xtb.get("s_metal_mean", nan),
+        "metal_d_population": float(d_pop[metal].mean()) if metal.any() else nan,
+        "metal_s_population": float(s_pop[metal].mean()) if metal.any() else nan,
         "homo_lumo_gap": float(features.homo_lumo_gap),
     }
     if explanation is not None:
@@ -109,6 +121,7 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
     ensemble = ensemble or load_ensemble()
     table = load_clusters()
     names = list(table["name"]) if names is None else list(names)
+    dft = load_dft_atoms()
     rows = []
     for name in tqdm(names, disable=not progress, desc="descriptors", unit="cluster"):
         if not structure_path(name).is_file():
@@ -120,7 +133,7 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
         rows.append({"name": name, "cluster": row["cluster"], "family": row["family"], "metals": row["metals"],
                      "ligands": row["ligands"], "charge": int(row["charge"]), "multiplicity": p.multiplicity,
                      "lg_k1": p.measured_lg_k1, "lg_k1_pred": p.lg_k1, "lg_k1_std": p.lg_k1_std, "model": p.model,
-                     **cluster_descriptors(p.atoms, p.features, exp)})
+                     **cluster_descriptors(p.atoms, p.features, exp, dft.get(name))})
     return pd.DataFrame(rows)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing as mp
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -28,7 +27,11 @@ from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
 from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
-__all__ = ["run_dft_job", "bundled_clusters", "load_dft_results", "dft_tables", "write_dft_tables", "DFT_DIR_NAME"]
+__all__ = ["run_dft_job", "bundled_clusters", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
+           "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
+
+#: How the Explorer and the descriptor table name DFT charges.
+DFT_CHARGE_LABEL = "PBE/def2-SVP NPA"
 
 #: folder of the per-cluster records under ``data/features``
 DFT_DIR_NAME = "dft"
@@ -205,6 +208,20 @@ def load_dft_results(out_dir) -> dict:
             continue
         out[record.get("cluster", path.stem)] = record
     return out
+
+
+def load_dft_atoms(path=None) -> dict:
+    """``{cluster: DataFrame}`` of the committed per-atom DFT table (``data/features/dft_atoms.csv``:
+    ``index``, ``symbol``, ``charge`` in e, ``s_valence``, ``p_valence``, ``d_valence``,
+    ``spin`` in e), in atom order; empty when the table is not there. Needs no PySCF."""
+    from .config import DATA_DIR
+    from .electronic import FEATURES_DIR_NAME
+
+    path = Path(path) if path else DATA_DIR / FEATURES_DIR_NAME / "dft_atoms.csv"
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    return {name: rows.sort_values("index").reset_index(drop=True) for name, rows in table.groupby("cluster")}
 
 
 def dft_tables(out_dir):

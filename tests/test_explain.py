@@ -148,3 +148,20 @@ def test_the_cli_spells_the_methods_like_the_library():
     from cluster_gnn.explain import DEFAULT_METHOD
 
     assert Explain.methods == METHODS and Explain.default_method == DEFAULT_METHOD
+
+
+def test_descriptors_take_dft_charges_where_the_dft_job_has_them():
+    """Rh3- has a committed PBE/NPA record: its descriptors use those charges and say so; a
+    table whose atoms do not match the structure is not used."""
+    from cluster_gnn.dft_job import DFT_CHARGE_LABEL, load_dft_atoms
+    from cluster_gnn.electronic import load_feature_tables
+
+    dft = load_dft_atoms()["Rh3-"]
+    atoms, features = load_feature_tables()["Rh3-"]
+    with_dft = cluster_descriptors(atoms, features, dft=dft)
+    assert with_dft["charge_source"] == DFT_CHARGE_LABEL
+    assert with_dft["metal_charge_mean"] == pytest.approx(dft["charge"].mean())
+    assert with_dft["charge_spread"] == pytest.approx(charge_polarization(dft["charge"]))
+    xtb = cluster_descriptors(atoms, features, dft=dft.iloc[:2])
+    assert xtb["charge_source"].endswith("Mulliken")
+    assert xtb["metal_charge_mean"] == pytest.approx(float(np.mean(features.charges)))
