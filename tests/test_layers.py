@@ -25,6 +25,8 @@ LAYERS = [
     ("models",),                      # the GNN, the ensemble and its record
     ("consensus", "training", "explain"),
     ("predict",),
+    ("results",),                     # what the app shows for one cluster, live or precomputed
+    ("bundled",),                     # the precomputed table of the 216 bundled clusters
     ("evaluation", "mixtures", "descriptors", "viewer"),
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
