@@ -29,7 +29,7 @@ from .predict import Z90, predict_structure
 from .spin import charge_and_multiplicity
 from .structures import cluster_family, formula_counts, normalize_name, read_cluster
 
-__all__ = ["ClusterResult", "result_from_prediction", "explain_live", "known_cluster", "load_isomers",
+__all__ = ["ClusterResult", "atom_table", "result_from_prediction", "explain_live", "known_cluster", "load_isomers",
            "dft_atom_values", "predict_uploads", "xyz_text", "LIVE_ENV", "check_live_allowed"]
 
 #: Set this environment variable to ``0`` to make every live computation (xTB, ensemble,
@@ -214,6 +214,21 @@ def dft_atom_values(name: str | None, data_dir: Path | str | None = None) -> dic
     if rows.empty:
         return None
     return {"charge": rows["charge"].to_numpy(float), "spin": rows["spin"].to_numpy(float)}
+
+
+def atom_table(result: ClusterResult) -> pd.DataFrame:
+    """Per-atom numbers of a result, one row per atom: ``atom`` (symbol + number from 1),
+    ``element``, ``charge (e)`` (xTB Mulliken), ``s``/``p``/``d`` (shell populations, e) when
+    known, ``importance`` when explained."""
+    symbols = result.atoms.get_chemical_symbols()
+    table = pd.DataFrame({"atom": [f"{s}{i + 1}" for i, s in enumerate(symbols)], "element": symbols,
+                          "charge (e)": np.asarray(result.charges, dtype=float)})
+    for shell in ("s", "p", "d"):
+        if shell in result.populations:
+            table[shell] = np.asarray(result.populations[shell], dtype=float)
+    if result.importance is not None:
+        table["importance"] = np.asarray(result.importance, dtype=float)
+    return table
 
 
 def xyz_text(result: ClusterResult) -> str:

@@ -33,6 +33,9 @@ __all__ = [
     "atom_table",
     "structure_view",
     "viewer_html",
+    "halo_spheres",
+    "fit_zoom",
+    "element_legend_html",
     "threedmol_js",
 ]
 
@@ -53,6 +56,7 @@ MISSING_COLOUR = "#a0a0a0"
 
 _SPHERE_SCALE = 0.45  # ball radius = this x ASE's covalent radius (Mo 0.69 Å, S 0.47 Å)
 _STICK_RADIUS = 0.12  # Å
+_MIN_SPHERE = 0.25  # Å: H (0.45 x 0.31 Å) would hide inside its sticks
 
 
 def _hex_to_rgb(colour: str) -> np.ndarray:
@@ -214,7 +218,7 @@ _HOVER_OFF = """function(atom, viewer) {
 
 
 def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = False,
-                   width="100%", height: int = 420):
+                   width="100%", height: int = 420, halos=None):
     """A :class:`py3Dmol.view` of ``atoms`` as balls (0.45 x covalent radius) and sticks, one colour per atom.
 
     Parameters
@@ -229,6 +233,11 @@ def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = Fals
         Also draw ``symbol+number`` next to every atom permanently.
     width, height:
         Size of the viewer: CSS width (``"100%"`` or pixels) and height in pixels.
+    halos:
+        Per atom ``(colour, radius in Å, opacity)`` of a translucent sphere drawn around
+        it (see :func:`halo_spheres`), or None.
+
+    The view is zoomed so that every ball and halo fits the frame (:func:`fit_zoom`).
     """
     import py3Dmol
     from ase.data import covalent_radii
@@ -242,7 +251,7 @@ def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = Fals
     # skip its loader. An empty data: URL keeps even a stray load off the network.
     view = py3Dmol.view(width=width, height=height, js="data:text/javascript,")
     view.addModel(_xyz_text(atoms), "xyz")
-    radii = _SPHERE_SCALE * covalent_radii[atoms.get_atomic_numbers()]
+    radii = np.maximum(_SPHERE_SCALE * covalent_radii[atoms.get_atomic_numbers()], _MIN_SPHERE)
     for i in range(n):
         paint = {"colorscheme": "Jmol"} if colours is None else {"color": colours[i]}
         view.setStyle({"index": i}, {"sphere": {"radius": round(float(radii[i]), 3), **paint},
@@ -257,8 +266,48 @@ def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = Fals
     texts = json.dumps([_clean(t) for t in labels])
     view.setHoverDuration(80)
     view.setHoverable({}, True, _HOVER_ON % texts, _HOVER_OFF)
+    outer = radii.copy()
+    if halos is not None:
+        if len(halos) != n:
+            raise ValueError(f"got {len(halos)} halos for {n} atoms")
+        for (x, y, z), (colour, radius, opacity) in zip(atoms.get_positions(), halos):
+            view.addSphere({"center": {"x": float(x), "y": float(y), "z": float(z)}, "radius": round(radius, 3),
+                            "color": colour, "opacity": round(opacity, 3)})
+        outer = np.maximum(outer, [h[1] for h in halos])
     view.zoomTo()
+    view.zoom(fit_zoom(atoms.get_positions(), outer))
     return view
+
+
+def fit_zoom(positions, radii, margin: float = 0.12) -> float:
+    """The zoom factor after 3Dmol's ``zoomTo`` (which fits the atom centres) that keeps every
+    sphere of ``radii`` (Å, shape ``[num_atoms]``) inside the frame with ``margin`` to spare:
+    ``R / (R + max radius)`` shrunk by the margin, ``R`` the largest centre distance from the
+    centroid (at least 1 Å)."""
+    positions = np.asarray(positions, dtype=float)
+    spread = float(np.max(np.linalg.norm(positions - positions.mean(axis=0), axis=1))) if len(positions) else 0.0
+    spread = max(spread, 1.0)
+    return round(max(0.3, min(1.0, spread / (spread + float(np.max(radii))) * (1 - margin))), 3)
+
+
+def halo_spheres(atoms, values, scale: ColourScale) -> list[tuple[str, float, float]]:
+    """Per atom ``(colour, radius Å, opacity)`` of its halo: the colour of its value on
+    ``scale``; radius and opacity grow with the value's size relative to the largest
+    (from just outside the ball to 0.9 Å beyond it, from 0.12 to 0.6 opaque). NaN: no halo."""
+    from ase.data import covalent_radii
+
+    values = np.asarray(values, dtype=float)
+    radii = np.maximum(_SPHERE_SCALE * covalent_radii[atoms.get_atomic_numbers()], _MIN_SPHERE)
+    size = np.abs(values)
+    top = float(np.nanmax(size)) if np.isfinite(size).any() else 0.0
+    out = []
+    for v, r, a in zip(values, radii, size):
+        if not math.isfinite(v):
+            out.append((MISSING_COLOUR, float(r), 0.0))
+            continue
+        t = a / top if top > 0 else 0.0
+        out.append((scale(v), float(r + 0.15 + 0.75 * t), float(0.12 + 0.48 * t)))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -274,7 +323,7 @@ def threedmol_js() -> str:
 
 def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None = None,
                 kind: str = "charge", value_name: str = "importance", show_labels: bool = False,
-                height: int = 420) -> str:
+                height: int = 420, colour_atoms: bool = False, png_name: str | None = "cluster.png") -> str:
     """A complete HTML page with an interactive 3D view of ``atoms``, needing no network.
 
     Parameters
@@ -282,8 +331,10 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
     atoms:
         :class:`ase.Atoms`, positions in Å.
     values:
-        Per-atom value the atoms are coloured by, shape ``[num_atoms]`` (a charge in e or
-        an importance); ``None`` colours by element.
+        Per-atom value shown, shape ``[num_atoms]`` (a charge or spin in e, or an
+        importance): a translucent halo around each atom whose colour follows ``scale`` and
+        whose size and opacity grow with the value (:func:`halo_spheres`); the atoms keep
+        their element (Jmol) colours. ``None``: element colours only.
     charges:
         Mulliken charges in e, shape ``[num_atoms]``, shown on hover.
     scale:
@@ -297,6 +348,10 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
         Write ``symbol+number`` next to every atom.
     height:
         Viewer height in pixels; the width fills the frame.
+    colour_atoms:
+        Paint the atoms themselves by value instead of drawing halos (the older look).
+    png_name:
+        File name of the "PNG" download link drawn over the view (3Dmol's ``pngURI()``); None: no link.
 
     Returns
     -------
@@ -307,14 +362,18 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
     for what, arr in (("values", values), ("charges", charges)):
         if arr is not None and len(arr) != n:
             raise ValueError(f"got {len(arr)} {what} for {n} atoms")
-    colours = None
+    colours = halos = None
     if values is not None:
         scale = scale or colour_scale(values, kind)
-        colours = [scale(v) for v in np.asarray(values, dtype=float)]
+        if colour_atoms:
+            colours = [scale(v) for v in np.asarray(values, dtype=float)]
+        else:
+            halos = halo_spheres(atoms, values, scale)
     hover_values = None if (values is None or kind == "charge") else values
     labels = atom_labels(atoms, charges if charges is not None else (values if kind == "charge" else None),
                          hover_values, value_name)
-    view = structure_view(atoms, colours, labels, show_labels=show_labels, width="100%", height=int(height))
+    view = structure_view(atoms, colours, labels, show_labels=show_labels, width="100%", height=int(height),
+                          halos=halos)
     body = view.write_html()
     # py3Dmol names its elements after the clock; a name from the content instead keeps the
     # page byte-identical across reruns, so the browser does not reload an unchanged viewer.
@@ -322,9 +381,35 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
     body = body.replace(view.uniqueid, stable)
     return (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
-        "<style>html,body{margin:0;padding:0;overflow:hidden;background:white;}</style></head><body>"
+        "<style>html,body{margin:0;padding:0;overflow:hidden;background:white;}"
+        "#png{position:absolute;top:6px;right:8px;z-index:10;font:12px sans-serif;padding:2px 8px;"
+        "border:1px solid #999;border-radius:4px;background:rgba(255,255,255,.85);color:#222;"
+        "text-decoration:none;}</style></head><body>"
         f"<script>/* 3Dmol.js {THREEDMOL_VERSION}, BSD-3-Clause, vendored in cluster_gnn/static */\n"
         f"{threedmol_js()}\n</script>\n"
         "<script>var $3Dmolpromise = Promise.resolve();</script>\n"
-        f"{body}</body></html>"
+        f"{body}{_png_link(stable, png_name)}</body></html>"
     )
+
+
+def _png_link(stable: str, png_name: str | None) -> str:
+    """A download link that saves the current view as PNG (3Dmol's ``pngURI()``)."""
+    if not png_name:
+        return ""
+    name = html.escape("".join(c for c in png_name if c.isalnum() or c in "-_.") or "cluster.png")
+    return (f'<a id="png" href="#" download="{name}" title="Save this view as a PNG image" '
+            f'onclick="if (viewer_{stable}) {{ this.href = viewer_{stable}.pngURI(); }}">PNG</a>')
+
+
+def element_legend_html(atoms) -> str:
+    """Swatches of the element (Jmol) colours of the elements in ``atoms``, for ``st.html``."""
+    from ase.data import atomic_numbers
+    from ase.data.colors import jmol_colors
+
+    seen = list(dict.fromkeys(atoms.get_chemical_symbols()))
+    swatches = "".join(
+        '<span style="display:inline-flex;align-items:center;margin-right:10px;">'
+        f'<span style="width:12px;height:12px;border-radius:6px;border:1px solid #555;margin-right:4px;'
+        f'background:#{"".join(f"{int(round(255 * c)):02x}" for c in jmol_colors[atomic_numbers[s]])};"></span>'
+        f"{html.escape(s)}</span>" for s in seen)
+    return f'<div class="cluster-gnn-elements" style="font: 12px sans-serif;">Atoms (element colours): {swatches}</div>'

@@ -27,7 +27,7 @@ LAYERS = [
     ("predict",),
     ("results",),                     # what the app shows for one cluster, live or precomputed
     ("bundled",),                     # the precomputed table of the 216 bundled clusters
-    ("evaluation", "mixtures", "descriptors", "viewer"),
+    ("evaluation", "mixtures", "descriptors", "viewer", "card"),
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
