@@ -3,10 +3,13 @@
 :func:`viewer_html` builds the viewer with py3Dmol's view spec (:class:`py3Dmol.view`
 writes the 3Dmol.js calls) and swaps py3Dmol's CDN loader for the copy of 3Dmol.js
 vendored in ``cluster_gnn/static/`` (see its README), inlined into the page, so the
-viewer sends no request anywhere. Atoms are coloured by a per-atom value (an importance
-or a partial charge) through a :class:`ColourScale`; hovering an atom shows its symbol,
-number, charge and value. :func:`legend_html` draws the matching colour bar and
-:func:`atom_table` the per-atom numbers shown next to it.
+viewer sends no request anywhere. Atoms keep their element (Jmol/CPK) colours; a per-atom
+value (an importance, a charge or a spin) is drawn on top as a translucent halo whose colour
+follows a :class:`ColourScale` and whose size and opacity grow with the value
+(:func:`halo_spheres`); the view is zoomed so nothing is clipped (:func:`fit_zoom`), and a
+"PNG" link saves the current view. Hovering an atom shows its symbol, number, charge and
+value. :func:`legend_html` draws the halo's colour bar, :func:`element_legend_html` the
+element colours and :func:`atom_table` the per-atom numbers.
 
 Units: positions in Å, charges in e; importances are whatever the explainer returns
 (dimensionless, relative).
@@ -279,21 +282,22 @@ def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = Fals
     return view
 
 
-def fit_zoom(positions, radii, margin: float = 0.12) -> float:
-    """The zoom factor after 3Dmol's ``zoomTo`` (which fits the atom centres) that keeps every
-    sphere of ``radii`` (Å, shape ``[num_atoms]``) inside the frame with ``margin`` to spare:
-    ``R / (R + max radius)`` shrunk by the margin, ``R`` the largest centre distance from the
-    centroid (at least 1 Å)."""
+def fit_zoom(positions, radii, slack: float = 1.25) -> float:
+    """The zoom factor after 3Dmol's ``zoomTo`` that keeps every sphere of ``radii`` (Å, shape
+    ``[num_atoms]``) inside the frame. ``zoomTo`` fits the atom centres with room to spare
+    (their bounding radius ``R`` fills about 0.6 of the half-height), so spheres reaching
+    ``R + r`` fit when the view is zoomed by ``slack x R / (R + r)`` (at most 1; ``R`` at
+    least 1 Å). Checked by eye on Mo6S3- and Mo9S3C- (docs/screenshots)."""
     positions = np.asarray(positions, dtype=float)
     spread = float(np.max(np.linalg.norm(positions - positions.mean(axis=0), axis=1))) if len(positions) else 0.0
     spread = max(spread, 1.0)
-    return round(max(0.3, min(1.0, spread / (spread + float(np.max(radii))) * (1 - margin))), 3)
+    return round(max(0.3, min(1.0, slack * spread / (spread + float(np.max(radii))))), 3)
 
 
 def halo_spheres(atoms, values, scale: ColourScale) -> list[tuple[str, float, float]]:
     """Per atom ``(colour, radius Å, opacity)`` of its halo: the colour of its value on
     ``scale``; radius and opacity grow with the value's size relative to the largest
-    (from just outside the ball to 0.9 Å beyond it, from 0.12 to 0.6 opaque). NaN: no halo."""
+    (from 0.12 Å to 0.72 Å beyond the ball, from 0.1 to 0.5 opaque). NaN: no halo."""
     from ase.data import covalent_radii
 
     values = np.asarray(values, dtype=float)
@@ -306,7 +310,7 @@ def halo_spheres(atoms, values, scale: ColourScale) -> list[tuple[str, float, fl
             out.append((MISSING_COLOUR, float(r), 0.0))
             continue
         t = a / top if top > 0 else 0.0
-        out.append((scale(v), float(r + 0.15 + 0.75 * t), float(0.12 + 0.48 * t)))
+        out.append((scale(v), float(r + 0.12 + 0.6 * t), float(0.1 + 0.4 * t)))
     return out
 
 

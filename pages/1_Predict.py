@@ -107,7 +107,8 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
     if key not in st.session_state:
         remembered = st.session_state.get("picked_cluster") if key == "predict_cluster" else None
         st.session_state[key] = remembered if remembered in names else DEFAULT_CLUSTER
-    name = st.selectbox(label, names, key=key, help=f"{len(names)} clusters of the published data set, "
+    col_name, col_structure = st.columns(2)
+    name = col_name.selectbox(label, names, key=key, help=f"{len(names)} clusters of the published data set, "
                         f"each with a {LEVEL} global-minimum structure.")
     if key == "predict_cluster":
         st.session_state["picked_cluster"] = name
@@ -119,7 +120,7 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
     if found:
         labels = ["global minimum"] + [f"isomer {a.info.get('rank', k + 2)} (+{a.info['relative_energy']:.3f} eV, "
                                        "computed live)" for k, a in enumerate(found)]
-        choice = st.selectbox("Structure", range(len(labels)), format_func=labels.__getitem__, key=f"{key}_isomer",
+        choice = col_structure.selectbox("Structure", range(len(labels)), format_func=labels.__getitem__, key=f"{key}_isomer",
                               help="The structure search kept these runner-up minima; the table holds the "
                                    "global minimum, an isomer is predicted live (with every member, so a "
                                    "measured cluster's prediction is then not out-of-fold).")
@@ -215,32 +216,38 @@ def rate_strip(result) -> alt.Chart:
             domain=list(card.MEASURED_RANGE), clamp=True)), x2="hi:Q")
     points = base.transform_filter(alt.datum.what != "measured clusters").mark_point(
         size=120, filled=True, opacity=1).encode(
-        x=x, shape=alt.Shape("what:N", legend=alt.Legend(title=None, orient="bottom")),
+        x=x, shape=alt.Shape("what:N", legend=None),
         color=alt.Color("what:N", scale=alt.Scale(domain=["predicted (90 % interval)", "measured (this cluster)"],
                                                    range=["#1f77b4", "#d62728"]), legend=None),
         tooltip=["label"])
-    return (measured + interval + points).properties(height=70)
+    return (measured + interval + points).properties(height=60)
+
+
+def result_metrics(result) -> None:
+    lo, hi = result.interval90
+    cols = st.columns(4)
+    cols[0].metric("Predicted lg k₁", card.lg_text(result.lg_k1),
+                   help=f"± {result.lg_k1_std:.2f} (one standard deviation); model {result.model}.")
+    cols[1].metric("90 % interval", f"{lo:.1f} … {hi:.1f}".replace("-", "−"),
+                   help="lg k₁ ± 1.645 standard deviations.")
+    cols[2].metric("k₁ (cm³ molecule⁻¹ s⁻¹)", f"≈ {card.k1_text(result.lg_k1)}")
+    if result.measured_lg_k1 is not None:
+        cols[3].metric("Measured lg k₁", card.lg_text(result.measured_lg_k1),
+                       help="out-of-fold: the model never saw this cluster" if result.out_of_fold else
+                       "the model saw this cluster in training")
+    else:
+        cols[3].metric("Measured lg k₁", "withheld" if result.rate == "withheld" else "—",
+                       help="withheld on purpose: a blind test" if result.rate == "withheld" else "not measured")
 
 
 def result_card(result, compact: bool = False) -> None:
-    lo, hi = result.interval90
-    col_pred, col_k1, col_meas = st.columns(3)
-    col_pred.metric("Predicted lg k₁", card.lg_text(result.lg_k1),
-                    help=f"90 % interval {card.lg_text(lo)} to {card.lg_text(hi)} (±1.645 standard deviations, "
-                         f"{result.lg_k1_std:.2f}); model {result.model}.")
-    col_k1.metric(f"k₁ ({card.K1_UNIT})", f"≈ {card.k1_text(result.lg_k1)}")
-    if result.measured_lg_k1 is not None:
-        col_meas.metric("Measured lg k₁", card.lg_text(result.measured_lg_k1),
-                        help="out-of-fold: the model never saw this cluster" if result.out_of_fold else
-                        "the model saw this cluster in training")
-    else:
-        col_meas.metric("Measured lg k₁", "withheld" if result.rate == "withheld" else "—")
     st.markdown(card.prediction_text(result) + " " + card.measured_text(result))
     st.altair_chart(rate_strip(result), width="stretch")
+    st.caption("Grey ticks: the 183 measured clusters; blue: this prediction and its 90 % interval; "
+               "red: this cluster's measured value.")
     st.markdown(card.seen_text(result))
     if not compact:
-        with st.expander("Level of theory and caveats", expanded=False):
-            st.markdown("\n".join(f"- {line}" for line in [card.theory_text(result)] + card.caveats(result)))
+        st.markdown("\n".join(f"- {line}" for line in [card.theory_text(result)] + card.caveats(result)))
 
 
 def structure_panel(result, key: str, height: int = 440, table: bool = True) -> None:
@@ -279,6 +286,7 @@ def structure_panel(result, key: str, height: int = 440, table: bool = True) -> 
 
 
 def main() -> None:
+    st.set_page_config(page_title="cluster-gnn: predict", layout="wide")
     st.title("Predict lg k₁")
     source = st.radio("Structure", SOURCES, horizontal=True, key="source", label_visibility="collapsed")
     if source == "Several files":
@@ -302,16 +310,18 @@ def main() -> None:
             if shown is not None:
                 with column:
                     st.subheader(shown.title)
+                    result_metrics(shown)
                     result_card(shown, compact=True)
                     structure_panel(shown, key, height=360, table=False)
         return
-    st.subheader(f"{result.title}: {len(result.atoms)} atoms, charge {result.charge:+d} e, "
-                 f"multiplicity {result.multiplicity}")
+    st.markdown(f"#### {result.title}: {len(result.atoms)} atoms, charge {result.charge:+d} e, "
+                f"multiplicity {result.multiplicity}")
     if result.relaxation:
         r = result.relaxation
         st.caption(f"Relaxed in {r['steps']} steps ({'converged' if r['converged'] else 'not converged'}), "
                    f"E = {r['energy']:.3f} eV.")
-    col_card, col_view = st.columns([2, 3])
+    result_metrics(result)
+    col_card, col_view = st.columns([2, 3], gap="large")
     with col_card:
         result_card(result)
     with col_view:
