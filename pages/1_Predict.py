@@ -272,12 +272,12 @@ def structure_panel(result, key: str, height: int = 440, table: bool = True) -> 
     scale = viewer.colour_scale(values, kind, label=f"Halo: {label}")
     html = viewer.viewer_html(atoms, values, charges=result.charges, scale=scale, kind=kind,
                               value_name=mode.split(" ")[0].lower(), show_labels=show_labels, height=height,
-                              png_name=f"{result.formula}-{mode.split(' ')[0].lower()}.png")
+                              png_name=f"{result.name or result.formula}-{mode.split(' ')[0].lower()}.png")
     st.iframe(html, height=height + 10, alt=f"3D structure of {result.title}")
     col_legend, col_halo = st.columns(2)
     col_legend.html(viewer.element_legend_html(atoms))
     col_halo.html(viewer.legend_html(scale))
-    st.download_button("Download structure (XYZ)", xyz_text(result), file_name=f"{result.formula}.xyz",
+    st.download_button("Download structure (XYZ)", xyz_text(result), file_name=f"{result.name or result.formula}.xyz",
                        mime="chemical/x-xyz", key=f"{key}_xyz")
     if table:
         st.dataframe(atom_table(result), hide_index=True,

@@ -240,7 +240,7 @@ def test_a_bundled_pick_is_not_recomputed_and_exports(server, browser, tmp_path)
         page.get_by_role("button", name="Download structure (XYZ)").click()
     text = Path(download.value.path()).read_text()
     lines = text.splitlines()
-    assert download.value.suggested_filename == "Mo6S3.xyz" and lines[0] == "9" and len(lines) == 11
+    assert download.value.suggested_filename == "Mo6S3-.xyz" and lines[0] == "9" and len(lines) == 11
     assert "charge=-1" in lines[1] and sorted(line.split()[0] for line in lines[2:]) == ["Mo"] * 6 + ["S"] * 3
     frame = page.wait_for_selector('iframe[title="3D structure of Mo6S3-"]').content_frame()
     frame.wait_for_selector("canvas")
