@@ -207,7 +207,7 @@ def several_files() -> None:
 
 def rate_strip(result) -> alt.Chart:
     data = card.rate_strip_data(result)
-    x = alt.X("lg_k1:Q", scale=alt.Scale(domain=list(card.MEASURED_RANGE), clamp=True), title="lg k₁")
+    x = alt.X("lg_k1:Q", scale=alt.Scale(domain=list(card.MEASURED_RANGE), clamp=True), title=None)
     base = alt.Chart(data)
     measured = base.transform_filter(alt.datum.what == "measured clusters").mark_tick(
         color="#bbbbbb", thickness=1, size=18).encode(x=x, tooltip=["label", "lg_k1"])
@@ -243,8 +243,8 @@ def result_metrics(result) -> None:
 def result_card(result, compact: bool = False) -> None:
     st.markdown(card.prediction_text(result) + " " + card.measured_text(result))
     st.altair_chart(rate_strip(result), width="stretch")
-    st.caption("Grey ticks: the 183 measured clusters; blue: this prediction and its 90 % interval; "
-               "red: this cluster's measured value.")
+    st.caption("lg k₁ of the 183 measured clusters (grey ticks), this prediction with its 90 % interval "
+               "(blue) and this cluster's measured value (red).")
     st.markdown(card.seen_text(result))
     if not compact:
         st.markdown("\n".join(f"- {line}" for line in [card.theory_text(result)] + card.caveats(result)))

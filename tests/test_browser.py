@@ -213,6 +213,8 @@ def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
     assert spread > 5, f"the 3D canvas looks blank (pixel std {spread:.2f})"
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    page.locator("h1").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
     _save(page.screenshot(), tmp_path, "predict.png")
     foreign = _foreign(urls)
     assert not foreign and not page.context.blocked, f"requests left the machine: {foreign}"
