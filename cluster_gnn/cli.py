@@ -322,7 +322,40 @@ class Descriptors(Subcommand):
         return 0
 
 
-COMMANDS: list[type[Subcommand]] = BUILD_COMMANDS + [Evaluate, Predict, Explain, Descriptors]
+class Precompute(Subcommand):
+    name = "precompute"
+    help = ("predict and explain the 216 bundled clusters once -> data/predictions/bundled.csv and "
+            "bundled-atoms.csv (the app reads them instead of computing)")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("names", nargs="*", help="only these clusters (default: all 216)")
+        parser.add_argument("--check", action="store_true",
+                            help="only check the committed tables against the models now in models/")
+
+    @classmethod
+    def run(cls, args):
+        from .bundled import check_table, load_bundled, model_fingerprint, write_bundled
+        from .datasets import find_cluster
+
+        if args.check:
+            table = load_bundled()
+            if table is None:
+                print("error: no precomputed tables; run 'cluster-gnn precompute'", file=sys.stderr)
+                return 1
+            problems = ([] if table.current else [table.status]) + check_table(table)
+            print("\n".join(problems) or f"{len(table.clusters)} clusters, fingerprint {table.fingerprint[:12]} "
+                                          "matches the models")
+            return 1 if problems else 0
+        names = [find_cluster(n)["name"] for n in args.names] or None
+        t0 = time.time()
+        paths = write_bundled(names, progress=True)
+        print(f"wrote {paths[0]} and {paths[1]} in {time.time() - t0:.0f} s (model fingerprint "
+              f"{model_fingerprint()[:12]})")
+        return 0
+
+
+COMMANDS: list[type[Subcommand]] = BUILD_COMMANDS + [Evaluate, Predict, Explain, Descriptors, Precompute]
 
 
 def build_parser() -> argparse.ArgumentParser:

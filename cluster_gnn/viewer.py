@@ -3,10 +3,13 @@
 :func:`viewer_html` builds the viewer with py3Dmol's view spec (:class:`py3Dmol.view`
 writes the 3Dmol.js calls) and swaps py3Dmol's CDN loader for the copy of 3Dmol.js
 vendored in ``cluster_gnn/static/`` (see its README), inlined into the page, so the
-viewer sends no request anywhere. Atoms are coloured by a per-atom value (an importance
-or a partial charge) through a :class:`ColourScale`; hovering an atom shows its symbol,
-number, charge and value. :func:`legend_html` draws the matching colour bar and
-:func:`atom_table` the per-atom numbers shown next to it.
+viewer sends no request anywhere. Atoms keep their element (Jmol/CPK) colours; a per-atom
+value (an importance, a charge or a spin) is drawn on top as a translucent halo whose colour
+follows a :class:`ColourScale` and whose size and opacity grow with the value
+(:func:`halo_spheres`); the view is zoomed so nothing is clipped (:func:`fit_zoom`), and a
+"PNG" link saves the current view. Hovering an atom shows its symbol, number, charge and
+value. :func:`legend_html` draws the halo's colour bar, :func:`element_legend_html` the
+element colours and :func:`atom_table` the per-atom numbers.
 
 Units: positions in Å, charges in e; importances are whatever the explainer returns
 (dimensionless, relative).
@@ -33,6 +36,9 @@ __all__ = [
     "atom_table",
     "structure_view",
     "viewer_html",
+    "halo_spheres",
+    "fit_zoom",
+    "element_legend_html",
     "threedmol_js",
 ]
 
@@ -53,6 +59,7 @@ MISSING_COLOUR = "#a0a0a0"
 
 _SPHERE_SCALE = 0.45  # ball radius = this x ASE's covalent radius (Mo 0.69 Å, S 0.47 Å)
 _STICK_RADIUS = 0.12  # Å
+_MIN_SPHERE = 0.25  # Å: H (0.45 x 0.31 Å) would hide inside its sticks
 
 
 def _hex_to_rgb(colour: str) -> np.ndarray:
@@ -214,7 +221,7 @@ _HOVER_OFF = """function(atom, viewer) {
 
 
 def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = False,
-                   width="100%", height: int = 420):
+                   width="100%", height: int = 420, halos=None):
     """A :class:`py3Dmol.view` of ``atoms`` as balls (0.45 x covalent radius) and sticks, one colour per atom.
 
     Parameters
@@ -229,6 +236,11 @@ def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = Fals
         Also draw ``symbol+number`` next to every atom permanently.
     width, height:
         Size of the viewer: CSS width (``"100%"`` or pixels) and height in pixels.
+    halos:
+        Per atom ``(colour, radius in Å, opacity)`` of a translucent sphere drawn around
+        it (see :func:`halo_spheres`), or None.
+
+    The view is zoomed so that every ball and halo fits the frame (:func:`fit_zoom`).
     """
     import py3Dmol
     from ase.data import covalent_radii
@@ -242,7 +254,7 @@ def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = Fals
     # skip its loader. An empty data: URL keeps even a stray load off the network.
     view = py3Dmol.view(width=width, height=height, js="data:text/javascript,")
     view.addModel(_xyz_text(atoms), "xyz")
-    radii = _SPHERE_SCALE * covalent_radii[atoms.get_atomic_numbers()]
+    radii = np.maximum(_SPHERE_SCALE * covalent_radii[atoms.get_atomic_numbers()], _MIN_SPHERE)
     for i in range(n):
         paint = {"colorscheme": "Jmol"} if colours is None else {"color": colours[i]}
         view.setStyle({"index": i}, {"sphere": {"radius": round(float(radii[i]), 3), **paint},
@@ -257,8 +269,49 @@ def structure_view(atoms, colours=None, labels=None, *, show_labels: bool = Fals
     texts = json.dumps([_clean(t) for t in labels])
     view.setHoverDuration(80)
     view.setHoverable({}, True, _HOVER_ON % texts, _HOVER_OFF)
+    outer = radii.copy()
+    if halos is not None:
+        if len(halos) != n:
+            raise ValueError(f"got {len(halos)} halos for {n} atoms")
+        for (x, y, z), (colour, radius, opacity) in zip(atoms.get_positions(), halos):
+            view.addSphere({"center": {"x": float(x), "y": float(y), "z": float(z)}, "radius": round(radius, 3),
+                            "color": colour, "opacity": round(opacity, 3)})
+        outer = np.maximum(outer, [h[1] for h in halos])
     view.zoomTo()
+    view.zoom(fit_zoom(atoms.get_positions(), outer))
     return view
+
+
+def fit_zoom(positions, radii, slack: float = 1.25) -> float:
+    """The zoom factor after 3Dmol's ``zoomTo`` that keeps every sphere of ``radii`` (Å, shape
+    ``[num_atoms]``) inside the frame. ``zoomTo`` fits the atom centres with room to spare
+    (their bounding radius ``R`` fills about 0.6 of the half-height), so spheres reaching
+    ``R + r`` fit when the view is zoomed by ``slack x R / (R + r)`` (at most 1; ``R`` at
+    least 1 Å). Checked by eye on Mo6S3- and Mo9S3C- (docs/screenshots)."""
+    positions = np.asarray(positions, dtype=float)
+    spread = float(np.max(np.linalg.norm(positions - positions.mean(axis=0), axis=1))) if len(positions) else 0.0
+    spread = max(spread, 1.0)
+    return round(max(0.3, min(1.0, slack * spread / (spread + float(np.max(radii))))), 3)
+
+
+def halo_spheres(atoms, values, scale: ColourScale) -> list[tuple[str, float, float]]:
+    """Per atom ``(colour, radius Å, opacity)`` of its halo: the colour of its value on
+    ``scale``; radius and opacity grow with the value's size relative to the largest
+    (from 0.12 Å to 0.72 Å beyond the ball, from 0.1 to 0.5 opaque). NaN: no halo."""
+    from ase.data import covalent_radii
+
+    values = np.asarray(values, dtype=float)
+    radii = np.maximum(_SPHERE_SCALE * covalent_radii[atoms.get_atomic_numbers()], _MIN_SPHERE)
+    size = np.abs(values)
+    top = float(np.nanmax(size)) if np.isfinite(size).any() else 0.0
+    out = []
+    for v, r, a in zip(values, radii, size):
+        if not math.isfinite(v):
+            out.append((MISSING_COLOUR, float(r), 0.0))
+            continue
+        t = a / top if top > 0 else 0.0
+        out.append((scale(v), float(r + 0.12 + 0.6 * t), float(0.1 + 0.4 * t)))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -274,7 +327,7 @@ def threedmol_js() -> str:
 
 def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None = None,
                 kind: str = "charge", value_name: str = "importance", show_labels: bool = False,
-                height: int = 420) -> str:
+                height: int = 420, colour_atoms: bool = False, png_name: str | None = "cluster.png") -> str:
     """A complete HTML page with an interactive 3D view of ``atoms``, needing no network.
 
     Parameters
@@ -282,8 +335,10 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
     atoms:
         :class:`ase.Atoms`, positions in Å.
     values:
-        Per-atom value the atoms are coloured by, shape ``[num_atoms]`` (a charge in e or
-        an importance); ``None`` colours by element.
+        Per-atom value shown, shape ``[num_atoms]`` (a charge or spin in e, or an
+        importance): a translucent halo around each atom whose colour follows ``scale`` and
+        whose size and opacity grow with the value (:func:`halo_spheres`); the atoms keep
+        their element (Jmol) colours. ``None``: element colours only.
     charges:
         Mulliken charges in e, shape ``[num_atoms]``, shown on hover.
     scale:
@@ -297,6 +352,10 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
         Write ``symbol+number`` next to every atom.
     height:
         Viewer height in pixels; the width fills the frame.
+    colour_atoms:
+        Paint the atoms themselves by value instead of drawing halos (the older look).
+    png_name:
+        File name of the "PNG" download link drawn over the view (3Dmol's ``pngURI()``); None: no link.
 
     Returns
     -------
@@ -307,14 +366,18 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
     for what, arr in (("values", values), ("charges", charges)):
         if arr is not None and len(arr) != n:
             raise ValueError(f"got {len(arr)} {what} for {n} atoms")
-    colours = None
+    colours = halos = None
     if values is not None:
         scale = scale or colour_scale(values, kind)
-        colours = [scale(v) for v in np.asarray(values, dtype=float)]
+        if colour_atoms:
+            colours = [scale(v) for v in np.asarray(values, dtype=float)]
+        else:
+            halos = halo_spheres(atoms, values, scale)
     hover_values = None if (values is None or kind == "charge") else values
     labels = atom_labels(atoms, charges if charges is not None else (values if kind == "charge" else None),
                          hover_values, value_name)
-    view = structure_view(atoms, colours, labels, show_labels=show_labels, width="100%", height=int(height))
+    view = structure_view(atoms, colours, labels, show_labels=show_labels, width="100%", height=int(height),
+                          halos=halos)
     body = view.write_html()
     # py3Dmol names its elements after the clock; a name from the content instead keeps the
     # page byte-identical across reruns, so the browser does not reload an unchanged viewer.
@@ -322,9 +385,35 @@ def viewer_html(atoms, values=None, *, charges=None, scale: ColourScale | None =
     body = body.replace(view.uniqueid, stable)
     return (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
-        "<style>html,body{margin:0;padding:0;overflow:hidden;background:white;}</style></head><body>"
+        "<style>html,body{margin:0;padding:0;overflow:hidden;background:white;}"
+        "#png{position:absolute;top:6px;right:8px;z-index:10;font:12px sans-serif;padding:2px 8px;"
+        "border:1px solid #999;border-radius:4px;background:rgba(255,255,255,.85);color:#222;"
+        "text-decoration:none;}</style></head><body>"
         f"<script>/* 3Dmol.js {THREEDMOL_VERSION}, BSD-3-Clause, vendored in cluster_gnn/static */\n"
         f"{threedmol_js()}\n</script>\n"
         "<script>var $3Dmolpromise = Promise.resolve();</script>\n"
-        f"{body}</body></html>"
+        f"{body}{_png_link(stable, png_name)}</body></html>"
     )
+
+
+def _png_link(stable: str, png_name: str | None) -> str:
+    """A download link that saves the current view as PNG (3Dmol's ``pngURI()``)."""
+    if not png_name:
+        return ""
+    name = html.escape("".join(c for c in png_name if c.isalnum() or c in "-_.") or "cluster.png")
+    return (f'<a id="png" href="#" download="{name}" title="Save this view as a PNG image" '
+            f'onclick="if (viewer_{stable}) {{ this.href = viewer_{stable}.pngURI(); }}">PNG</a>')
+
+
+def element_legend_html(atoms) -> str:
+    """Swatches of the element (Jmol) colours of the elements in ``atoms``, for ``st.html``."""
+    from ase.data import atomic_numbers
+    from ase.data.colors import jmol_colors
+
+    seen = list(dict.fromkeys(atoms.get_chemical_symbols()))
+    swatches = "".join(
+        '<span style="display:inline-flex;align-items:center;margin-right:10px;">'
+        f'<span style="width:12px;height:12px;border-radius:6px;border:1px solid #555;margin-right:4px;'
+        f'background:#{"".join(f"{int(round(255 * c)):02x}" for c in jmol_colors[atomic_numbers[s]])};"></span>'
+        f"{html.escape(s)}</span>" for s in seen)
+    return f'<div class="cluster-gnn-elements" style="font: 12px sans-serif;">Atoms (element colours): {swatches}</div>'

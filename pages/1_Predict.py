@@ -1,23 +1,31 @@
-"""Predict page: a published cluster or an uploaded XYZ -> 3D structure, xTB charges, lg(k1)."""
+"""Predict page: a published cluster (read from the precomputed table) or uploaded XYZ files
+-> a result card in plain words, the 3D structure with per-atom importance, charge or spin."""
 from __future__ import annotations
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 from ase import Atoms
 
-from cluster_gnn import viewer
-from cluster_gnn.config import MODELS_DIR, XTBConfig
+from cluster_gnn import card, viewer
+from cluster_gnn.bundled import bundled_result, load_bundled
+from cluster_gnn.config import MODELS_DIR, STRUCTURES_DIR, XTBConfig
 from cluster_gnn.datasets import load_clusters, structure_path
 from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.explain import importance_summary
 from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
+from cluster_gnn.results import (atom_table, check_live_allowed, dft_atom_values, explain_live, known_cluster,
+                                 load_isomers,
+                                 predict_uploads, result_from_prediction, xyz_text)
 from cluster_gnn.spin import default_charge_and_multiplicity
 from cluster_gnn.structures import read_cluster
 
 LEVEL = XTBConfig().label
 DEFAULT_CLUSTER = "Mo5S4-"
 XTB_TIME_LIMIT_S = 90.0  # uploads: xTB (and the optional relaxation) run in a worker, stopped after this
+EXAMPLES = ("Mo5S4-", "Fe2V2C-", "Co3H2-")  # bundled structures offered as example uploads
+SOURCES = ["Published cluster", "Upload XYZ", "Several files"]
 
 
 # ---- cached library calls (keyed on plain values: symbols, positions in Å, charge, 2S+1) ----
@@ -34,21 +42,42 @@ def models_stamp() -> tuple:
 
 @st.cache_resource(show_spinner="Loading the model ...")
 def ensemble(stamp: tuple):
-    """The model behind predictions (``cluster_gnn.predict.load_ensemble``: the GIN
-    ensemble), or None before training."""
+    """The model behind live predictions (the GIN ensemble), or None before training."""
+    check_live_allowed("loading the ensemble")
     return load_ensemble() if stamp else None
 
 
-# Predictions come with per-atom importances (explain=True: Integrated Gradients, ~1 s).
-@st.cache_data(show_spinner=f"Running {LEVEL}, the GIN and its explainer ...", max_entries=256)
-def predicted_named(name: str, stamp: tuple):
-    return predict_named(name, ensemble=ensemble(stamp), explain=True)
+def _model(stamp: tuple):
+    model = ensemble(stamp)
+    if model is None:
+        raise ClusterGNNError("the model is not trained yet: run 'cluster-gnn train' to predict")
+    return model
 
 
 @st.cache_data(show_spinner=f"Running {LEVEL}, the GIN and its explainer ...", max_entries=64)
-def predicted_structure(symbols: tuple, positions: tuple, charge: int, multiplicity: int, relax: bool, stamp: tuple):
+def live_named(name: str, stamp: tuple):
+    check_live_allowed()
+    model = _model(stamp)
+    prediction = predict_named(name, ensemble=model)
+    return result_from_prediction(prediction, explain_live(prediction, model))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def live_structure(symbols: tuple, positions: tuple, charge: int, multiplicity: int, relax: bool, stamp: tuple):
+    check_live_allowed()
     return predict_structure(Atoms(symbols, positions), charge, multiplicity, relax=relax,
-                             ensemble=ensemble(stamp), explain=True, timeout_s=XTB_TIME_LIMIT_S)
+                             ensemble=_model(stamp), timeout_s=XTB_TIME_LIMIT_S)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def live_explained(symbols: tuple, positions: tuple, charge: int, multiplicity: int, relax: bool, stamp: tuple):
+    prediction = live_structure(symbols, positions, charge, multiplicity, relax, stamp)
+    return result_from_prediction(prediction, explain_live(prediction, _model(stamp)))
+
+
+@st.cache_data(show_spinner=False)
+def isomers(name: str) -> list:
+    return load_isomers(name)
 
 
 def _key(atoms: Atoms) -> tuple[tuple, tuple]:
@@ -56,41 +85,83 @@ def _key(atoms: Atoms) -> tuple[tuple, tuple]:
     return tuple(atoms.get_chemical_symbols()), tuple(map(tuple, positions.tolist()))
 
 
+def run_live(atoms: Atoms, charge: int, multiplicity: int, relax: bool = False):
+    """Predict and explain a structure, one st.status step per stage."""
+    stamp, key = models_stamp(), _key(atoms)
+    with st.status(f"Predicting {atoms.get_chemical_formula()} ...", expanded=False) as status:
+        status.write(f"{LEVEL} single point{' after a relaxation' if relax else ''} and the GIN ensemble ...")
+        live_structure(*key, charge, multiplicity, relax, stamp)
+        status.write("Per-atom attributions (explainer) ...")
+        result = live_explained(*key, charge, multiplicity, relax, stamp)
+        status.update(label=f"Predicted {atoms.get_chemical_formula()} live ({LEVEL}, GIN, explainer)",
+                      state="complete")
+    return result
+
+
 # ---- inputs ----
 
-def pick_published() -> dict | None:
+def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
+    """A bundled cluster: the precomputed result, or a live one (stale table, isomer)."""
     table = clusters()
     names = table["name"].tolist()
-    ready = {n for n in names if structure_path(n).is_file()}
-    if "predict_cluster" not in st.session_state:
-        remembered = st.session_state.get("picked_cluster")
-        first_ready = next((n for n in names if n in ready), names[0])
-        st.session_state["predict_cluster"] = remembered if remembered in names else (
-            DEFAULT_CLUSTER if DEFAULT_CLUSTER in ready else first_ready)
-    name = st.selectbox(
-        "Cluster", names, key="predict_cluster",
-        format_func=lambda n: n if n in ready else f"{n} (structure not computed yet)",
-        help=f"{len(names)} clusters of the published data set; {len(ready)} have a {LEVEL} structure so far.",
-    )
-    st.session_state["picked_cluster"] = name
-    row = table[table["name"] == name].iloc[0]
-    measured = None if pd.isna(row["lg_k1"]) else float(row["lg_k1"])
-    if name not in ready:
+    if key not in st.session_state:
+        remembered = st.session_state.get("picked_cluster") if key == "predict_cluster" else None
+        st.session_state[key] = remembered if remembered in names else DEFAULT_CLUSTER
+    col_name, col_structure = st.columns(2)
+    name = col_name.selectbox(label, names, key=key, help=f"{len(names)} clusters of the published data set, "
+                        f"each with a {LEVEL} global-minimum structure.")
+    if key == "predict_cluster":
+        st.session_state["picked_cluster"] = name
+    if not structure_path(name).is_file():
         st.warning(f"No {LEVEL} structure for {name} yet: the structure search has not reached it.")
         return None
-    return {"name": name, "measured": measured, "title": name, "rate": row["rate"]}
+    found = isomers(name)
+    choice = 0
+    if found:
+        labels = ["global minimum"] + [f"isomer {a.info.get('rank', k + 2)} (+{a.info['relative_energy']:.3f} eV, "
+                                       "computed live)" for k, a in enumerate(found)]
+        choice = col_structure.selectbox("Structure", range(len(labels)), format_func=labels.__getitem__, key=f"{key}_isomer",
+                              help="The structure search kept these runner-up minima; the table holds the "
+                                   "global minimum, an isomer is predicted live (with every member, so a "
+                                   "measured cluster's prediction is then not out-of-fold).")
+    if choice:
+        atoms = found[choice - 1]
+        result = run_live(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))
+        result.name, result.measured_lg_k1, result.rate = name, *_measured(name)
+        return result
+    bundled = load_bundled()
+    result = bundled_result(name, bundled)
+    if result is not None:
+        st.caption(bundled.status)
+        return result
+    st.caption(bundled.status if bundled is not None else
+               "No precomputed table (run 'cluster-gnn precompute'): computed live.")
+    return live_named(name, models_stamp())
 
 
-def pick_upload() -> dict | None:
+def _measured(name: str) -> tuple:
+    row = clusters().set_index("name").loc[name]
+    return (None if pd.isna(row["lg_k1"]) else float(row["lg_k1"])), str(row["rate"])
+
+
+def pick_upload():
     upload = st.file_uploader("XYZ or extended-XYZ file (one cluster, at most 100 atoms, 1 MB)",
                               type=["xyz", "extxyz"], key="upload")
-    if upload is None:
+    col_example, col_download = st.columns([3, 1], vertical_alignment="bottom")
+    example = col_example.selectbox("... or load an example", ["none"] + list(EXAMPLES), key="example")
+    if example != "none":
+        data = (STRUCTURES_DIR / f"{example}.xyz").read_bytes()
+        col_download.download_button("Download example", data, file_name=f"{example}.xyz", mime="chemical/x-xyz")
+    if upload is None and example == "none":
         st.info("Upload a structure: the first line is the number of atoms, the second a comment "
                 "(may hold charge=... multiplicity=...), then one 'symbol x y z' line per atom in Å.")
         return None
-    upload.seek(0)
+    source, file_id, title = (upload, upload.file_id, upload.name) if upload is not None else (
+        data, f"example_{example}", f"{example}.xyz")
+    if upload is not None:
+        upload.seek(0)
     try:
-        atoms = read_cluster(upload)
+        atoms = read_cluster(source)
     except ClusterGNNError as err:
         st.error(str(err))
         return None
@@ -98,107 +169,163 @@ def pick_upload() -> dict | None:
     # Defaults: the file's comment line, else the library's rule (the same as the CLI's).
     default_charge, _ = default_charge_and_multiplicity(atoms)
     charge = int(col_charge.number_input("Charge (e)", value=default_charge, step=1,
-                                         min_value=-5, max_value=5, key=f"charge_{upload.file_id}"))
+                                         min_value=-5, max_value=5, key=f"charge_{file_id}"))
     _, default_mult = default_charge_and_multiplicity(atoms, charge)
     multiplicity = int(col_mult.number_input("Multiplicity 2S+1", value=default_mult, step=1, min_value=1,
-                                             max_value=15, key=f"mult_{upload.file_id}_{charge}"))
+                                             max_value=15, key=f"mult_{file_id}_{charge}"))
     relax = col_relax.checkbox(f"Relax with {LEVEL} first", key="relax",
                                help="FIRE to 0.05 eV/Å, at most 400 steps; slow for more than ~10 atoms.")
-    return {"name": None, "atoms": atoms, "charge": charge, "multiplicity": multiplicity,
-            "measured": None, "relax": relax, "title": upload.name}
+    result = run_live(atoms, charge, multiplicity, relax)
+    known = known_cluster(atoms, charge)
+    if known is not None:
+        result.measured_lg_k1, result.rate = _measured(known["name"])
+        st.info(f"{title} has the composition and charge of the published cluster **{known['name']}**: its "
+                "measured value is shown. Your structure was predicted with every member, so the comparison is "
+                "not out-of-fold (pick it under 'Published cluster' for the held-out prediction).")
+    return result
 
 
-# ---- page ----
+def several_files() -> None:
+    uploads = st.file_uploader("Several XYZ files", type=["xyz", "extxyz"], accept_multiple_files=True,
+                               key="uploads")
+    if not uploads:
+        st.info("Upload several structures at once: each is predicted with the charge and multiplicity of "
+                "its comment line (else charge −1 and the estimated multiplicity), without attributions.")
+        return
+    files = [(u.name, u.getvalue()) for u in uploads]
+    with st.status(f"Predicting {len(files)} files ...", expanded=False) as status:
+        table = predict_uploads(files, ensemble=ensemble(models_stamp()), timeout_s=XTB_TIME_LIMIT_S,
+                                progress=lambda i, n, name: status.write(f"{i + 1}/{n}: {name}"))
+        failed = int(table["error"].notna().sum())
+        status.update(label=f"Predicted {len(files) - failed} of {len(files)} files", state="complete")
+    st.dataframe(table, hide_index=True)
+    st.download_button("Download CSV", table.to_csv(index=False), file_name="predictions.csv", mime="text/csv",
+                       key="uploads_csv")
+
+
+# ---- output ----
+
+def rate_strip(result) -> alt.Chart:
+    data = card.rate_strip_data(result)
+    x = alt.X("lg_k1:Q", scale=alt.Scale(domain=list(card.MEASURED_RANGE), clamp=True), title=None)
+    base = alt.Chart(data)
+    measured = base.transform_filter(alt.datum.what == "measured clusters").mark_tick(
+        color="#bbbbbb", thickness=1, size=18).encode(x=x, tooltip=["label", "lg_k1"])
+    interval = base.transform_filter(alt.datum.what == "predicted (90 % interval)").mark_rule(
+        color="#1f77b4", strokeWidth=4, opacity=0.5).encode(x=alt.X("lo:Q", scale=alt.Scale(
+            domain=list(card.MEASURED_RANGE), clamp=True)), x2="hi:Q")
+    points = base.transform_filter(alt.datum.what != "measured clusters").mark_point(
+        size=120, filled=True, opacity=1).encode(
+        x=x, shape=alt.Shape("what:N", legend=None),
+        color=alt.Color("what:N", scale=alt.Scale(domain=["predicted (90 % interval)", "measured (this cluster)"],
+                                                   range=["#1f77b4", "#d62728"]), legend=None),
+        tooltip=["label"])
+    return (measured + interval + points).properties(height=60)
+
+
+def result_metrics(result) -> None:
+    lo, hi = result.interval90
+    cols = st.columns(4)
+    cols[0].metric("Predicted lg k₁", card.lg_text(result.lg_k1),
+                   help=f"± {result.lg_k1_std:.2f} (one standard deviation); model {result.model}.")
+    cols[1].metric("90 % interval", f"{lo:.1f} … {hi:.1f}".replace("-", "−"),
+                   help="lg k₁ ± 1.645 standard deviations.")
+    cols[2].metric("k₁ (cm³ molecule⁻¹ s⁻¹)", f"≈ {card.k1_text(result.lg_k1)}")
+    if result.measured_lg_k1 is not None:
+        cols[3].metric("Measured lg k₁", card.lg_text(result.measured_lg_k1),
+                       help="out-of-fold: the model never saw this cluster" if result.out_of_fold else
+                       "the model saw this cluster in training")
+    else:
+        cols[3].metric("Measured lg k₁", "withheld" if result.rate == "withheld" else "—",
+                       help="withheld on purpose: a blind test" if result.rate == "withheld" else "not measured")
+
+
+def result_card(result, compact: bool = False) -> None:
+    st.markdown(card.prediction_text(result) + " " + card.measured_text(result))
+    st.altair_chart(rate_strip(result), width="stretch")
+    st.caption("lg k₁ of the 183 measured clusters (grey ticks), this prediction with its 90 % interval "
+               "(blue) and this cluster's measured value (red).")
+    st.markdown(card.seen_text(result))
+    if not compact:
+        st.markdown("\n".join(f"- {line}" for line in [card.theory_text(result)] + card.caveats(result)))
+
+
+def structure_panel(result, key: str, height: int = 440, table: bool = True) -> None:
+    atoms, importance = result.atoms, result.importance
+    dft = dft_atom_values(result.name) if result.source == "precomputed" or result.name else None
+    modes = {}
+    if importance is not None:
+        modes["Importance"] = (np.asarray(importance, float), "importance", "importance (share of the total)")
+    if dft is not None:
+        modes["Charge (DFT NPA)"] = (dft["charge"], "charge", "natural charge (e, PBE/def2-SVP)")
+        modes["Spin (DFT NPA)"] = (dft["spin"], "charge", "spin density (e, PBE/def2-SVP)")
+    modes["Charge (xTB Mulliken)"] = (result.charges, "charge", f"Mulliken charge (e, {LEVEL})")
+    col_mode, col_labels = st.columns([4, 1])
+    mode = col_mode.radio("Show on the atoms", list(modes), horizontal=True, key=f"{key}_mode",
+                          help="Atoms keep their element colours; the halo around each atom grows with the "
+                               "value shown. Importance: the atom's share of the model's attribution (sums to 1).")
+    show_labels = col_labels.checkbox("Atom labels", key=f"{key}_labels")
+    values, kind, label = modes[mode]
+    if mode == "Importance":
+        st.markdown(f"**{importance_summary(atoms, importance)}** "
+                    f"(explainer: {result.method.replace('_', ' ')}, {'precomputed' if result.source == 'precomputed' else 'computed live'}).")
+    scale = viewer.colour_scale(values, kind, label=f"Halo: {label}")
+    html = viewer.viewer_html(atoms, values, charges=result.charges, scale=scale, kind=kind,
+                              value_name=mode.split(" ")[0].lower(), show_labels=show_labels, height=height,
+                              png_name=f"{result.name or result.formula}-{mode.split(' ')[0].lower()}.png")
+    st.iframe(html, height=height + 10, alt=f"3D structure of {result.title}")
+    col_legend, col_halo = st.columns(2)
+    col_legend.html(viewer.element_legend_html(atoms))
+    col_halo.html(viewer.legend_html(scale))
+    st.download_button("Download structure (XYZ)", xyz_text(result), file_name=f"{result.name or result.formula}.xyz",
+                       mime="chemical/x-xyz", key=f"{key}_xyz")
+    if table:
+        st.dataframe(atom_table(result), hide_index=True,
+            column_config={c: st.column_config.NumberColumn(format="%.3f")
+                           for c in ("charge (e)", "s", "p", "d", "importance")})
+
 
 def main() -> None:
+    st.set_page_config(page_title="cluster-gnn: predict", layout="wide")
     st.title("Predict lg k₁")
-    source = st.radio("Structure", ["Published cluster", "Upload XYZ"], horizontal=True, key="source",
-                      label_visibility="collapsed")
-    job = pick_published() if source == "Published cluster" else pick_upload()
-    if job is None:
-        return
-
-    stamp = models_stamp()
-    try:
-        model = ensemble(stamp)
-    except ClusterGNNError as err:  # ModelFileError, FeatureMismatchError: a file from another version
-        st.error(str(err))
-        return
-    if model is None:
-        st.info("The model is not trained yet: run 'cluster-gnn train' to predict.")
+    source = st.radio("Structure", SOURCES, horizontal=True, key="source", label_visibility="collapsed")
+    if source == "Several files":
+        several_files()
         return
     try:
-        prediction = (predicted_named(job["name"], stamp) if job["name"] else
-                      predicted_structure(*_key(job["atoms"]), job["charge"], job["multiplicity"], job["relax"], stamp))
+        result = pick_published() if source == SOURCES[0] else pick_upload()
     except ClusterGNNError as err:
         st.error(str(err))
         return
-    atoms, features, importance = prediction.atoms, prediction.features, prediction.importance
-    job = {**job, "charge": prediction.charge, "multiplicity": prediction.multiplicity}
-    energy_note = ""
-    if prediction.relaxation:
-        r = prediction.relaxation
-        energy_note = (f"Relaxed in {r['steps']} steps ({'converged' if r['converged'] else 'not converged'}), "
-                       f"E = {r['energy']:.3f} eV. ")
-
-    measured = job["measured"] if prediction.measured_lg_k1 is None else prediction.measured_lg_k1
-    col_pred, col_meas, col_gap = st.columns(3)
-    col_pred.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
-                    help="k₁ in cm³ molecule⁻¹ s⁻¹; mean of the GIN ensemble's members. ± is one "
-                         "standard deviation: spread of the GIN "
-                         "members, their validation residuals and the distance from the training clusters; "
-                         "±1.645 of it is the 90 % interval.")
-    if measured is not None:
-        col_meas.metric("Measured lg k₁", f"{measured:.2f}",
-                        help="The prediction beside it is out-of-fold: made without this cluster." if
-                        prediction.out_of_fold else
-                        "This cluster was among the training clusters of every member, so the prediction "
-                        "beside it is not a test; the mixtures split scores it held out.")
-    elif job.get("rate") == "withheld":
-        col_meas.metric("Measured lg k₁", "withheld", help="Measured, but withheld on purpose: the project "
-                        "predicts these 33 mixed clusters blind.")
-    else:
-        col_meas.metric("Measured lg k₁", "—", help="Not measured.")
-    col_gap.metric(f"HOMO-LUMO gap ({LEVEL})", f"{features.homo_lumo_gap:.2f} eV")
-    if prediction.model == "prior_blend":
-        seen = ("No training cluster mixes these metals. " if prediction.new_metal_pair else "")
-        st.info(seen + "The GIN does not carry rates to metal mixtures (held-out mixed clusters), so this "
-                "prediction comes from the metals' own average rates moved by stoichiometry and spin "
-                "(prior_blend), with the uncertainty measured on held-out mixed clusters. The atom colours "
-                "still show how the GIN reads the structure.")
-    elif prediction.extrapolating:
-        st.warning(f"This cluster lies far from the 183 measured training clusters (distance "
-                   f"{prediction.domain_distance:.2f}; nine in ten measured clusters lie within "
-                   f"{prediction.domain_threshold:.2f} of the others): the prediction "
-                   "is an extrapolation and its uncertainty has been widened accordingly.")
-
-    col_colour, col_labels = st.columns([3, 1])
-    colour_by = col_colour.radio(
-        "Colour atoms by", ["Importance", "Charge"], horizontal=True, key=f"colour_by_{importance is not None}",
-        index=0 if importance is not None else 1, disabled=importance is None,
-        help="Importance: each atom's share of the model's attribution (sums to 1; needs the trained model). "
-             f"Charge: {LEVEL} Mulliken partial charge in e.")
-    show_labels = col_labels.checkbox("Atom labels", key="atom_labels")
-    if colour_by == "Importance" and importance is not None:
-        values, kind = np.asarray(importance, dtype=float), "importance"
-    else:
-        values, kind = np.asarray(features.charges, dtype=float), "charge"
-    scale = viewer.colour_scale(values, kind)
-
-    col_view, col_atoms = st.columns([3, 2])
+    if result is None:
+        return
+    compare = source == SOURCES[0] and st.toggle("Compare with another cluster", key="compare")
+    if compare:
+        try:
+            other = pick_published("compare_cluster", "Compare with")
+        except ClusterGNNError as err:
+            st.error(str(err))
+            return
+        for column, shown, key in zip(st.columns(2), (result, other), ("left", "right")):
+            if shown is not None:
+                with column:
+                    st.subheader(shown.title)
+                    result_metrics(shown)
+                    result_card(shown, compact=True)
+                    structure_panel(shown, key, height=360, table=False)
+        return
+    st.markdown(f"#### {result.title}: {len(result.atoms)} atoms, charge {result.charge:+d} e, "
+                f"multiplicity {result.multiplicity}")
+    if result.relaxation:
+        r = result.relaxation
+        st.caption(f"Relaxed in {r['steps']} steps ({'converged' if r['converged'] else 'not converged'}), "
+                   f"E = {r['energy']:.3f} eV.")
+    result_metrics(result)
+    col_card, col_view = st.columns([2, 3], gap="large")
+    with col_card:
+        result_card(result)
     with col_view:
-        html = viewer.viewer_html(atoms, values, charges=features.charges, scale=scale, kind=kind,
-                                  show_labels=show_labels, height=440)
-        st.iframe(html, height=450, alt=f"3D structure of {job['title']}")
-        st.html(viewer.legend_html(scale))
-        if importance is not None:
-            st.caption(importance_summary(atoms, importance))
-    with col_atoms:
-        st.dataframe(viewer.atom_table(atoms, features, importance), hide_index=True,
-                     column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                    for c in ("charge (e)", "s", "p", "d", "importance")})
-    st.caption(f"{energy_note}{job['title']}: {len(atoms)} atoms, charge {job['charge']:+d} e, "
-               f"multiplicity {job['multiplicity']}; {LEVEL} Mulliken charges and s/p/d shell populations (e). "
-               "Hover over an atom for its values; drag to rotate, scroll to zoom.")
+        structure_panel(result, "main")
+
 
 main()

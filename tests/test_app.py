@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cluster_gnn import viewer
+from cluster_gnn import card, viewer
 from cluster_gnn.datasets import load_clusters
 from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.explain import importance_summary
@@ -235,28 +235,105 @@ def test_upload_with_relaxation(test_data):
     assert any(c.value.startswith("Relaxed in ") for c in at.caption)
 
 
-# ---- a published cluster (runs xTB) ----
-
 @pytest.mark.slow
-def test_select_a_cluster_shows_structure_and_charges():
-    name = _ready_cluster()
-    at = _app().run()
-    at.switch_page(PREDICT).run(timeout=XTB_TIMEOUT)
+def test_several_files_at_once(test_data):
+    """Two good files and a bad one: one row each, the bad one with its message, a CSV to download."""
+    at = _app("Several files").run()
+    at.switch_page(PREDICT).run()
+    files = [(p.name, p.read_bytes(), "chemical/x-xyz") for p in (test_data / "Rh3-.xyz", test_data / "Mo2S2-.xyz",
+                                                                  BAD[0])]
+    at.file_uploader(key="uploads").set_value(files).run(timeout=3 * XTB_TIMEOUT)
     assert not at.exception
-    at.selectbox(key="predict_cluster").select(name).run(timeout=XTB_TIMEOUT)
+    table = at.dataframe[0].value
+    assert table["file"].tolist() == [f[0] for f in files]
+    assert table["error"].isna().tolist() == [True, True, False]
+    assert table.loc[1, "known_cluster"] == "Mo2S2-" and table.loc[1, "measured_lg_k1"] == pytest.approx(-13.569, abs=1e-3)
+    assert (table["lg_k1"].iloc[:2] < table["interval90_hi"].iloc[:2]).all()
+    assert [b.proto.label for b in at.get("download_button")] == ["Download CSV"]
+
+
+def test_example_files_can_be_downloaded():
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    assert at.selectbox(key="example").options[1:] == ["Mo5S4-", "Fe2V2C-", "Co3H2-"]
+
+
+# ---- a published cluster (read from the precomputed table) ----
+
+@pytest.fixture
+def no_live(monkeypatch):
+    """Any live computation (xTB, ensemble, explainer) on the page raises."""
+    from cluster_gnn.bundled import load_bundled
+    from cluster_gnn.results import LIVE_ENV
+
+    table = load_bundled()
+    if table is None or not table.current:
+        pytest.skip("no current precomputed table: run 'cluster-gnn precompute'")
+    monkeypatch.setenv(LIVE_ENV, "0")
+    return table
+
+
+def _predict_page(name: str | None = None) -> AppTest:
+    at = _app().run()
+    at.switch_page(PREDICT).run()
+    if name:
+        at.selectbox(key="predict_cluster").select(name).run()
+    return at
+
+
+def test_select_a_cluster_reads_the_precomputed_table(no_live):
+    name = "Mo2S2-"
+    at = _predict_page(name)
     assert not at.exception and not at.error
+    assert any(c.value.startswith("Read from the precomputed table") for c in at.caption)
     row = load_clusters().set_index("name").loc[name]
+    shown = no_live.clusters.loc[name]
     metrics = {m.label: m.value for m in at.metric}
-    if not np.isnan(row["lg_k1"]):
-        assert metrics["Measured lg k₁"] == f"{row['lg_k1']:.2f}"
-    assert any("not trained yet" in i.value for i in at.info) or metrics["Predicted lg k₁"] != "—"
+    assert metrics["Measured lg k₁"] == card.lg_text(row["lg_k1"])
+    assert metrics["Predicted lg k₁"] == card.lg_text(shown["lg_k1"])
+    text = " ".join(m.value for m in at.markdown)
+    assert "out-of-fold" in text and "never saw this cluster" in text and "GFN1-xTB at 5000 K" in text
+    assert "terminal" in text and "HOMO" in text  # the Mo-S caveat; the gap is explained, not shown
     html = _iframe_html(at)
     assert "$3Dmolpromise = Promise.resolve()" in html and "cdn.jsdelivr" not in html
+    assert "addSphere" in html and "pngURI" in html  # importance halos, PNG export
     table = at.dataframe[0].value
     assert len(table) == row["n_atoms"]
     assert abs(table["charge (e)"].sum() - row["charge"]) < 1e-3
-    at.checkbox(key="atom_labels").check().run(timeout=XTB_TIMEOUT)  # cached: no second xTB run
-    assert not at.exception
+    assert abs(table["importance"].sum() - 1) < 1e-4
+    assert [b.proto.label for b in at.get("download_button")] == ["Download structure (XYZ)"]
+    at.checkbox(key="main_labels").check().run()
+    at.radio(key="main_mode").set_value("Charge (xTB Mulliken)").run()
+    assert not at.exception and not at.error
+
+
+def test_mixed_and_withheld_clusters_say_so(no_live):
+    at = _predict_page("FeV2C2-")  # measured mixed: prior_blend, held out
+    assert not at.exception and not at.error
+    text = " ".join(m.value for m in at.markdown)
+    assert "prior_blend" in text and "out-of-fold" in text
+    at.selectbox(key="predict_cluster").select("CoTaC2-").run()
+    assert not at.exception and not at.error
+    text = " ".join(m.value for m in at.markdown)
+    assert "withheld (blind test)" in text and "new metal pair" in text
+    assert {m.label: m.value for m in at.metric}["Measured lg k₁"] == "withheld"
+
+
+def test_compare_two_clusters_side_by_side(no_live):
+    at = _predict_page("Mo2S2-")
+    at.toggle(key="compare").set_value(True).run()
+    at.selectbox(key="compare_cluster").select("Fe3C2-").run()
+    assert not at.exception and not at.error
+    assert len(at.get("iframe")) == 2
+    assert [s.value for s in at.subheader] == ["Mo2S2-", "Fe3C2-"]
+
+
+def test_isomers_are_offered():
+    at = _app().run()
+    at.switch_page(PREDICT).run()
+    at.selectbox(key="predict_cluster").select("Co3H2-").run()
+    options = at.selectbox(key="predict_cluster_isomer").options
+    assert options[0] == "global minimum" and len(options) >= 2 and "computed live" in options[1]
 
 
 @pytest.mark.slow
@@ -278,12 +355,12 @@ def test_uploaded_prediction_matches_the_cli(test_data):
     assert not at.exception and not at.error
     assert [n.value for n in at.number_input] == [-1, 2]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Predicted lg k₁"] == f"{expected['lg_k1']:.2f} ± {expected['lg_k1_std']:.2f}"
+    assert metrics["Predicted lg k₁"] == card.lg_text(expected["lg_k1"])
     table = at.dataframe[0].value
     assert "importance" in table.columns and abs(table["importance"].sum() - 1.0) < 1e-3
-    colour = at.radio(key="colour_by_True")
-    assert colour.value == "Importance" and not colour.disabled
-    colour.set_value("Charge").run(timeout=XTB_TIMEOUT)
+    colour = at.radio(key="main_mode")
+    assert colour.value == "Importance"
+    colour.set_value("Charge (xTB Mulliken)").run(timeout=XTB_TIMEOUT)
     assert not at.exception
 
 
@@ -314,7 +391,9 @@ def test_app_and_cli_agree_on_a_file_without_charge_or_multiplicity(test_data, t
     assert not at.exception and not at.error
     assert [n.value for n in at.number_input] == [charge, multiplicity]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Predicted lg k₁"] == f"{expected['lg_k1']:.2f} ± {expected['lg_k1_std']:.2f}"
+    assert metrics["Predicted lg k₁"] == card.lg_text(expected["lg_k1"])
+    assert any("published cluster **Mo2S2-**" in i.value for i in at.info)  # its measured value is shown
+    assert metrics["Measured lg k₁"] == card.lg_text(load_clusters().set_index("name").loc["Mo2S2-", "lg_k1"])
 
 
 # ---- the viewer module ----

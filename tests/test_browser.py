@@ -57,16 +57,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``streamlit run app.py`` on a free port; yields its base URL; always killed."""
+def _start_server(log_dir: Path, live: bool):
+    """``streamlit run app.py`` on a free port; yields its base URL; always killed. With
+    ``live=False`` (``CLUSTER_GNN_LIVE=0``) any xTB, ensemble or explainer call on a page raises."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log_path = log_dir / "server.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    env = {**os.environ, "CLUSTER_GNN_LIVE": "1" if live else "0", "OMP_NUM_THREADS": "1"}
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -93,6 +95,18 @@ def server(tmp_path_factory):
                 proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app with live computation forbidden: every page must work from committed files."""
+    yield from _start_server(tmp_path_factory.mktemp("streamlit"), live=False)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The app as users run it (uploads run xTB, the ensemble and the explainer)."""
+    yield from _start_server(tmp_path_factory.mktemp("streamlit-live"), live=True)
+
+
 @pytest.fixture
 def browser(playwright_api, tmp_path):
     """A fresh Chromium profile; yields ``(page, urls)`` where ``urls`` records every request."""
@@ -102,6 +116,17 @@ def browser(playwright_api, tmp_path):
     )
     urls: list[str] = []
     context.on("request", lambda request: urls.append(request.url))
+    blocked: list[str] = []
+
+    def guard(route):  # every request passes here: one for another host is counted and refused
+        if _foreign([route.request.url]):
+            blocked.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", guard)
+    context.blocked = blocked
     try:
         page = context.new_page()
         page.on("websocket", lambda ws: urls.append(ws.url))
@@ -166,8 +191,12 @@ def _wait_idle(page, urls: list[str] | None = None) -> None:
 
 
 def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
+    """A bundled pick on a server where live computation raises: the page says it read the
+    precomputed table, draws the structure, and asks nothing of another host."""
     page, urls = browser
+    page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(f"{server}/Predict")
+    page.get_by_text("Read from the precomputed table").wait_for()
     frame_element = page.wait_for_selector('iframe[title^="3D structure of"]')
     frame = frame_element.content_frame()
     frame.wait_for_selector("canvas")
@@ -182,10 +211,74 @@ def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
         page.wait_for_timeout(500)
     _save(shot, tmp_path, "viewer.png", publish=False)
     assert spread > 5, f"the 3D canvas looks blank (pixel std {spread:.2f})"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    page.locator("h1").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
     _save(page.screenshot(), tmp_path, "predict.png")
     foreign = _foreign(urls)
-    assert not foreign, f"requests left the machine: {foreign}"
+    assert not foreign and not page.context.blocked, f"requests left the machine: {foreign}"
     assert any(urlsplit(u).hostname in LOCAL_HOSTS for u in urls)
+
+
+def _pick(page, name: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.keyboard.type(name)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'iframe[title="3D structure of {name}"]')
+
+
+def test_a_bundled_pick_is_not_recomputed_and_exports(server, browser, tmp_path):
+    """Another bundled cluster, picked with live computation forbidden; then the XYZ download
+    and the PNG link of the viewer."""
+    page, urls = browser
+    page.goto(f"{server}/Predict")
+    page.get_by_text("Read from the precomputed table").wait_for()
+    _pick(page, "Mo6S3-")
+    _wait_idle(page, urls)
+    assert page.get_by_text("Read from the precomputed table").count() == 1
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download structure (XYZ)").click()
+    text = Path(download.value.path()).read_text()
+    lines = text.splitlines()
+    assert download.value.suggested_filename == "Mo6S3-.xyz" and lines[0] == "9" and len(lines) == 11
+    assert "charge=-1" in lines[1] and sorted(line.split()[0] for line in lines[2:]) == ["Mo"] * 6 + ["S"] * 3
+    frame = page.wait_for_selector('iframe[title="3D structure of Mo6S3-"]').content_frame()
+    frame.wait_for_selector("canvas")
+    frame.click("#png")
+    assert frame.get_attribute("#png", "href").startswith("data:image/png;base64,")
+    assert not _foreign(urls) and not page.context.blocked, f"requests left the machine: {page.context.blocked}"
+
+
+def _upload(page, paths) -> None:
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(p) for p in paths])
+
+
+def test_an_upload_is_predicted_live(live_server, browser, tmp_path):
+    page, urls = browser
+    page.goto(f"{live_server}/Predict")
+    page.get_by_text("Upload XYZ").click()
+    page.get_by_text("Upload a structure").wait_for()
+    _upload(page, [PROJECT / "tests" / "data" / "Mo2S2-.xyz"])
+    page.wait_for_selector('iframe[title="3D structure of Mo2S2 (-1)"]', timeout=180_000)
+    _wait_idle(page, urls)
+    assert page.get_by_text("published cluster Mo2S2-").count() == 1  # its measured value is shown
+    assert page.get_by_text("Predicted Mo2S2 live").count() == 1  # the st.status of the steps
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert not _foreign(urls) and not page.context.blocked
+
+
+def test_several_files_at_once_in_the_browser(live_server, browser, tmp_path):
+    page, urls = browser
+    page.goto(f"{live_server}/Predict")
+    page.get_by_text("Several files").click()
+    page.get_by_text("Upload several structures").wait_for()
+    _upload(page, [PROJECT / "tests" / "data" / "Rh3-.xyz", PROJECT / "tests" / "data" / "Fe3C2-.xyz"])
+    page.get_by_text("Predicted 2 of 2 files").wait_for(timeout=300_000)
+    _wait_idle(page, urls)
+    assert page.get_by_role("button", name="Download CSV").count() == 1
+    assert not _foreign(urls) and not page.context.blocked
 
 
 @pytest.mark.parametrize(("path", "marker", "name"), [
@@ -201,4 +294,4 @@ def test_pages_render_offline(server, browser, tmp_path, path, marker, name):
     assert page.locator('[data-testid="stException"]').count() == 0
     _save(page.screenshot(), tmp_path, name)
     foreign = _foreign(urls)
-    assert not foreign, f"requests left the machine: {foreign}"
+    assert not foreign and not page.context.blocked, f"requests left the machine: {foreign}"

@@ -26,7 +26,9 @@ LAYERS = [
     ("attribution",),                 # per-atom Shapley values by masking, deletion fidelity
     ("consensus", "training", "explain"),
     ("predict",),
-    ("evaluation", "mixtures", "descriptors", "viewer", "fidelity"),
+    ("results",),                     # what the app shows for one cluster, live or precomputed
+    ("bundled",),                     # the precomputed table of the 216 bundled clusters
+    ("evaluation", "mixtures", "descriptors", "viewer", "card", "fidelity"),
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
