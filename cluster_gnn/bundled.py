@@ -13,7 +13,8 @@ cluster once and writes two tables under ``data/predictions/``:
 ``bundled-atoms.csv``, one row per atom
     ``name``, ``index`` (from 0), ``symbol``, ``x``/``y``/``z`` (Å), ``charge`` (xTB
     Mulliken, e), ``s``/``p``/``d`` (shell populations, e), ``importance`` (share, sums to 1
-    per cluster) and ``method`` (the explainer's).
+    per cluster), ``contribution`` (the signed Shapley value in lg units: how much the atom
+    raises or lowers lg(k1) against an average atom) and ``method`` (the explainer's).
 
 A measured cluster's row holds its out-of-fold (held-out) prediction, the one
 :func:`~cluster_gnn.predict.predict_named` gives. :func:`load_bundled` reads the tables
@@ -46,7 +47,8 @@ FINGERPRINT_FILES = ("gin.pt", "transfer.json")
 CLUSTER_COLUMNS = ["name", "charge", "multiplicity", "lg_k1", "lg_k1_std", "interval90_lo", "interval90_hi",
                    "model", "out_of_fold", "measured_lg_k1", "rate", "new_metal_pair", "domain_distance",
                    "domain_threshold", "level_of_theory", "fingerprint"]
-ATOM_COLUMNS = ["name", "index", "symbol", "x", "y", "z", "charge", "s", "p", "d", "importance", "method"]
+ATOM_COLUMNS = ["name", "index", "symbol", "x", "y", "z", "charge", "s", "p", "d", "importance", "contribution",
+                "method"]
 
 
 def _paths(data_dir=None) -> tuple[Path, Path]:
@@ -85,13 +87,15 @@ def _rows(prediction, explanation, rate: str, fingerprint: str) -> tuple[dict, l
                "new_metal_pair": bool(prediction.new_metal_pair), "domain_distance": r(prediction.domain_distance),
                "domain_threshold": r(prediction.domain_threshold), "level_of_theory": prediction.features.method,
                "fingerprint": fingerprint}
-    method = getattr(explanation, "method", "integrated_gradients")
+    method = explanation.method
+    contribution = (explanation.contribution if explanation.contribution is not None
+                    else np.full(len(prediction.atoms), np.nan))
     f = prediction.features
     atoms = [{"name": prediction.name, "index": i, "symbol": s, "x": round(float(x), 6), "y": round(float(y), 6),
               "z": round(float(z), 6), "charge": round(float(f.charges[i]), 6),
               "s": round(float(f.s_population[i]), 6), "p": round(float(f.p_population[i]), 6),
               "d": round(float(f.d_population[i]), 6), "importance": round(float(explanation.importance[i]), 8),
-              "method": method}
+              "contribution": round(float(contribution[i]), 6), "method": method}
              for i, (s, (x, y, z)) in enumerate(zip(prediction.atoms.get_chemical_symbols(),
                                                     prediction.atoms.get_positions()))]
     return cluster, atoms
@@ -220,6 +224,7 @@ def bundled_result(name: str, table: BundledTable | None = None) -> ClusterResul
         model=str(row["model"]), out_of_fold=_bool(row["out_of_fold"]), measured_lg_k1=measured,
         rate=str(row["rate"]), new_metal_pair=_bool(row["new_metal_pair"]), atoms=atoms,
         charges=rows["charge"].to_numpy(float), importance=rows["importance"].to_numpy(float),
+        contribution=rows["contribution"].to_numpy(float) if "contribution" in rows else None,
         method=str(rows["method"].iloc[0]), source="precomputed", fingerprint=str(row["fingerprint"]),
         domain_distance=None if pd.isna(row["domain_distance"]) else float(row["domain_distance"]),
         domain_threshold=None if pd.isna(row["domain_threshold"]) else float(row["domain_threshold"]),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,8 +37,6 @@ __all__ = ["ClusterResult", "atom_table", "result_from_prediction", "explain_liv
 #: that a bundled cluster is read from the precomputed table.
 LIVE_ENV = "CLUSTER_GNN_LIVE"
 
-#: The explainer's method when :class:`~cluster_gnn.explain.Explanation` does not name one.
-DEFAULT_METHOD = "integrated_gradients"
 
 
 @dataclass
@@ -62,7 +60,9 @@ class ClusterResult:
     charges: xTB Mulliken charges in e, shape ``[num_atoms]``.
     populations: ``{"s", "p", "d"}`` -> Mulliken shell populations in e, each ``[num_atoms]`` (may be empty).
     importance: per-atom importance shares, shape ``[num_atoms]``, summing to 1, or None.
-    method: the explainer's method, e.g. ``integrated_gradients``.
+    contribution: signed per-atom contributions to lg(k1) in lg units against an average
+        atom (Shapley values), shape ``[num_atoms]``, or None.
+    method: the explainer's method, e.g. ``shapley``.
     source: ``precomputed`` (read from ``data/predictions/bundled.csv``) or ``live``.
     fingerprint: the model fingerprint of a precomputed result, else None.
     relaxation: ``{"energy", "converged", "steps"}`` when relaxed first, else None.
@@ -83,7 +83,8 @@ class ClusterResult:
     atoms: object
     charges: np.ndarray
     importance: np.ndarray | None = None
-    method: str = DEFAULT_METHOD
+    contribution: np.ndarray | None = None
+    method: str = "shapley"
     source: str = "live"
     fingerprint: str | None = None
     domain_distance: float | None = None
@@ -139,7 +140,9 @@ def result_from_prediction(prediction, explanation=None) -> ClusterResult:
         measured_lg_k1=measured, rate=rate, new_metal_pair=bool(prediction.new_metal_pair),
         atoms=prediction.atoms, charges=np.asarray(f.charges, dtype=float),
         importance=None if importance is None else np.asarray(importance, dtype=float),
-        method=getattr(explanation, "method", DEFAULT_METHOD), source="live",
+        contribution=None if explanation is None or explanation.contribution is None
+        else np.asarray(explanation.contribution, float),
+        method=explanation.method if explanation is not None else "shapley", source="live",
         domain_distance=prediction.domain_distance, domain_threshold=prediction.domain_threshold,
         relaxation=prediction.relaxation, level_of_theory=f.method,
         populations={"s": np.asarray(f.s_population, float), "p": np.asarray(f.p_population, float),
@@ -153,20 +156,15 @@ def check_live_allowed(what: str = "a live prediction") -> None:
 
 
 def explain_live(prediction, ensemble):
-    """:func:`~cluster_gnn.explain.explain_prediction` for any prediction, including a
-    measured mixed-metal one (out-of-fold for ``prior_blend`` but with no fold: every GIN
-    member is held out from it, as none saw a mixed cluster), which the explainer's member
-    choice would leave with no member. Sets ``prediction.importance`` and returns the
-    :class:`~cluster_gnn.explain.Explanation`."""
+    """:func:`~cluster_gnn.explain.explain_prediction` with the model that made the prediction
+    (the GIN members, or the composition model behind a mixed-metal cluster,
+    :func:`~cluster_gnn.predict.formula_model`). Sets ``prediction.importance`` and returns
+    the :class:`~cluster_gnn.explain.Explanation`."""
     from .explain import explain_prediction
+    from .predict import formula_model
 
     check_live_allowed("the explainer")
-    target = prediction
-    if prediction.out_of_fold and prediction.fold is None:
-        target = replace(prediction, out_of_fold=False)
-    explanation = explain_prediction(target, ensemble)
-    prediction.importance, prediction.explanation = target.importance, explanation
-    return explanation
+    return explain_prediction(prediction, ensemble, formula_model=formula_model(prediction))
 
 
 def known_cluster(atoms, charge: int) -> pd.Series | None:

@@ -13,7 +13,7 @@ from cluster_gnn.bundled import bundled_result, load_bundled
 from cluster_gnn.config import MODELS_DIR, STRUCTURES_DIR, XTBConfig
 from cluster_gnn.datasets import load_clusters, structure_path
 from cluster_gnn.errors import ClusterGNNError
-from cluster_gnn.explain import importance_summary
+from cluster_gnn.explain import contribution_summary, importance_summary
 from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
 from cluster_gnn.results import (atom_table, check_live_allowed, dft_atom_values, explain_live, known_cluster,
                                  load_isomers,
@@ -256,6 +256,10 @@ def structure_panel(result, key: str, height: int = 440, table: bool = True) -> 
     modes = {}
     if importance is not None:
         modes["Importance"] = (np.asarray(importance, float), "importance", "importance (share of the total)")
+    contribution = getattr(result, "contribution", None)
+    if contribution is not None and np.all(np.isfinite(contribution)):
+        modes["Contribution"] = (np.asarray(contribution, float), "charge",
+                                 "contribution to lg k₁ (lg units; + raises the rate)")
     if dft is not None:
         modes["Charge (DFT NPA)"] = (dft["charge"], "charge", "natural charge (e, PBE/def2-SVP)")
         modes["Spin (DFT NPA)"] = (dft["spin"], "charge", "spin density (e, PBE/def2-SVP)")
@@ -263,9 +267,13 @@ def structure_panel(result, key: str, height: int = 440, table: bool = True) -> 
     col_mode, col_labels = st.columns([4, 1])
     mode = col_mode.radio("Show on the atoms", list(modes), horizontal=True, key=f"{key}_mode",
                           help="Atoms keep their element colours; the halo around each atom grows with the "
-                               "value shown. Importance: the atom's share of the model's attribution (sums to 1).")
+                               "value shown. Importance: the atom's share of the model's attribution (sums to 1). "
+                               "Contribution: the atom's Shapley value, how much it raises (+) or lowers (-) the "
+                               "predicted lg k₁ against an average atom in its place.")
     show_labels = col_labels.checkbox("Atom labels", key=f"{key}_labels")
     values, kind, label = modes[mode]
+    if mode == "Contribution":
+        st.markdown(f"**{contribution_summary(atoms, contribution)}**")
     if mode == "Importance":
         st.markdown(f"**{importance_summary(atoms, importance)}** "
                     f"(explainer: {result.method.replace('_', ' ')}, {'precomputed' if result.source == 'precomputed' else 'computed live'}).")

@@ -165,3 +165,16 @@ def test_descriptors_take_dft_charges_where_the_dft_job_has_them():
     xtb = cluster_descriptors(atoms, features, dft=dft.iloc[:2])
     assert xtb["charge_source"].endswith("Mulliken")
     assert xtb["metal_charge_mean"] == pytest.approx(float(np.mean(features.charges)))
+
+
+def test_contribution_summary_names_the_atoms_that_raise_and_lower_the_rate(mo5s4_graph):
+    from cluster_gnn.explain import contribution_summary
+
+    atoms = mo5s4_graph[0]
+    c = np.zeros(len(atoms))
+    c[2], c[7] = 0.4, -0.3
+    text = contribution_summary(atoms, c)
+    assert f"{atoms[2].symbol}3 +0.40" in text and f"{atoms[7].symbol}8 -0.30" in text
+    assert "all atoms together +0.10" in text
+    with pytest.raises(ValueError):
+        contribution_summary(atoms, c[:3])
