@@ -25,7 +25,7 @@ LAYERS = [
     ("models",),                      # the GNN, the ensemble and its record
     ("consensus", "training", "explain"),
     ("predict",),
-    ("evaluation", "mixtures", "descriptors", "viewer"),
+    ("evaluation", "mixtures", "descriptors", "viewer", "explore"),  # reports; explore: the Explorer's names, correlations, CSV
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
