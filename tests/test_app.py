@@ -196,10 +196,15 @@ def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
     assert "R² = 0.61, MAE = 0.49 and RMSE = 0.63" in text
     at.switch_page(MODEL).run()
     assert not at.exception
-    assert at.dataframe[0].value["model"].tolist() == ["gin", "ridge"]
+    assert at.dataframe[0].value["short name"].tolist() == ["gin", "ridge"]
     text = " ".join(m.value for m in at.markdown)
-    assert "**gin** minus **ridge**: R² +0.212 (95 % interval +0.101 to +0.334)" in text
+    first = at.markdown[0].value  # the plain paragraph comes first, its figures from the file
+    assert "misses the measured value by 0.49 on average" in first and "explains 61 % of the spread" in first
+    assert "for 88 % of these clusters" in first and "clearly better than the best simpler model" in first
+    assert "**gin** (GIN ensemble on GFN1-xTB graphs (this project; makes our predictions)) minus **ridge**: " \
+           "R² +0.212 (95 % interval +0.101 to +0.334)" in text
     assert "**ridge** refitted with 10 random states: R² 0.390 ± 0.011" in text
+    assert not [c for c in at.dataframe[0].value.columns if "_" in c or c == "coverage90"]
 
 
 def test_landing_page_says_when_the_model_does_not_clearly_beat_a_baseline(monkeypatch, tmp_path):

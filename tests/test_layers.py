@@ -26,6 +26,7 @@ LAYERS = [
     ("consensus", "training", "explain"),
     ("predict",),
     ("evaluation", "mixtures", "descriptors", "viewer", "explore"),  # reports; explore: the Explorer's names, correlations, CSV
+    ("summary",),                     # the Model page's paragraph, read from the evaluation files
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
