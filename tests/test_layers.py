@@ -26,7 +26,7 @@ LAYERS = [
     ("consensus", "training", "explain"),
     ("predict",),
     ("evaluation", "mixtures", "descriptors", "viewer", "explore"),  # reports; explore: the Explorer's names, correlations, CSV
-    ("summary",),                     # the Model page's paragraph, read from the evaluation files
+    ("summary", "design"),            # the Model page's paragraph; a design from a formula (search + prediction in a worker)
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn
