@@ -3,6 +3,7 @@ background (cluster_gnn.design); the job's id is kept in the session, so it surv
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import streamlit as st
@@ -40,18 +41,11 @@ def form() -> None:
         st.session_state[JOB] = job.id
 
 
-@st.fragment(run_every=1.0)
-def progress() -> None:
-    """Redrawn every second while the design runs; a full rerun shows the result."""
-    job = get_design(st.session_state.get(JOB))
-    if job is None:
-        return
+def progress(job) -> None:
+    """Progress of a running design; the page reruns every second until it ends. (A full
+    rerun, not an ``st.fragment``: a fragment's rerun skips ``st.navigation`` in app.py, and
+    the sidebar fell back to a list of files.)"""
     status = job.poll()
-    if status.finished:
-        if not st.session_state.get(f"shown_{job.id}"):
-            st.session_state[f"shown_{job.id}"] = True
-            st.rerun()
-        return
     stage = {"starting": "starting the worker", "searching": f"searching the structure: relaxation {status.done} "
              f"of {status.total}" if status.total else "searching the structure", "predicting": "predicting lg k₁ "
              "and the atoms' importance"}.get(status.state, status.state)
@@ -60,6 +54,8 @@ def progress() -> None:
     if st.button("Cancel", key="design_cancel", icon=":material/stop:"):
         job.cancel()
         st.rerun()
+    time.sleep(1.0)
+    st.rerun()
 
 
 def result(job) -> None:
@@ -78,7 +74,7 @@ def result(job) -> None:
     first, second, third = st.columns(3)
     first.metric("Predicted lg k₁", f"{prediction.lg_k1:.2f} ± {prediction.lg_k1_std:.2f}",
                  help="k₁ in cm³ molecule⁻¹ s⁻¹; ± one standard deviation.")
-    second.metric("90 % range", f"{low:.2f} to {high:.2f}")
+    second.metric("90 % range of lg k₁", f"{low:.1f} to {high:.1f}")
     third.metric("HOMO-LUMO gap (GFN1-xTB)", f"{features.homo_lumo_gap:.2f} eV")
     if prediction.model == "prior_blend":
         st.info("This cluster mixes metals: the graph network does not carry rates to metal mixtures, so the "
@@ -126,7 +122,7 @@ def main() -> None:
     if job.poll().finished:
         result(job)
     else:
-        progress()
+        progress(job)
 
 
 main()

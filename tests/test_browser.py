@@ -65,8 +65,10 @@ def server(tmp_path_factory):
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    env = {**os.environ, "CLUSTER_GNN_DESIGN_DIR": str(tmp_path_factory.mktemp("design"))}  # a fresh search
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -98,7 +100,7 @@ def browser(playwright_api, tmp_path):
     """A fresh Chromium profile; yields ``(page, urls)`` where ``urls`` records every request."""
     context = playwright_api.chromium.launch_persistent_context(
         str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-        viewport={"width": 1400, "height": 1250}, service_workers="block",
+        viewport={"width": 1400, "height": 1000}, service_workers="block",
     )
     urls: list[str] = []
     context.on("request", lambda request: urls.append(request.url))
@@ -199,6 +201,29 @@ def test_pages_render_offline(server, browser, tmp_path, path, marker, name):
     page.get_by_text(marker, exact=False).first.wait_for()
     _wait_idle(page, urls)
     assert page.locator('[data-testid="stException"]').count() == 0
+    titles = [t.strip() for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+    assert titles == ["Home", "Predict", "Design", "Explorer", "Model"], titles
     _save(page.screenshot(), tmp_path, name)
+    foreign = _foreign(urls)
+    assert not foreign, f"requests left the machine: {foreign}"
+
+
+@pytest.mark.slow
+def test_design_a_tiny_cluster_in_the_browser(server, browser, tmp_path):
+    """Type a formula, the search and prediction run in the background with progress shown,
+    the prediction and the 3D view appear; well under a minute for Mo2S-."""
+    page, urls = browser
+    page.goto(f"{server}/Design")
+    page.get_by_label("Formula and charge", exact=True).and_(page.locator("input")).fill("Mo2S-")
+    page.get_by_role("button", name="Search and predict").click()
+    page.get_by_text("searching the structure", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("predicted rate", exact=False).first.wait_for(timeout=240_000)
+    frame = page.wait_for_selector('iframe[title^="3D structure of"]').content_frame()
+    frame.wait_for_selector("canvas")
+    _wait_idle(page, urls)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stMetricValue"]').first.inner_text().count("±") == 1
+    page.wait_for_timeout(1500)  # 3Dmol draws a frame or two after the canvas appears
+    _save(page.screenshot(), tmp_path, "design.png")
     foreign = _foreign(urls)
     assert not foreign, f"requests left the machine: {foreign}"
