@@ -1,8 +1,11 @@
 """cluster-gnn web app: navigation and the landing page. Run with ``streamlit run app.py``.
 
-``st.navigation`` lists the screens (Home, Predict, Explorer, Model, Design) with their
+``st.navigation`` lists the screens (Home, Predict, Design, Explorer, Model) with their
 titles; every entry path (the root URL, ``/Predict``, ...) runs this file first, so the
-page settings below are set once, for every page.
+page settings below are set once, for every page. The screens live in ``app_pages/``, not
+Streamlit's ``pages/``: while a ``pages/`` folder exists, a server whose first visitor
+opens ``/Explorer`` directly runs that file alone (Streamlit's old multipage mode, until
+someone opens the root URL), with a sidebar reading "app" and another layout.
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from cluster_gnn.evaluation import baseline_verdict
 from cluster_gnn.predict import DEFAULT_MODEL
 
 EVALUATION = MODELS_DIR / "evaluation.json"
-PREDICT, EXPLORER, MODEL, DESIGN = ("pages/1_Predict.py", "pages/2_Explorer.py", "pages/3_Model.py",
-                                    "pages/4_Design.py")
+PREDICT, EXPLORER, MODEL, DESIGN = ("app_pages/1_Predict.py", "app_pages/2_Explorer.py", "app_pages/3_Model.py",
+                                    "app_pages/4_Design.py")
 
 
 @st.cache_data(show_spinner=False)

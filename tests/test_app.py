@@ -25,7 +25,7 @@ from cluster_gnn.structures import read_cluster
 
 PROJECT = Path(__file__).resolve().parent.parent
 APP = str(PROJECT / "app.py")
-PREDICT, EXPLORER, MODEL = "pages/1_Predict.py", "pages/2_Explorer.py", "pages/3_Model.py"
+PREDICT, EXPLORER, MODEL = "app_pages/1_Predict.py", "app_pages/2_Explorer.py", "app_pages/3_Model.py"
 BAD = sorted((Path(__file__).parent / "data" / "bad").glob("*.xyz"))
 XTB_TIMEOUT = 120  # s; xTB shares the CPU with whatever else runs
 

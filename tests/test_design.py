@@ -1,4 +1,4 @@
-"""Design from a formula (cluster_gnn.design and pages/4_Design.py): checks at the edge,
+"""Design from a formula (cluster_gnn.design and app_pages/4_Design.py): checks at the edge,
 a real search + prediction of a tiny cluster in a worker process, cancel, the page."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from cluster_gnn.errors import ClusterGNNError, StructureError
 from cluster_gnn.limits import MAX_DESIGN_ATOMS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-DESIGN = "pages/4_Design.py"
+DESIGN = "app_pages/4_Design.py"
 
 
 @pytest.fixture(autouse=True)

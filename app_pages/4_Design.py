@@ -89,7 +89,7 @@ def result(job) -> None:
     values, kind = (np.asarray(importance, float), "importance") if importance is not None else \
         (np.asarray(features.charges, float), "charge")
     scale = viewer.colour_scale(values, kind)
-    view, table = st.columns([3, 2])
+    view, table = st.columns([1, 1])
     with view:
         st.iframe(viewer.viewer_html(atoms, values, charges=features.charges, scale=scale, kind=kind, height=420),
                   height=430, alt=f"3D structure of {job.name}")

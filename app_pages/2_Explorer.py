@@ -73,7 +73,7 @@ def open_in_predict(selected: str | None, key: str) -> None:
         st.session_state["picked_cluster"] = selected
         st.session_state["predict_cluster"] = selected
         st.session_state["source"] = "Published cluster"
-        st.switch_page("pages/1_Predict.py")
+        st.switch_page("app_pages/1_Predict.py")
 
 
 def selected_name(event, selection: str) -> str | None:
