@@ -158,7 +158,7 @@ def descriptors(frame: pd.DataFrame) -> None:
     chart = alt.Chart(shown).mark_circle(size=60).encode(
         x=alt.X(f"{x}:Q", title=qx.title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=qy.title, scale=alt.Scale(zero=False)),
-        color=alt.Color("family:N", title="family"),
+        color=alt.Color("family:N", title="family", scale=alt.Scale(scheme="category20")),
         stroke=alt.condition(pick, alt.value("black"), alt.value(None)),
         tooltip=[alt.Tooltip("label:N", title="cluster"), alt.Tooltip("family:N", title="family"),
                  alt.Tooltip(f"{x}:Q", format=".3g", title=qx.title), alt.Tooltip(f"{y}:Q", format=".3g", title=qy.title)],
@@ -170,8 +170,10 @@ def descriptors(frame: pd.DataFrame) -> None:
 
 def correlations(frame: pd.DataFrame) -> None:
     st.subheader("How each descriptor tracks the measured rate, family by family")
-    columns = axis_choices(frame)[0]
-    table = family_correlations(frame, columns)
+    table = family_correlations(frame, axis_choices(frame)[0])
+    per_family = table[table["family"] != "all families"]
+    columns = [c for c in dict.fromkeys(table["column"]) if per_family.loc[per_family["column"] == c, "r"].notna().any()]
+    table = table[table["column"].isin(columns)]  # drop what is constant in every family (the charge)
     if table.empty or table["r"].isna().all():
         st.caption("Too few measured clusters in this selection for a correlation.")
         return
@@ -191,7 +193,10 @@ def correlations(frame: pd.DataFrame) -> None:
         color=alt.Color("r:Q", title="Pearson r", scale=alt.Scale(domain=[-1, 1], scheme="redblue", reverse=True)),
         tooltip=[alt.Tooltip("descriptor:N"), alt.Tooltip("family:N"), alt.Tooltip("n:Q", title="clusters"),
                  alt.Tooltip("r:Q", format=".2f", title="Pearson r")])
-    text = base.mark_text(fontSize=11).encode(text=alt.Text("r:Q", format=".2f"))
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text("r:Q", format=".2f"),
+        color=alt.condition("abs(datum.r) > 0.6", alt.value("white"), alt.value("black")),
+    ).transform_filter("isValid(datum.r) && isFinite(datum.r)")
     st.altair_chart((cells + text).properties(height=28 * len(columns)), key="correlations")
     wide = table.pivot(index="descriptor", columns="family (clusters)", values="r").reindex(
         index=y_order, columns=x_order).round(2)
@@ -214,6 +219,9 @@ def shown_table(frame: pd.DataFrame, heading: str, columns: list[str], filename:
     view = frame.copy()
     if "name" in view.columns:
         view["name"] = view["name"].map(formula_label)
+    for column in ("metals", "ligands"):
+        if column in view.columns:
+            view[column] = view[column].str.replace(";", ", ")
     st.dataframe(view.rename(columns={c: quantity(c).title for c in view.columns}), hide_index=True,
                  column_config={quantity(c).title: st.column_config.NumberColumn(format=f"%.{quantity(c).decimals}f")
                                 for c in view.columns if pd.api.types.is_float_dtype(view[c])},
