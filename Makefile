@@ -5,6 +5,10 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+# pip retries an unreachable index 5 times per package with back-off: offline (PyTorch's
+# index in requirements.txt) that took 18 min here against 3 min with 0 retries.
+PIP_RETRIES ?= 0
+PIP     = $(PY) -m pip install --quiet --retries $(PIP_RETRIES)
 
 .PHONY: app test install install-dev browser clean-venv
 
@@ -13,11 +17,11 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 install: $(PY)
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps --no-build-isolation -e .
 
 install-dev: install
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
 
 # Debian's Chromium drives the browser test (tests/test_browser.py); nothing is downloaded at test time.
 browser:

@@ -1,7 +1,11 @@
-"""cluster-gnn web app: the landing page. Run with ``streamlit run app.py``.
+"""cluster-gnn web app: navigation and the landing page. Run with ``streamlit run app.py``.
 
-The screens are Streamlit's multipage folder ``pages/`` (Predict, Explorer, Model); the
-sidebar navigation comes from it.
+``st.navigation`` lists the screens (Home, Predict, Design, Explorer, Model) with their
+titles; every entry path (the root URL, ``/Predict``, ...) runs this file first, so the
+page settings below are set once, for every page. The screens live in ``app_pages/``, not
+Streamlit's ``pages/``: while a ``pages/`` folder exists, a server whose first visitor
+opens ``/Explorer`` directly runs that file alone (Streamlit's old multipage mode, until
+someone opens the root URL), with a sidebar reading "app" and another layout.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from cluster_gnn.evaluation import baseline_verdict
 from cluster_gnn.predict import DEFAULT_MODEL
 
 EVALUATION = MODELS_DIR / "evaluation.json"
+PREDICT, EXPLORER, MODEL, DESIGN = ("app_pages/1_Predict.py", "app_pages/2_Explorer.py", "app_pages/3_Model.py",
+                                    "app_pages/4_Design.py")
 
 
 @st.cache_data(show_spinner=False)
@@ -56,12 +62,20 @@ def home() -> None:
                         "ligand families.")
     else:
         st.markdown(f"{theory}; the models are not trained yet, so no accuracy can be quoted.")
-    st.page_link("pages/1_Predict.py", label="Predict a cluster", icon=":material/science:")
-    st.page_link("pages/2_Explorer.py", label="Explore the data set", icon=":material/scatter_plot:")
-    st.page_link("pages/3_Model.py", label="Model, data and citations", icon=":material/description:")
+    st.page_link(PREDICT, label="Predict a cluster", icon=":material/science:")
+    st.page_link(DESIGN, label="Design a cluster from its formula", icon=":material/build:")
+    st.page_link(EXPLORER, label="Explore the data set", icon=":material/scatter_plot:")
+    st.page_link(MODEL, label="Model, data and citations", icon=":material/description:")
 
 
-# No page_icon: Streamlit would fetch a Material or emoji favicon from a font CDN, and
-# nothing may leave the machine (tests/test_browser.py checks).
+# No page_icon and no page icons: Streamlit would fetch a Material or emoji favicon from a
+# font CDN, and nothing may leave the machine (tests/test_browser.py checks).
 st.set_page_config(page_title="cluster-gnn", layout="wide")
-home()
+navigation = st.navigation([
+    st.Page(home, title="Home", url_path="home", default=True),
+    st.Page(PREDICT, title="Predict", url_path="Predict"),
+    st.Page(DESIGN, title="Design", url_path="Design"),
+    st.Page(EXPLORER, title="Explorer", url_path="Explorer"),
+    st.Page(MODEL, title="Model", url_path="Model"),
+])
+navigation.run()

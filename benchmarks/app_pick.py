@@ -20,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
-PREDICT = "pages/1_Predict.py"
+PREDICT = "app_pages/1_Predict.py"
 PICKS = ("Mo2S2-", "Fe3C2-", "Mo6S3-", "V3C4-", "Co3H3-", "Ta3C2-", "Rh3-", "Mo9S3C-", "FeV2C2-", "CoTaC2-")
 
 

@@ -32,7 +32,7 @@ def one_process(cluster: str, other: str, warm_repeats: int) -> dict:
         t = time.perf_counter()
         at.run()
         if name is not None:
-            at.switch_page("pages/1_Predict.py").run()
+            at.switch_page("app_pages/1_Predict.py").run()
             at.selectbox(key="predict_cluster").select(name).run()
             assert not at.exception, at.exception
             assert any(m.label.startswith("Predicted") and m.value != "—" for m in at.metric), "no prediction"

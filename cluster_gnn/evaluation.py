@@ -324,24 +324,24 @@ def comparison_lines(split: str = "folds", models_dir=None) -> list[str]:
 
 
 def baseline_verdict(scores: dict) -> str | None:
-    """One sentence on a model against the best descriptor baselines of its run, from its
-    entry in ``models/evaluation.json`` (``vs_best_baseline``): better or worse on R² where the
-    95 % bootstrap interval of the R² difference excludes 0, otherwise ahead (though not
-    clearly) or not better; with the MAE difference in words; None if the entry has no
-    comparison."""
+    """One plain sentence on a model against the best descriptor baseline of its run, from
+    its entry in ``models/evaluation.json`` (``vs_best_baseline``): "clearly better" or
+    "clearly worse" where the 95 % bootstrap interval of the R² difference excludes 0,
+    otherwise "about as good as" (the difference could be chance); with the MAE difference
+    in words; None if the entry has no comparison."""
     versus = (scores or {}).get("vs_best_baseline") or {}
     if not all(k in versus for k in ("baseline", "delta_r2", "delta_r2_ci95", "delta_mae")):
         return None
     lo, hi = versus["delta_r2_ci95"]
     best_r2 = versus["baseline"]
     best_mae = versus.get("baseline_mae", best_r2)
-    d_mae = versus["delta_mae"]
-    mae_part = f"MAE {abs(d_mae):.3f} {'higher (worse)' if d_mae > 0 else 'lower (better)'}" + (
-        "" if best_mae == best_r2 else f" against {MODEL_DESCRIPTIONS.get(best_mae, best_mae)}")
+    d_r2, d_mae = versus["delta_r2"], versus["delta_mae"]
+    mae_part = f"its mean error is {abs(d_mae):.3f} lg units {'larger' if d_mae > 0 else 'smaller'}" + (
+        "" if best_mae == best_r2 else f" than that of {MODEL_DESCRIPTIONS.get(best_mae, best_mae)}")
+    r2_part = f"R² {abs(d_r2):.3f} {'higher' if d_r2 >= 0 else 'lower'}"
+    simple = f"the best simpler model of the same run ({MODEL_DESCRIPTIONS.get(best_r2, best_r2)})"
     if lo > 0 or hi < 0:
-        verdict = "better than" if lo > 0 else "worse than"
-    else:
-        verdict = "ahead of, though not clearly," if versus["delta_r2"] > 0 else "not better than"
-    return (f"That is {verdict} the best descriptor model of the same run, "
-            f"{MODEL_DESCRIPTIONS.get(best_r2, best_r2)}: R² {versus['delta_r2']:+.3f} (95 % interval "
-            f"{lo:+.3f} to {hi:+.3f}), {mae_part}.")
+        return (f"That is clearly {'better' if lo > 0 else 'worse'} than {simple}: {r2_part} "
+                f"(95 % interval {lo:+.3f} to {hi:+.3f}), and {mae_part}.")
+    return (f"That is about as good as {simple}: {r2_part} and {mae_part}, a difference that could "
+            f"be chance (the 95 % interval of the R² difference, {lo:+.3f} to {hi:+.3f}, includes 0).")

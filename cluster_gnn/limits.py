@@ -15,7 +15,8 @@ import numbers
 from .errors import ClusterGNNError, PredictionError, StructureError
 
 __all__ = ["MAX_ABS_CHARGE", "MAX_UNPAIRED_PER_ATOM", "MAX_COORDINATE", "MIN_TIMEOUT_S", "MAX_TIMEOUT_S",
-           "check_integer", "check_charge", "check_multiplicity", "check_timeout", "check_finite_result", "check_workers",
+           "MAX_DESIGN_ATOMS", "DESIGN_TIME_LIMIT_S",
+           "MAX_DESIGN_TIME_LIMIT_S", "MAX_DESIGN_JOBS", "check_design_atoms", "check_integer", "check_charge", "check_multiplicity", "check_timeout", "check_finite_result", "check_workers",
            "check_members", "flag",
            "FlagError", "FlagParser"]
 
@@ -29,6 +30,13 @@ MAX_UNPAIRED_PER_ATOM = 5
 MAX_COORDINATE = 1000.0
 #: Time limits in s accepted for the xTB work of one call (0 or None elsewhere means none).
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 86400.0
+#: Most atoms a design from a formula (structure search, then prediction) accepts: the
+#: data set's clusters have 2 to 13; a short search of a larger cluster would not find its minimum.
+MAX_DESIGN_ATOMS = 16
+#: Wall-clock limit in s of one design (search and prediction), default and largest.
+DESIGN_TIME_LIMIT_S, MAX_DESIGN_TIME_LIMIT_S = 600.0, 3600.0
+#: Designs that may run at once in one process (each is a worker process on its own core).
+MAX_DESIGN_JOBS = 2
 
 
 def check_integer(value, what: str, low: int, high: int, reason: str = "spin") -> int:
@@ -87,6 +95,14 @@ def check_workers(value, what: str = "workers") -> int:
 def check_members(value, what: str = "members") -> int:
     """A number of ensemble members, 1 to 100."""
     return check_integer(value, what, 1, 100, reason="flag")
+
+
+def check_design_atoms(num_atoms: int, what: str = "the formula") -> int:
+    """A number of atoms a design can search: 2 to :data:`MAX_DESIGN_ATOMS`."""
+    if not 2 <= num_atoms <= MAX_DESIGN_ATOMS:
+        raise StructureError(f"{what} has {num_atoms} atoms; a design searches clusters of 2 to {MAX_DESIGN_ATOMS} "
+                             "atoms", reason="too-many-atoms" if num_atoms > MAX_DESIGN_ATOMS else "formula")
+    return num_atoms
 
 
 def check_finite_result(values, what: str) -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "SearchResult",
     "plan_search",
     "search_many",
+    "best_so_far",
 ]
 
 
@@ -334,6 +335,17 @@ def _search_locked(norm, charge, multiplicities, symbols, config, out_dir, ckpt,
     write_cluster(final, _atoms_of(best), **common, energy=best["energy"], multiplicity=best["multiplicity"],
                   rank=0, seed=best["seed"], converged=bool(best["converged"]))
     return SearchResult(norm, True, best["energy"], best["multiplicity"], len(records), time.time() - t0, final)
+
+
+def best_so_far(name: str, out_dir: Path | str | None = None):
+    """The lowest valid minimum in a cluster's checkpoint so far, ``(atoms, energy eV,
+    multiplicity)``, or None: what an unfinished search (stopped by its deadline) has found."""
+    records = _read_checkpoint(Path(out_dir or STRUCTURES_DIR) / "checkpoints" / f"{normalize_name(name)}.jsonl")
+    valid = [r for r in records if r.get("valid") and r.get("energy") is not None]
+    if not valid:
+        return None
+    best = min(valid, key=lambda r: r["energy"])
+    return _atoms_of(best), float(best["energy"]), int(best["multiplicity"])
 
 
 def _search_task(name, charge, multiplicities, config, out_dir, deadline):

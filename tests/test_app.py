@@ -25,7 +25,7 @@ from cluster_gnn.structures import read_cluster
 
 PROJECT = Path(__file__).resolve().parent.parent
 APP = str(PROJECT / "app.py")
-PREDICT, EXPLORER, MODEL = "pages/1_Predict.py", "pages/2_Explorer.py", "pages/3_Model.py"
+PREDICT, EXPLORER, MODEL = "app_pages/1_Predict.py", "app_pages/2_Explorer.py", "app_pages/3_Model.py"
 BAD = sorted((Path(__file__).parent / "data" / "bad").glob("*.xyz"))
 XTB_TIMEOUT = 120  # s; xTB shares the CPU with whatever else runs
 
@@ -82,9 +82,57 @@ def test_explorer_filters_and_download():
     at.switch_page(EXPLORER).run()
     at.multiselect(key="f_metals").set_value(["Mo"]).run()
     assert not at.exception
-    table = at.dataframe[0].value
-    assert len(table) > 0 and all("Mo" in m.split(";") for m in table["metals"])
+    tables = [d.value for d in at.dataframe if "metals" in d.value.columns]
+    assert [len(t) for t in tables] == [53, 0, 53]  # out of fold, blind (all mixed, none with Mo), descriptors
+    assert all("Mo" in m.split(";") for t in tables for m in t["metals"])
     assert at.get("download_button")
+
+
+def test_explorer_speaks_chemistry_not_column_names():
+    """Axes offer descriptors by name and unit with sensible defaults, predictions stay out
+    of the x axis, every header is readable, and the blind chart labels every cluster."""
+    import json
+    import re
+
+    from cluster_gnn.explore import QUANTITIES
+
+    at = _app().run()
+    at.switch_page(EXPLORER).run()
+    assert not at.exception
+    x, y = at.selectbox(key="descriptor_x"), at.selectbox(key="descriptor_y")
+    assert (x.value, y.value) == ("metal_charge_mean", "lg_k1")
+    assert "lg_k1_pred" not in x.options and "lg_k1" not in x.options
+    assert x.options[0] == "mean metal charge (e)"  # AppTest shows the formatted option labels
+    assert not [o for o in x.options + y.options if "_" in o]
+    snake = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")
+    for frame in at.dataframe:
+        assert not [c for c in frame.value.columns if snake.match(str(c))], list(frame.value.columns)
+    charts = {c.proto.spec and json.loads(c.proto.spec).get("height"): c for c in at.get("vega_lite_chart")}
+    blind = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")
+             if "labelOverlap" in c.proto.spec and "pick_blind" in c.proto.spec]
+    assert blind and blind[0]["height"] >= 20 * 33 and charts
+    assert len(QUANTITIES) == len({q.column for q in QUANTITIES})
+
+
+def test_family_correlations_and_tidy_csv():
+    import pandas as pd
+
+    from cluster_gnn.config import DATA_DIR
+    from cluster_gnn.explore import explorer_table, family_correlations, tidy_csv
+
+    frame = explorer_table(pd.read_csv(DATA_DIR / "descriptors.csv"))
+    table = family_correlations(frame, ["metal_charge_mean"])
+    mo_s = frame[(frame["family"] == "Mo-S") & frame["lg_k1"].notna()]
+    row = table[table["family"] == "Mo-S"].iloc[0]
+    assert row["n"] == len(mo_s) == 25
+    assert abs(row["r"] - mo_s["metal_charge_mean"].corr(mo_s["lg_k1"])) < 1e-12
+    assert table.iloc[0]["family"] == "all families" and table.iloc[0]["n"] == frame["lg_k1"].notna().sum()
+    assert "Ta-N" not in set(table["family"])  # one measured cluster: no r
+    text = tidy_csv(frame).decode("ascii")
+    header, first = text.splitlines()[:2]
+    assert "mean metal charge (e)" in header and "lg k1 measured" in header
+    assert "¯" not in text and "−" not in text and not re.search(r"\d\.\d{6,}", text)
+    assert first.startswith("Mo2S-,")
 
 
 @pytest.fixture
@@ -104,7 +152,7 @@ def prediction_files(monkeypatch, tmp_path):
     blind = hetero[["cluster"]].assign(lg_k1_pred=rng.normal(-12, 1, len(hetero)), lg_k1_std=0.4)
     blind.to_csv(tmp_path / "predictions" / "heteronuclear-33-withheld.csv", index=False)
     desc = homo[["name", "family", "metals", "ligands", "lg_k1"]].assign(
-        charge_polarization=rng.normal(size=len(homo)), n_atoms=homo["n_atoms"])
+        metal_charge_mean=rng.normal(size=len(homo)), homo_lumo_gap=rng.uniform(0, 1, len(homo)))
     desc.to_csv(tmp_path / "descriptors.csv", index=False)
     monkeypatch.setattr(config, "DATA_DIR", tmp_path)
     return tmp_path
@@ -114,13 +162,15 @@ def test_explorer_with_predictions(prediction_files):
     at = _app().run()
     at.switch_page(EXPLORER).run()
     assert not at.exception
-    assert len(at.get("vega_lite_chart")) == 3  # parity, blind, descriptors
-    assert at.selectbox(key="descriptor_x").options == ["charge_polarization", "n_atoms"]
-    at.selectbox(key="descriptor_x").select("n_atoms").run()
+    assert len(at.get("vega_lite_chart")) == 4  # parity, blind, descriptors, correlations per family
+    assert at.selectbox(key="descriptor_x").options == ["mean metal charge (e)", "HOMO-LUMO gap (eV)"]
+    at.selectbox(key="descriptor_x").select("homo_lumo_gap").run()
     at.multiselect(key="f_family").set_value(["Mo-S"]).run()
     assert not at.exception
-    assert [len(d.value) for d in at.dataframe] == [25, 0]  # out-of-fold Mo-S clusters, blind (none Mo-S)
-    assert len(at.get("download_button")) == 2
+    sizes = {d.value.columns[0] if len(d.value.columns) else None: len(d.value) for d in at.dataframe}
+    tables = [len(d.value) for d in at.dataframe if "cluster" in d.value.columns]
+    assert tables == [25, 0, 25]  # out-of-fold Mo-S clusters, blind (none Mo-S), descriptors
+    assert sizes and len(at.get("download_button")) == 3
 
 
 def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
@@ -146,10 +196,15 @@ def test_evaluation_is_read_not_typed(monkeypatch, tmp_path):
     assert "R² = 0.61, MAE = 0.49 and RMSE = 0.63" in text
     at.switch_page(MODEL).run()
     assert not at.exception
-    assert at.dataframe[0].value["model"].tolist() == ["gin", "ridge"]
+    assert at.dataframe[0].value["short name"].tolist() == ["gin", "ridge"]
     text = " ".join(m.value for m in at.markdown)
-    assert "**gin** minus **ridge**: R² +0.212 (95 % interval +0.101 to +0.334)" in text
+    first = at.markdown[0].value  # the plain paragraph comes first, its figures from the file
+    assert "misses the measured value by 0.49 on average" in first and "explains 61 % of the spread" in first
+    assert "for 88 % of these clusters" in first and "clearly better than the best simpler model" in first
+    assert "**gin** (GIN ensemble on GFN1-xTB graphs (this project; makes our predictions)) minus **ridge**: " \
+           "R² +0.212 (95 % interval +0.101 to +0.334)" in text
     assert "**ridge** refitted with 10 random states: R² 0.390 ± 0.011" in text
+    assert not [c for c in at.dataframe[0].value.columns if "_" in c or c == "coverage90"]
 
 
 def test_landing_page_says_when_the_model_does_not_clearly_beat_a_baseline(monkeypatch, tmp_path):
@@ -167,8 +222,9 @@ def test_landing_page_says_when_the_model_does_not_clearly_beat_a_baseline(monke
     at = _app().run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
-    assert ("ahead of, though not clearly, the best descriptor model of the same run, extra trees on composition + "
-            "metal periodic properties (no xTB): R² +0.007 (95 % interval -0.059 to +0.080), MAE 0.027 higher (worse).") in text
+    assert ("That is about as good as the best simpler model of the same run (extra trees on composition + metal "
+            "periodic properties (no xTB)): R² 0.007 higher and its mean error is 0.027 lg units larger, a difference "
+            "that could be chance (the 95 % interval of the R² difference, -0.059 to +0.080, includes 0).") in text
 
 
 def test_comparison_names_both_best_baselines_when_they_differ(tmp_path):

@@ -65,7 +65,8 @@ def _start_server(log_dir: Path, live: bool):
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    env = {**os.environ, "CLUSTER_GNN_LIVE": "1" if live else "0", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "CLUSTER_GNN_LIVE": "1" if live else "0", "OMP_NUM_THREADS": "1",
+           "CLUSTER_GNN_DESIGN_DIR": str(log_dir / "design")}  # a fresh search
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)
@@ -112,7 +113,7 @@ def browser(playwright_api, tmp_path):
     """A fresh Chromium profile; yields ``(page, urls)`` where ``urls`` records every request."""
     context = playwright_api.chromium.launch_persistent_context(
         str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-        viewport={"width": 1400, "height": 1250}, service_workers="block",
+        viewport={"width": 1400, "height": 1000}, service_workers="block",
     )
     urls: list[str] = []
     context.on("request", lambda request: urls.append(request.url))
@@ -173,11 +174,10 @@ def _wait_idle(page, urls: list[str] | None = None) -> None:
     a timeout names the last requests.
     """
     page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && !document.querySelector('[data-testid=\"stSkeleton\"]')"
-        " && !document.querySelector('[data-testid=\"stAppSkeleton\"]')"
-    )
+    drawn = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+             " && !document.querySelector('[data-testid=\"stSkeleton\"]')"
+             " && !document.querySelector('[data-testid=\"stAppSkeleton\"]')")
+    page.wait_for_function(drawn)
     # then no new request for 1 s. Playwright's "networkidle" also waits for requests
     # that never settle and timed out in clean-clone runs after every chunk had loaded.
     deadline, seen, quiet_since = time.monotonic() + PAGE_TIMEOUT_MS / 1000, -1, time.monotonic()
@@ -188,16 +188,28 @@ def _wait_idle(page, urls: list[str] | None = None) -> None:
             raise AssertionError(f"the page never went quiet; last requests: {(urls or [])[-10:]}")
         page.wait_for_timeout(100)
     page.wait_for_timeout(800)
+    # elements drawn as skeletons while their code loads can appear after the first check
+    page.wait_for_function(drawn)
+    page.wait_for_timeout(500)
+
+
+NAVIGATION = ["Home", "Predict", "Design", "Explorer", "Model"]
+
+
+def _titles(page) -> list[str]:
+    return [t.strip() for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
 
 
 def test_predict_page_draws_the_structure_offline(server, browser, tmp_path):
-    """A bundled pick on a server where live computation raises: the page says it read the
+    """The server's first visitor opens /Predict directly (the app's navigation still runs):
+    a bundled pick on a server where live computation raises: the page says it read the
     precomputed table, draws the structure, and asks nothing of another host."""
     page, urls = browser
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(f"{server}/Predict")
     page.get_by_text("Read from the precomputed table").wait_for()
     frame_element = page.wait_for_selector('iframe[title^="3D structure of"]')
+    assert _titles(page) == NAVIGATION
     frame = frame_element.content_frame()
     frame.wait_for_selector("canvas")
     _wait_idle(page, urls)
@@ -283,7 +295,7 @@ def test_several_files_at_once_in_the_browser(live_server, browser, tmp_path):
 
 @pytest.mark.parametrize(("path", "marker", "name"), [
     ("", "This tool predicts", "home.png"),
-    ("Explorer", "Explorer", "explorer.png"),
+    ("Explorer", "How each descriptor tracks", "explorer.png"),
     ("Model", "Level of theory", "model.png"),
 ])
 def test_pages_render_offline(server, browser, tmp_path, path, marker, name):
@@ -292,6 +304,30 @@ def test_pages_render_offline(server, browser, tmp_path, path, marker, name):
     page.get_by_text(marker, exact=False).first.wait_for()
     _wait_idle(page, urls)
     assert page.locator('[data-testid="stException"]').count() == 0
+    assert _titles(page) == NAVIGATION
     _save(page.screenshot(), tmp_path, name)
+    foreign = _foreign(urls)
+    assert not foreign and not page.context.blocked, f"requests left the machine: {foreign}"
+
+
+@pytest.mark.slow
+def test_design_a_tiny_cluster_in_the_browser(live_server, browser, tmp_path):
+    """Type a formula, the search and prediction run in the background with progress shown,
+    the prediction and the 3D view appear; well under a minute for Mo2S-."""
+    page, urls = browser
+    page.goto(f"{live_server}/Design")
+    page.get_by_text("Design a cluster").first.wait_for()
+    assert _titles(page) == NAVIGATION
+    page.get_by_label("Formula and charge", exact=True).and_(page.locator("input")).fill("Mo2S-")
+    page.get_by_role("button", name="Search and predict").click()
+    page.get_by_text("searching the structure", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("predicted rate", exact=False).first.wait_for(timeout=240_000)
+    frame = page.wait_for_selector('iframe[title^="3D structure of"]').content_frame()
+    frame.wait_for_selector("canvas")
+    _wait_idle(page, urls)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stMetricValue"]').first.inner_text().count("±") == 1
+    page.wait_for_timeout(1500)  # 3Dmol draws a frame or two after the canvas appears
+    _save(page.screenshot(), tmp_path, "design.png")
     foreign = _foreign(urls)
     assert not foreign and not page.context.blocked, f"requests left the machine: {foreign}"

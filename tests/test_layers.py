@@ -28,7 +28,8 @@ LAYERS = [
     ("predict",),
     ("results",),                     # what the app shows for one cluster, live or precomputed
     ("bundled",),                     # the precomputed table of the 216 bundled clusters
-    ("evaluation", "mixtures", "descriptors", "viewer", "card", "fidelity"),
+    ("evaluation", "mixtures", "descriptors", "viewer", "card", "fidelity", "explore"),  # reports; explore: the Explorer's names, correlations, CSV
+    ("summary", "design"),            # the Model page's paragraph; a design from a formula (search + prediction in a worker)
     ("cli_build",),                   # the commands that build data and models
     ("cli",),
     ("__main__",),                    # python -m cluster_gnn

@@ -143,14 +143,14 @@ def test_baseline_verdict_follows_the_bootstrap_interval():
     versus = {"baseline": "gbr_nbo8", "baseline_mae": "et_composition+metal", "delta_r2": 0.05,
               "delta_r2_ci95": [0.01, 0.09], "delta_mae": -0.04}
     better = baseline_verdict({"vs_best_baseline": versus})
-    assert better.startswith("That is better than the best descriptor model of the same run, gradient boosting on the authors")
-    assert better.endswith("R² +0.050 (95 % interval +0.010 to +0.090), MAE 0.040 lower (better) against "
-                           "extra trees on composition + metal one-hot.")
+    assert better.startswith("That is clearly better than the best simpler model of the same run (gradient boosting on the authors")
+    assert better.endswith("R² 0.050 higher (95 % interval +0.010 to +0.090), and its mean error is 0.040 lg units "
+                           "smaller than that of extra trees on composition + metal one-hot.")
     worse = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2": -0.05, "delta_r2_ci95": [-0.09, -0.01],
                                                    "delta_mae": 0.03}})
-    assert worse.startswith("That is worse than") and "MAE 0.030 higher (worse)" in worse
+    assert worse.startswith("That is clearly worse than") and "R² 0.050 lower" in worse and "0.030 lg units larger" in worse
     ahead = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2_ci95": [-0.02, 0.09]}})
-    assert ahead.startswith("That is ahead of, though not clearly, the best descriptor model")
+    assert ahead.startswith("That is about as good as the best simpler model") and "could be chance" in ahead
     behind = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2": -0.01, "delta_r2_ci95": [-0.07, 0.05]}})
-    assert behind.startswith("That is not better than")
+    assert behind.startswith("That is about as good as") and "R² 0.010 lower" in behind
     assert baseline_verdict({"r2": 0.6}) is None

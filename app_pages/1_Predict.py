@@ -268,8 +268,8 @@ def structure_panel(result, key: str, height: int = 440, table: bool = True) -> 
     mode = col_mode.radio("Show on the atoms", list(modes), horizontal=True, key=f"{key}_mode",
                           help="Atoms keep their element colours; the halo around each atom grows with the "
                                "value shown. Importance: the atom's share of the model's attribution (sums to 1). "
-                               "Contribution: the atom's Shapley value, how much it raises (+) or lowers (-) the "
-                               "predicted lg k₁ against an average atom in its place.")
+                               "Contribution: how much the atom raises (+) or lowers (-) the predicted lg k₁: the "
+                               "change when it alone is replaced by an average atom (occlusion).")
     show_labels = col_labels.checkbox("Atom labels", key=f"{key}_labels")
     values, kind, label = modes[mode]
     if mode == "Contribution":

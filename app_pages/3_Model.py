@@ -1,0 +1,129 @@
+"""Model page: a plain paragraph on how good the model is (cluster_gnn.summary), then the
+evaluation tables, the paper's finding, the level of theory and the sources, folded."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from cluster_gnn.config import DATA_DIR, MODELS_DIR, SearchConfig, XTBConfig
+from cluster_gnn.datasets import CITATION
+from cluster_gnn.descriptors import polarization_finding_text as finding_text
+from cluster_gnn.evaluation import MODEL_DESCRIPTIONS, comparison_lines, evaluation_table
+from cluster_gnn.mixtures import TRANSFER_DESCRIPTIONS, transfer_table
+from cluster_gnn.summary import COLUMN_NAMES, model_summary
+from cluster_gnn.viewer import THREEDMOL_VERSION
+
+SPLITS = {
+    "folds": ("How well it predicts clusters it never saw (the authors' 10 folds)",
+              "Each of the 159 measured homonuclear clusters is predicted by models trained without it, on the "
+              "authors' published folds. The authors' DFT descriptor models score R² about 0.59 and a mean error "
+              "about 0.75 on these folds."),
+    "mixtures": ("How well it predicts new metal mixtures",
+                 "Trained on the 159 homonuclear clusters only, every model predicts the 24 measured mixed clusters "
+                 "(Fe-V-C, Fe-V-S, Fe-Ta-C): how a model combines two metals it has never seen together. The model "
+                 "behind predictions for mixed clusters is chosen here."),
+    "family": ("How well it predicts a whole family left out",
+               "One family (metal set x ligand set, e.g. Ta-C or Fe-V-C) at a time is left out of training over "
+               "all 183 measured clusters, and predicted."),
+}
+
+
+@st.cache_data(show_spinner=False)
+def evaluation(split: str, mtime: float) -> pd.DataFrame | None:
+    """The committed evaluation of one split (``mtime`` keys the cache to the file's version)."""
+    return transfer_table(split) if split in ("mixtures", "family") else evaluation_table(split)
+
+
+@st.cache_data(show_spinner=False)
+def summary(mtime: float) -> str | None:
+    return model_summary()
+
+
+def _mtime(split: str) -> float:
+    path = MODELS_DIR / ("evaluation.json" if split == "folds" else f"evaluation-{split}.json")
+    return path.stat().st_mtime if path.is_file() else 0.0
+
+
+def plain(line: str, split: str) -> str:
+    """A comparison line with each model's short name followed by what it is."""
+    names = {**MODEL_DESCRIPTIONS, **TRANSFER_DESCRIPTIONS} if split in ("mixtures", "family") else \
+        {**TRANSFER_DESCRIPTIONS, **MODEL_DESCRIPTIONS}
+    for key in sorted(names, key=len, reverse=True):
+        line = line.replace(f"**{key}**", f"**{key}** ({names[key]})")
+    return line
+
+
+def accuracy() -> bool:
+    shown = False
+    for split, (title, caption) in SPLITS.items():
+        table = evaluation(split, _mtime(split))
+        if table is None:
+            continue
+        shown = True
+        with st.expander(title, expanded=False):
+            st.caption(caption + " Errors are in lg units (k₁ in cm³ molecule⁻¹ s⁻¹): 1 means a factor of 10 in "
+                       "k₁. The short names are explained in the model column.")
+            columns = ["description"] + [c for c in table.columns if c != "description"]
+            view = table[columns].rename(columns=COLUMN_NAMES)
+            st.dataframe(view, hide_index=True, key=f"eval_{split}",
+                         column_config={COLUMN_NAMES[c]: st.column_config.NumberColumn(format="%.2f")
+                                        for c in ("r2", "mae", "rmse", "split_mean_mae", "coverage90", "mean_std")})
+            lines = comparison_lines(split)
+            if lines:
+                st.markdown("Is a difference real? With 159 clusters the test set itself is noisy, and so is the "
+                            "simpler models' randomness:\n" + "\n".join(f"- {plain(line, split)}" for line in lines))
+    return shown
+
+
+def main() -> None:
+    st.title("Model")
+    xtb, search = XTBConfig(), SearchConfig()
+    evaluation_file = MODELS_DIR / "evaluation.json"
+    text = summary(evaluation_file.stat().st_mtime if evaluation_file.is_file() else 0.0)
+    if text:
+        st.markdown(text)
+    st.header("Details")
+    if not accuracy():
+        st.info("The models are not trained yet: models/evaluation.json does not exist.")
+    finding = MODELS_DIR / "polarization.json"
+    if finding.is_file():
+        with st.expander("The paper's finding (active clusters have evenly charged metal cores), re-tested"):
+            st.markdown(finding_text(finding))
+            figure = finding.with_suffix(".png")
+            if figure.is_file():
+                st.image(str(figure))
+
+    with st.expander("Level of theory and how the model is built"):
+        st.markdown(
+            f"- Structures: our own global-minimum search with **{xtb.method}** "
+            f"({search.n_starts} random starts per spin state, FIRE to {search.fmax} eV/Å, basin hopping), "
+            "in the authors' spin multiplicity for the homonuclear clusters.\n"
+            f"- Atom features: one **{xtb.method}** single point (tblite), Fermi smearing at "
+            f"**{xtb.electronic_temperature:g} K** electronic temperature, spin-restricted with 2S unpaired "
+            "electrons: Mulliken partial charges and s/p/d shell populations per atom.\n"
+            "- This is **not** the DFT/NBO level of the original paper; the authors' NBO descriptors are "
+            "used only as baselines and as a check of our charges.\n"
+            "- Model: a graph isomorphism network (GIN) whose nodes are the cluster's atoms, carrying "
+            "these features, trained also to reproduce the authors' NBO descriptors (multi-task); its "
+            "readout also sees the cluster's composition (atom counts and ligands per metal) and "
+            "cluster-level xTB descriptors. It makes our predictions, except for a cluster that mixes metals: "
+            "there the GIN does not transfer, and the metals' average rates adjusted for stoichiometry and spin "
+            "(short name prior_blend) do better; see 'How well it predicts new metal mixtures'."
+        )
+
+    with st.expander("Data and citations"):
+        st.markdown(
+            f"- Measured rates, folds and spin multiplicities: {CITATION}.\n"
+            "- GFN1-xTB: S. Grimme, C. Bannwarth, P. Shushkov, J. Chem. Theory Comput. 2017, 13, 1989-2009, "
+            "doi:10.1021/acs.jctc.7b00118; computed with tblite.\n"
+            "- GIN: K. Xu, W. Hu, J. Leskovec, S. Jegelka, How Powerful are Graph Neural Networks?, ICLR 2019.\n"
+            f"- 3D viewer: 3Dmol.js {THREEDMOL_VERSION} (BSD-3-Clause), N. Rego, D. Koes, Bioinformatics "
+            "2015, 31, 1322-1324, doi:10.1093/bioinformatics/btu829; served from this app, no external requests."
+        )
+    readme = DATA_DIR / "README.md"
+    if readme.is_file():
+        with st.expander("What each data table holds (data/README.md)"):
+            st.markdown(readme.read_text(encoding="utf-8"))
+
+
+main()
