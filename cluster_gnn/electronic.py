@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing as mp
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -324,6 +325,14 @@ def load_feature_tables(directory=None) -> dict:
 _IDLE: list = []
 _IDLE_LOCK = threading.Lock()
 _MAX_IDLE = 2
+#: At most this many time-limited xTB calls run at once (``CLUSTER_GNN_XTB_WORKERS``, default
+#: the number of CPU cores); the others wait their turn, and the wait does not count against
+#: their time limit. Ten uploads at once on 2 cores then take turns instead of all running
+#: out of time together.
+XTB_WORKERS = max(1, int(os.environ.get("CLUSTER_GNN_XTB_WORKERS", 0) or os.cpu_count() or 1))
+#: Longest wait for a free worker, s, before a call gives up with a clear message.
+MAX_QUEUE_WAIT_S = 600.0
+_SLOTS = threading.BoundedSemaphore(XTB_WORKERS)
 
 
 def _checkout() -> ProcessPoolExecutor:
@@ -365,9 +374,20 @@ def run_time_limited(function, *args, timeout_s: float = 60.0):
 
     Errors of the project (:class:`ClusterGNNError`) raised in the worker reach the caller
     unchanged. A timed-out worker is killed; it served this call only, so calls running
-    at the same time in other threads are not affected.
+    at the same time in other threads are not affected. At most :data:`XTB_WORKERS` calls
+    run at once; a call waiting for its turn starts its clock when it gets a worker.
     """
     timeout_s = check_timeout(timeout_s, "timeout_s")
+    if not _SLOTS.acquire(timeout=MAX_QUEUE_WAIT_S):
+        raise XTBTimeoutError(f"all {XTB_WORKERS} xTB workers stayed busy for {MAX_QUEUE_WAIT_S:g} s; "
+                              "the machine is overloaded, try again later")
+    try:
+        return _run_in_worker(function, args, timeout_s)
+    finally:
+        _SLOTS.release()
+
+
+def _run_in_worker(function, args, timeout_s: float):
     pool = _checkout()
     try:
         future = pool.submit(function, *args)

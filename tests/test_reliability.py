@@ -320,3 +320,29 @@ def test_ten_concurrent_sessions_predict_as_sequential_ones(test_data):
     assert len(outcome) == 10 and not [v for v in outcome.values() if isinstance(v, Exception)], outcome
     for k, (function, arg) in enumerate(jobs):
         assert outcome[k] == pytest.approx(function(arg), abs=1e-6), arg
+
+
+@pytest.mark.slow
+def test_calls_beyond_the_worker_count_wait_their_turn_off_the_clock(monkeypatch):
+    """With one xTB worker slot, two concurrent 8 s calls with a 15 s limit both succeed: the
+    second waits for the slot (16 s after it was asked for) and its clock starts then."""
+    from cluster_gnn import electronic
+
+    monkeypatch.setattr(electronic, "_SLOTS", threading.BoundedSemaphore(1))
+    done = {}
+
+    def call(k):
+        start = time.monotonic()
+        try:
+            electronic.run_time_limited(time.sleep, 8, timeout_s=15)
+            done[k] = time.monotonic() - start
+        except XTBTimeoutError as e:
+            done[k] = e
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not [v for v in done.values() if isinstance(v, Exception)], done
+    assert max(done.values()) >= 16  # the second ran after the first: it waited its turn
