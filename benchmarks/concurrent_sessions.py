@@ -142,7 +142,7 @@ def main() -> None:
                 for i, page in enumerate(pages):
                     if i in finished:
                         continue
-                    done = page.locator('[data-testid="stMetricValue"]').filter(has_text="±").count() > 0
+                    done = page.locator('iframe[title^="3D structure of"][title$=")"]').count() > 0  # the upload is drawn
                     failed = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
                     if done or failed:
                         finished[i] = time.monotonic()
