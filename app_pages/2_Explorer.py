@@ -152,7 +152,10 @@ def descriptors(frame: pd.DataFrame) -> None:
     qx, qy = quantity(x), quantity(y)
     shown = frame.dropna(subset=[x, y])
     r = shown[x].corr(shown[y]) if len(shown) >= 3 else float("nan")
-    st.caption(f"**{qx.label}**: {qx.definition}. **{qy.label}**: {qy.definition}. "
+    sources = shown["charge_source"].value_counts() if "charge_source" in shown else pd.Series(dtype=int)
+    charges = ("Charges and populations: " + ", ".join(f"{source} for {n} clusters" for source, n in sources.items())
+               + ". " if len(sources) else "")
+    st.caption(f"**{qx.label}**: {qx.definition}. **{qy.label}**: {qy.definition}. " + charges
                + (f"Pearson r = {r:.2f} over the {len(shown)} clusters shown." if pd.notna(r) else ""))
     pick = alt.selection_point(fields=["name"], on="click", name="pick_desc", empty=False)
     chart = alt.Chart(shown).mark_circle(size=60).encode(
@@ -161,7 +164,8 @@ def descriptors(frame: pd.DataFrame) -> None:
         color=alt.Color("family:N", title="family", scale=alt.Scale(scheme="category20")),
         stroke=alt.condition(pick, alt.value("black"), alt.value(None)),
         tooltip=[alt.Tooltip("label:N", title="cluster"), alt.Tooltip("family:N", title="family"),
-                 alt.Tooltip(f"{x}:Q", format=".3g", title=qx.title), alt.Tooltip(f"{y}:Q", format=".3g", title=qy.title)],
+                 alt.Tooltip(f"{x}:Q", format=".3g", title=qx.title), alt.Tooltip(f"{y}:Q", format=".3g", title=qy.title)]
+        + ([alt.Tooltip("charge_source:N", title="charges")] if "charge_source" in shown else []),
     ).add_params(pick)
     event = st.altair_chart(chart.properties(height=420), on_select="rerun", key="descriptors",
                             selection_mode="pick_desc")

@@ -56,6 +56,12 @@ def main(argv=None):
     df = df[df["lg_k1"].notna()].copy()
     if "model" in df:  # the finding is about the graph model's explanations of one-metal clusters
         df = df[df["model"] == "gin"].copy()
+    source = None
+    if "charge_source" in df:  # one level of theory for every charge compared (the DFT job is not done)
+        source = df["charge_source"].mode()[0]
+        left_out = int((df["charge_source"] != source).sum())
+        df = df[df["charge_source"] == source].copy()
+        print(f"charges: {source} ({len(df)} clusters; {left_out} with other charges left out)")
     results = [compare(df, df.lg_k1 >= ACTIVE, df.lg_k1 <= INERT, f"lg k1 >= {ACTIVE} vs <= {INERT}")]
     median = df.lg_k1.median()
     results.append(compare(df, df.lg_k1 > median, df.lg_k1 <= median, f"median split at {median:.2f}"))
@@ -66,6 +72,8 @@ def main(argv=None):
                "mean_method_agreement": float(df.method_agreement.mean())}
     if "importance_method" in df:
         summary["method"] = str(df.importance_method.iloc[0])
+    if source:
+        summary["charge_source"] = source
     if "importance_contrast" in df:
         contrast = df.importance_contrast
         summary["importance_contrast"] = {"median": float(contrast.median()),

@@ -66,20 +66,20 @@ QUANTITIES = [
     Quantity("lg_k1_std", "prediction uncertainty", "lg units",
              "standard deviation of the predicted lg k₁; the 90 % interval is ±1.645 of it", "prediction", 2,
              "lg k1 predicted std"),
-    Quantity("metal_charge_mean", "mean metal charge", "e", "mean GFN1-xTB Mulliken charge of the metal atoms",
+    Quantity("metal_charge_mean", "mean metal charge", "e", "mean charge of the metal atoms (PBE/def2-SVP natural charge where the DFT job has done the cluster, else GFN1-xTB Mulliken; see charge source)",
              "descriptor", 3, "mean metal charge (e)"),
-    Quantity("metal_charge_max", "most positive metal charge", "e", "largest Mulliken charge of a metal atom",
+    Quantity("metal_charge_max", "most positive metal charge", "e", "largest charge of a metal atom (DFT NPA or xTB Mulliken, see charge source)",
              "descriptor", 3, "max metal charge (e)"),
-    Quantity("metal_charge_min", "most negative metal charge", "e", "smallest Mulliken charge of a metal atom",
+    Quantity("metal_charge_min", "most negative metal charge", "e", "smallest charge of a metal atom (DFT NPA or xTB Mulliken, see charge source)",
              "descriptor", 3, "min metal charge (e)"),
     Quantity("ligand_charge_mean", "mean ligand charge", "e",
-             "mean Mulliken charge of the non-metal atoms (S, C, N, H); empty for bare metal clusters",
+             "mean charge of the non-metal atoms (S, C, N, H); empty for bare metal clusters",
              "descriptor", 3, "mean ligand charge (e)"),
     Quantity("charge_spread", "charge polarisation (whole cluster)", "e",
-             "standard deviation of the Mulliken charges of all atoms: 0 when every atom carries the same charge",
+             "standard deviation of the charges of all atoms: 0 when every atom carries the same charge",
              "descriptor", 3, "charge polarisation all atoms (e)"),
     Quantity("metal_core_polarization", "charge polarisation (metal core)", "e",
-             "standard deviation of the Mulliken charges of the metal atoms", "descriptor", 3,
+             "standard deviation of the charges of the metal atoms", "descriptor", 3,
              "charge polarisation metal core (e)"),
     Quantity("metal_d_population", "metal d population", "e", "mean d-shell population of the metal atoms",
              "descriptor", 2, "metal d population (e)"),
@@ -91,7 +91,7 @@ QUANTITIES = [
              "descriptor", 0, "multiplicity"),
     Quantity("charge", "total charge", "e", "net charge of the cluster ion", "descriptor", 0, "charge (e)"),
     Quantity("subgraph_polarization", "charge polarisation (important atoms)", "e",
-             "standard deviation of the Mulliken charges of the atoms that carry half the model's attention",
+             "standard deviation of the charges of the atoms that carry half the model's attention",
              "explanation", 3, "charge polarisation important atoms (e)"),
     Quantity("subgraph_size", "important atoms", "atoms", "number of atoms that carry half the model's attention",
              "explanation", 0, "important atoms"),
@@ -100,6 +100,12 @@ QUANTITIES = [
     Quantity("importance_contrast", "attention peak", "× even share",
              "largest per-atom importance over the even share 1/N: 1 when every atom matters equally",
              "explanation", 3, "attention peak (x even share)"),
+    Quantity("atoms_effect", "what the atoms move", "lg units",
+             "prediction minus the prediction with every atom replaced by an average atom (the cluster's own atoms "
+             "against a generic cluster of the same shape)", "explanation", 2, "atoms effect (lg)"),
+    Quantity("deletion_fidelity", "explanation fidelity", "lg units",
+             "how much faster the prediction moves when atoms are hidden most important first than in a random order "
+             "(> 0: the explanation finds what the model depends on)", "explanation", 3, "deletion fidelity (lg)"),
     Quantity("method_agreement", "agreement of the two explainers", "Spearman ρ",
              "rank correlation of GNNExplainer and Integrated Gradients importances", "explanation", 2,
              "explainer agreement (Spearman)"),
@@ -110,7 +116,8 @@ QUANTITIES = [
 _IDENTITY = {"name": "cluster", "cluster": "cluster (authors' label)", "family": "family", "metals": "metals",
              "ligands": "ligands", "fold": "fold", "subgraph_atoms": "important atoms (list)",
              "subgraph_composition": "important atoms are", "top_atom": "most important atom", "model": "model",
-             "rate": "rate", "n_atoms": "atoms"}
+             "rate": "rate", "n_atoms": "atoms",
+             "charge_source": "charge source", "importance_method": "explanation method"}
 _BY_COLUMN = {q.column: q for q in QUANTITIES}
 DEFAULT_X, DEFAULT_Y = "metal_charge_mean", "lg_k1"
 
