@@ -234,7 +234,7 @@ class Explain(Subcommand):
 
         methods = tuple(args.methods or (DEFAULT_METHOD,))
         exp = explain_prediction(p, ensemble, methods, max_members=args.members or 10,
-                                 formula_model=formula_model(p))
+                                 formula_model=formula_model(p), fidelity=True)
         symbols = p.atoms.get_chemical_symbols()
         sub = exp.subgraph
         described = cluster_descriptors(p.atoms, p.features, exp)

@@ -128,7 +128,7 @@ def descriptor_table(ensemble=None, names=None, methods=None, max_members: int =
             continue
         p = predict_named(name, ensemble)
         exp = explain_prediction(p, ensemble, methods or (DEFAULT_METHOD,), max_members=max_members, epochs=epochs,
-                                 formula_model=formula_model(p))
+                                 formula_model=formula_model(p), fidelity=True)
         row = table.set_index("name").loc[name]
         rows.append({"name": name, "cluster": row["cluster"], "family": row["family"], "metals": row["metals"],
                      "ligands": row["ligands"], "charge": int(row["charge"]), "multiplicity": p.multiplicity,

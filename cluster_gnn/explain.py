@@ -302,15 +302,16 @@ def explaining_members(ensemble, prediction) -> list:
 
 
 def explain_prediction(prediction, ensemble, methods=(DEFAULT_METHOD,), max_members: int = 10,
-                       epochs: int = 60, formula_model=None, fidelity: bool = True) -> Explanation:
+                       epochs: int = 60, formula_model=None, fidelity: bool = False) -> Explanation:
     """Explain a :class:`~cluster_gnn.predict.Prediction` with the model that made it and store
     the per-atom importance on it (``prediction.importance``, ``prediction.explanation``).
 
     A GIN prediction is explained with the members that made it (its fold's for an out-of-fold
     one); a ``prior_blend`` one (mixed metals) with ``formula_model = (predict, empty_value)``:
     ``predict(formulas) -> lg k1`` at the prediction's charge and multiplicity, and the value
-    with no metal atom left. Exact Shapley values on 10 members take about 0.1 s for 8 atoms
-    and 3 s for 13 atoms (``benchmarks/explain_latency.py``)."""
+    with no metal atom left. ``fidelity``: also measure each method's deletion fidelity (all
+    coalitions up to 12 atoms: 0.6 s for 9 atoms on 10 members instead of 0.05 s for occlusion
+    alone, ``benchmarks/predict_latency.py``)."""
     from .structures import is_metal
 
     graph = ensemble.featurize(prediction.atoms, prediction.charge, prediction.multiplicity,

@@ -41,7 +41,7 @@ def fidelity_rows(names=None, methods=METHODS, max_members: int = 5, epochs: int
         skip = k % gnnexplainer_every and name not in NAMED_CLUSTERS
         use = tuple(m for m in methods if not (m == "gnnexplainer" and skip))
         exp = explain_prediction(p, ensemble, use, max_members=max_members, epochs=epochs,
-                                 formula_model=formula_model(p))
+                                 formula_model=formula_model(p), fidelity=True)
         for method, shares in exp.by_method.items():
             f = exp.fidelity[method]
             rows.append({"name": name, "model": p.model, "method": method, "atoms": len(shares),
