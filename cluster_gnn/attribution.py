@@ -75,7 +75,6 @@ class GraphMasking:
                                                 batch, u).numpy()
         return out
 
-
     @torch.no_grad()
     def cluster_masked(self) -> np.ndarray:
         """Each member's value with every atom shown and the cluster-level inputs ``u`` set to

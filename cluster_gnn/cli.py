@@ -191,7 +191,7 @@ class Explain(Subcommand):
 
     #: explain.METHODS and DEFAULT_METHOD, spelled out so --help does not import torch (a test compares them)
     methods = ("shapley", "occlusion", "integrated_gradients", "gnnexplainer")
-    default_method = "shapley"
+    default_method = "occlusion"
 
     @classmethod
     def add_arguments(cls, parser):
