@@ -153,16 +153,19 @@ def polarization_finding_text(path) -> str:
             f"{mo['active'][0]}/{sum(mo['active'])} active vs {mo['inert'][0]}/{sum(mo['inert'])} inert "
             f"(Fisher p = {mo['p']:.2g}).")
     rho, p = data["spearman_subgraph_polarization_vs_lg_k1"]
+    agreement = data.get("mean_method_agreement")
+    explainers = (f", agreement of GNNExplainer and Integrated Gradients {agreement:.2f}"
+                  if isinstance(agreement, (int, float)) and np.isfinite(agreement) else "")
+    method = f" ({data['method']}" + (f", {data['charge_source']} charges)" if data.get("charge_source") else ")") \
+        if data.get("method") else ""
     lines.append(f"- Spearman correlation of subgraph polarisation with lg k₁: {rho:.2f} (p = {p:.2g}) over "
-                 f"{data['n']} clusters. Explanations: member stability {data['mean_member_stability']:.2f}, "
-                 f"agreement of GNNExplainer and Integrated Gradients {data['mean_method_agreement']:.2f} "
-                 "(mean Spearman).")
+                 f"{data['n']} clusters. Explanations{method}: member stability {data['mean_member_stability']:.2f}"
+                 f"{explainers} (mean Spearman).")
     contrast = data.get("importance_contrast")
     if contrast:
         lines.append(f"- How peaked the explanations are: the top atom's share is {contrast['median']:.2f} x the "
                      f"even share (median; 10-90 % {contrast['p10']:.2f}-{contrast['p90']:.2f}), and in "
                      f"{100 * contrast['share_even']:.0f} % of the clusters no atom stands out (under "
-                     f"{contrast['even_threshold']:g} x), "
-                     "so an important subgraph grown to half the importance is close to an arbitrary half "
-                     "of the cluster.")
+                     f"{contrast['even_threshold']:g} x); for those, an important subgraph grown to half the importance is close to an "
+                     "arbitrary half of the cluster.")
     return "\n".join(lines)
