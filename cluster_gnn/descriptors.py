@@ -166,6 +166,6 @@ def polarization_finding_text(path) -> str:
         lines.append(f"- How peaked the explanations are: the top atom's share is {contrast['median']:.2f} x the "
                      f"even share (median; 10-90 % {contrast['p10']:.2f}-{contrast['p90']:.2f}), and in "
                      f"{100 * contrast['share_even']:.0f} % of the clusters no atom stands out (under "
-                     f"{contrast['even_threshold']:g} x); for those, an important subgraph grown to half the importance is close to an "
-                     "arbitrary half of the cluster.")
+                     f"{contrast['even_threshold']:g} x); for those, an important subgraph grown to half "
+                     "the importance is close to an arbitrary half of the cluster.")
     return "\n".join(lines)
