@@ -34,4 +34,4 @@ app: install
 	$(VENV)/bin/streamlit run app.py
 
 test: install-dev browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
