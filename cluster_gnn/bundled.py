@@ -13,8 +13,8 @@ cluster once and writes two tables under ``data/predictions/``:
 ``bundled-atoms.csv``, one row per atom
     ``name``, ``index`` (from 0), ``symbol``, ``x``/``y``/``z`` (Å), ``charge`` (xTB
     Mulliken, e), ``s``/``p``/``d`` (shell populations, e), ``importance`` (share, sums to 1
-    per cluster), ``contribution`` (the signed Shapley value in lg units: how much the atom
-    raises or lowers lg(k1) against an average atom) and ``method`` (the explainer's).
+    per cluster), ``contribution`` (signed, lg units: how much the atom raises or lowers
+    lg(k1) against an average atom in its place, by ``method``) and ``method`` (the explainer's).
 
 A measured cluster's row holds its out-of-fold (held-out) prediction, the one
 :func:`~cluster_gnn.predict.predict_named` gives. :func:`load_bundled` reads the tables

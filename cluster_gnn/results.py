@@ -61,8 +61,8 @@ class ClusterResult:
     populations: ``{"s", "p", "d"}`` -> Mulliken shell populations in e, each ``[num_atoms]`` (may be empty).
     importance: per-atom importance shares, shape ``[num_atoms]``, summing to 1, or None.
     contribution: signed per-atom contributions to lg(k1) in lg units against an average
-        atom (Shapley values), shape ``[num_atoms]``, or None.
-    method: the explainer's method, e.g. ``shapley``.
+        atom (by ``method``), shape ``[num_atoms]``, or None.
+    method: the explainer's method, e.g. ``occlusion``.
     source: ``precomputed`` (read from ``data/predictions/bundled.csv``) or ``live``.
     fingerprint: the model fingerprint of a precomputed result, else None.
     relaxation: ``{"energy", "converged", "steps"}`` when relaxed first, else None.
@@ -84,7 +84,7 @@ class ClusterResult:
     charges: np.ndarray
     importance: np.ndarray | None = None
     contribution: np.ndarray | None = None
-    method: str = "shapley"
+    method: str = "occlusion"
     source: str = "live"
     fingerprint: str | None = None
     domain_distance: float | None = None
@@ -142,7 +142,7 @@ def result_from_prediction(prediction, explanation=None) -> ClusterResult:
         importance=None if importance is None else np.asarray(importance, dtype=float),
         contribution=None if explanation is None or explanation.contribution is None
         else np.asarray(explanation.contribution, float),
-        method=explanation.method if explanation is not None else "shapley", source="live",
+        method=explanation.method if explanation is not None else "occlusion", source="live",
         domain_distance=prediction.domain_distance, domain_threshold=prediction.domain_threshold,
         relaxation=prediction.relaxation, level_of_theory=f.method,
         populations={"s": np.asarray(f.s_population, float), "p": np.asarray(f.p_population, float),
