@@ -32,6 +32,8 @@ from math import factorial
 import numpy as np
 import torch
 
+from .structures import is_metal
+
 __all__ = ["GraphMasking", "FormulaMasking", "CoalitionTable", "shapley_values", "occlusion",
            "deletion_fidelity", "EXACT_MAX_ATOMS"]
 
@@ -90,7 +92,7 @@ class FormulaMasking:
     formulas such as ``"Rh2CoH3"``, charge and multiplicity fixed by the caller), with the
     masked atoms taken out of the formula; ``empty_value`` when no metal atom is left."""
 
-    def __init__(self, predict, symbols, empty_value: float, is_metal):
+    def __init__(self, predict, symbols, empty_value: float):
         self.predict = predict
         self.symbols = list(symbols)
         self.num_atoms = len(self.symbols)

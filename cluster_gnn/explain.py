@@ -312,13 +312,11 @@ def explain_prediction(prediction, ensemble, methods=(DEFAULT_METHOD,), max_memb
     with no metal atom left. ``fidelity``: also measure each method's deletion fidelity (all
     coalitions up to 12 atoms: 0.6 s for 9 atoms on 10 members instead of 0.05 s for occlusion
     alone, ``benchmarks/predict_latency.py``)."""
-    from .structures import is_metal
-
     graph = ensemble.featurize(prediction.atoms, prediction.charge, prediction.multiplicity,
                                features=prediction.features)
     if getattr(prediction, "model", "gin") == "prior_blend" and formula_model is not None:
         predict, empty = formula_model
-        masking = FormulaMasking(predict, prediction.atoms.get_chemical_symbols(), empty, is_metal)
+        masking = FormulaMasking(predict, prediction.atoms.get_chemical_symbols(), empty)
         exp = explain_graph(graph, [], tuple(m for m in methods if m in ("shapley", "occlusion")) or (DEFAULT_METHOD,),
                             value_function=masking, fidelity=fidelity)
         exp.model = "prior_blend"

@@ -76,9 +76,7 @@ def test_a_composition_model_gives_each_element_one_value():
         from cluster_gnn.structures import metal_shares
         return np.array([sum(share * rates[m] for m, share in metal_shares(f).items()) for f in formulas])
 
-    from cluster_gnn.structures import is_metal
-
-    masking = FormulaMasking(predict, ["Rh", "Rh", "Co", "H"], -12.0, is_metal)
+    masking = FormulaMasking(predict, ["Rh", "Rh", "Co", "H"], -12.0)
     table = CoalitionTable(masking)
     assert table.get([0])[0, 0] == -12.0 and table.get([0b1000])[0, 0] == -12.0  # H alone: no metal
     phi = shapley_values(table)[0]
