@@ -33,5 +33,7 @@ browser:
 app: install
 	$(VENV)/bin/streamlit run app.py
 
+# pytest-xdist runs a test process per core, each with one OpenMP thread: otherwise sklearn's
+# and torch's thread pools spin against each other (an evaluate test: 3 min alone, >9 min so).
 test: install-dev browser
-	$(PY) -m pytest -q --durations=20
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses 4 --durations=20

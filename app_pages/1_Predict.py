@@ -2,6 +2,9 @@
 -> a result card in plain words, the 3D structure with per-atom importance, charge or spin."""
 from __future__ import annotations
 
+import hashlib
+import time
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -12,8 +15,11 @@ from cluster_gnn import card, viewer
 from cluster_gnn.bundled import bundled_result, load_bundled
 from cluster_gnn.config import MODELS_DIR, STRUCTURES_DIR, XTBConfig
 from cluster_gnn.datasets import load_clusters, structure_path
+from cluster_gnn.dft import pyscf_available
+from cluster_gnn.dft_upload import get_dft_job, start_dft
 from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.explain import contribution_summary, importance_summary
+from cluster_gnn.limits import DFT_TIME_LIMIT_S, MAX_DFT_ATOMS
 from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
 from cluster_gnn.results import (atom_table, check_live_allowed, dft_atom_values, explain_live, known_cluster,
                                  load_isomers,
@@ -250,9 +256,57 @@ def result_card(result, compact: bool = False) -> None:
         st.markdown("\n".join(f"- {line}" for line in [card.theory_text(result)] + card.caveats(result)))
 
 
-def structure_panel(result, key: str, height: int = 440, table: bool = True) -> None:
+def dft_panel(result) -> dict | None:
+    """The DFT of an uploaded structure, on request: a button, then progress (``main`` reruns
+    the page every 2 s while it runs), then the NPA charges and spin for the 3D view."""
+    st.markdown("**DFT charges and spin**: PBE/def2-SVP natural population analysis, the paper's level of theory.")
+    if not pyscf_available():
+        st.caption("Not available here: the DFT stage needs the optional extra (pip install -e '.[dft]'); the "
+                   "hosted app runs GFN1-xTB only.")
+        return None
+    if len(result.atoms) > MAX_DFT_ATOMS:
+        st.caption(f"Available for clusters of at most {MAX_DFT_ATOMS} atoms.")
+        return None
+    key = "dft_" + hashlib.sha1(xyz_text(result).encode()).hexdigest()[:16]
+    job = get_dft_job(st.session_state.get(key))
+    if job is None:
+        if st.button(f"Compute (minutes; stopped after {DFT_TIME_LIMIT_S / 60:.0f} min)", key=f"{key}_start",
+                     icon=":material/science:"):
+            try:
+                st.session_state[key] = start_dft(result.atoms, result.charge, result.multiplicity).id
+            except ClusterGNNError as err:
+                st.error(str(err))
+                return None
+            st.rerun()
+        return None
+    status = job.poll()
+    if not status.finished:
+        st.progress(min(status.seconds / job.time_limit_s, 1.0),
+                    text=f"SCF {status.rung or 'starting'}, cycle {status.cycles}: {status.seconds:.0f} s of at most "
+                         f"{job.time_limit_s:.0f} s")
+        if st.button("Cancel", key=f"{key}_cancel", icon=":material/stop:"):
+            job.cancel()
+            st.rerun()
+        st.session_state["dft_running"] = True
+        return None
+    if status.state != "done":
+        (st.warning if status.state == "cancelled" else st.error)(status.message)
+        if st.button("Try again", key=f"{key}_retry"):
+            del st.session_state[key]
+            st.rerun()
+        return None
+    r = job.result()
+    st.caption(f"Done in {status.seconds:.0f} s ({r.rung} SCF, {r.cycles} cycles, ⟨S²⟩ {r.s2:.2f} for "
+               f"{r.s2_expected:.2f}): pick 'Charge (DFT NPA)' or 'Spin (DFT NPA)' above the structure.")
+    return {"charge": np.asarray(r.charges, float), "spin": np.asarray(r.spin, float)}
+
+
+def structure_panel(result, key: str, height: int = 440, table: bool = True, dft: dict | None = None) -> None:
+    """The 3D view with a choice of per-atom values; ``dft``: NPA ``charge`` and ``spin`` of
+    this structure (default: the DFT job's values for a bundled cluster, when it has them)."""
     atoms, importance = result.atoms, result.importance
-    dft = dft_atom_values(result.name) if result.source == "precomputed" or result.name else None
+    if dft is None and (result.source == "precomputed" or result.name):
+        dft = dft_atom_values(result.name)
     modes = {}
     if importance is not None:
         modes["Importance"] = (np.asarray(importance, float), "importance", "importance (share of the total)")
@@ -330,10 +384,16 @@ def main() -> None:
                    f"E = {r['energy']:.3f} eV.")
     result_metrics(result)
     col_card, col_view = st.columns([2, 3], gap="large")
+    dft = None
     with col_card:
         result_card(result)
+        if source == SOURCES[1]:
+            dft = dft_panel(result)
     with col_view:
-        structure_panel(result, "main")
+        structure_panel(result, "main", dft=dft)
+    if st.session_state.pop("dft_running", False):
+        time.sleep(2.0)
+        st.rerun()
 
 
 main()

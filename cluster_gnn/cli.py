@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from .errors import ClusterGNNError
-from .limits import (FlagError, FlagParser, check_charge, check_members, check_multiplicity, check_timeout, check_workers,
+from .parallel import compute_threads
+from .limits import (FlagError, FlagParser, check_charge, check_integer, check_members, check_multiplicity, check_timeout, check_workers,
                      flag)
 
 __all__ = ["main"]
@@ -34,6 +34,9 @@ class Evaluate(Subcommand):
         parser.add_argument("--models", nargs="+", default=["gin", "gcn", "consensus"],
                             help="models: ensembles under models/ and consensus")
         parser.add_argument("--no-baselines", action="store_true", help="skip the descriptor baselines")
+        parser.add_argument("--baseline-seeds", type=flag(check_integer, "baseline seeds", 2, 100), default=None,
+                            help="random states the best descriptor baseline is refitted with for its spread "
+                                 "(folds; default 10)")
         parser.add_argument("--split", choices=["folds", "mixtures", "family", "metal", "ligand", "all"],
                             default="folds",
                             help="the authors' folds (default); mixtures: train on the 159 homonuclear "
@@ -52,7 +55,7 @@ class Evaluate(Subcommand):
         from .mixtures import TRANSFER_SPLITS, evaluate_transfer, transfer_table, write_transfer
         from .predict import DEFAULT_MODEL
 
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        torch.set_num_threads(compute_threads())
         splits = ("folds",) + TRANSFER_SPLITS if args.split == "all" else (args.split,)
         everything = {}
         for split in splits:
@@ -67,7 +70,7 @@ class Evaluate(Subcommand):
                     print(f"chosen (the model behind predictions): {results['chosen']}\n")
             else:
                 results, preds = evaluate(split, args.models, not args.no_baselines, with_predictions=True,
-                                          progress=not args.json)
+                                          progress=not args.json, baseline_seeds=args.baseline_seeds)
                 if args.write:
                     write_evaluation(results, preds, split=split)
                 if not args.json:

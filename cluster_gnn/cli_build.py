@@ -9,7 +9,9 @@ import os
 import time
 from pathlib import Path
 
-from .limits import FlagError, check_integer, check_workers, flag
+from .errors import ClusterGNNError
+from .parallel import compute_threads
+from .limits import DFT_TIME_LIMIT_S, FlagError, check_charge, check_integer, check_multiplicity, check_workers, flag
 
 __all__ = ["Subcommand", "BuildData", "Structures", "Features", "DFT", "Train", "BUILD_COMMANDS"]
 
@@ -150,7 +152,7 @@ class Train(Subcommand):
         from .config import MODELS_DIR
         from .training import TrainConfig, train_and_save
 
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        torch.set_num_threads(compute_threads())
         workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
         overrides = {k: v for k, v in (("n_seeds", args.n_seeds), ("epochs", args.epochs)) if v is not None}
         overrides["workers"] = workers
@@ -163,15 +165,22 @@ class Train(Subcommand):
 
 class DFT(Subcommand):
     name = "dft"
-    help = ("PBE/def2-SVP natural charges, valence s/d occupancies and spin of the bundled clusters: a "
-            "resumable job (one record per cluster under data/features/dft/), then the tables "
-            "data/features/dft_descriptors.csv and dft_atoms.csv; needs pip install -e '.[dft]'")
+    help = ("PBE/def2-SVP natural charges, valence s/d occupancies and spin: of XYZ files (minutes each, "
+            "with progress), or of the bundled clusters as a resumable job (one record per cluster under "
+            "data/features/dft/, then the tables data/features/dft_descriptors.csv and dft_atoms.csv); "
+            "needs pip install -e '.[dft]'")
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("names", nargs="*", help="clusters (default: all 216, smallest first)")
+        parser.add_argument("names", nargs="*", help="XYZ files, or bundled clusters (default: all 216, "
+                                                     "homonuclear first, smallest first)")
+        parser.add_argument("--charge", type=flag(check_charge), default=None, help="total charge for an XYZ file (e)")
+        parser.add_argument("--multiplicity", type=flag(check_multiplicity), default=None, help="2S+1 for an XYZ file")
+        parser.add_argument("--json", action="store_true", help="print JSON (XYZ files)")
         parser.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (default 1)")
-        parser.add_argument("--time-limit", type=float, default=3600.0, help="wall-time limit per cluster in s")
+        parser.add_argument("--time-limit", type=float, default=None,
+                            help=f"wall-time limit per cluster in s (default {DFT_TIME_LIMIT_S:g} for an XYZ file, "
+                                 "3600 for bundled clusters)")
         parser.add_argument("--retry-failed", action="store_true", help="run clusters whose record is a failure again")
         parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
         parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
@@ -184,6 +193,11 @@ class DFT(Subcommand):
         from .dft_job import DFT_DIR_NAME, bundled_clusters, run_dft_job, write_dft_tables
         from .electronic import FEATURES_DIR_NAME
 
+        files = [n for n in args.names if Path(n).suffix.lower() in (".xyz", ".extxyz") or Path(n).is_file()]
+        if files:
+            if len(files) != len(args.names):
+                raise ClusterGNNError("give either XYZ files or bundled cluster names to cluster-gnn dft, not both")
+            return cls.run_files(files, args)
         features_dir = DATA_DIR / FEATURES_DIR_NAME
         records = features_dir / DFT_DIR_NAME
 
@@ -193,12 +207,65 @@ class DFT(Subcommand):
 
         if not args.tables_only:
             counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
-                                 time_limit_s=args.time_limit, retry_failed=args.retry_failed,
+                                 time_limit_s=args.time_limit or 3600.0, retry_failed=args.retry_failed,
                                  on_record=commit if args.commit else None)
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
         for path in write_dft_tables(records, features_dir).values():
             print(f"wrote {path}")
         return 0
+
+    @classmethod
+    def run_files(cls, files, args) -> int:
+        """The DFT of each XYZ file in turn: progress on stderr, a per-atom table (or JSON) on
+        stdout; a file that fails gets its one-line reason and the others go on (exit 1)."""
+        import json
+        import sys
+
+        from .dft import dft_descriptors
+        from .dft_upload import start_dft
+        from .structures import read_cluster
+
+        failed, shown = 0, []
+        for path in files:
+            try:
+                atoms = read_cluster(path)
+                job = start_dft(atoms, args.charge, args.multiplicity,
+                                time_limit_s=args.time_limit or DFT_TIME_LIMIT_S)
+                last = 0.0
+                while not job.poll().finished:
+                    status = job.poll()
+                    if status.seconds - last >= 10.0:
+                        last = status.seconds
+                        print(f"{path}: PBE/def2-SVP SCF {status.rung or 'starting'}, cycle {status.cycles}, "
+                              f"{status.seconds:.0f} s of at most {job.time_limit_s:.0f} s", file=sys.stderr, flush=True)
+                    time.sleep(0.5)
+                result = job.result()
+            except ClusterGNNError as err:
+                failed += 1
+                print(f"error: {path}: {err}", file=sys.stderr)
+                continue
+            atoms_out = [{"symbol": s, "charge": round(float(q), 4), "s": round(float(a), 4), "p": round(float(b), 4),
+                          "d": round(float(c), 4), "spin": round(float(m), 4)}
+                         for s, q, a, b, c, m in zip(result.symbols, result.charges, result.s_valence,
+                                                     result.p_valence, result.d_valence, result.spin)]
+            item = {"file": str(path), "formula": atoms.get_chemical_formula(), "charge": result.charge,
+                    "multiplicity": result.multiplicity, "method": f"{result.method} NPA", "energy_eV": result.energy,
+                    "s2": round(result.s2, 3), "s2_expected": result.s2_expected, "rung": result.rung,
+                    "cycles": result.cycles, "seconds": round(result.seconds, 1),
+                    "descriptors": {k: round(v, 4) for k, v in dft_descriptors(result).items()}, "atoms": atoms_out}
+            shown.append(item)
+            if not args.json:
+                print(f"{path}: {item['formula']}, charge {item['charge']:+d} e, multiplicity {item['multiplicity']}, "
+                      f"{item['method']} ({item['rung']} SCF, {item['cycles']} cycles, {item['seconds']:.0f} s, "
+                      f"<S2> {item['s2']:.2f} for {item['s2_expected']:.2f})")
+                print(f"  {'atom':<6}{'charge (e)':>11}{'s':>8}{'p':>8}{'d':>8}{'spin (e)':>10}")
+                for i, a in enumerate(atoms_out):
+                    print(f"  {a['symbol'] + str(i + 1):<6}{a['charge']:>11.3f}{a['s']:>8.3f}{a['p']:>8.3f}"
+                          f"{a['d']:>8.3f}{a['spin']:>10.3f}")
+                print("  " + ", ".join(f"{k} {v:.3f}" for k, v in item["descriptors"].items()))
+        if args.json:
+            print(json.dumps(shown, indent=1))
+        return 1 if failed else 0
 
 
 

@@ -39,11 +39,14 @@ DFT_DIR_NAME = "dft"
 
 def bundled_clusters(names=None):
     """``(name, atoms, charge, multiplicity)`` of bundled clusters at their committed
-    structures (default: all 216, fewest atoms first), the input of :func:`run_dft_job`."""
+    structures, the input of :func:`run_dft_job`. Default: all 216, the 159 homonuclear
+    clusters (the authors' multiplicities) before the 57 mixed ones (estimated
+    multiplicities), fewest atoms first within each."""
     if names:
         names = [find_cluster(n)["name"] for n in names]
     else:
-        names = list(load_clusters().sort_values(["n_atoms", "name"])["name"])
+        table = load_clusters().assign(mixed=lambda t: t["kind"] != "homonuclear")
+        names = list(table.sort_values(["mixed", "n_atoms", "name"])["name"])
     for name in names:
         atoms = load_structure(name)
         yield name, atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"])
@@ -55,15 +58,23 @@ def _die_with_parent() -> None:
     die_with_parent(pdeathsig=True)
 
 
-def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict: dict) -> dict:
+def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict: dict,
+          progress_path: str | None = None) -> dict:
     """Worker side of the job: one cluster -> its JSON record (never raises for the cluster's
-    own failures)."""
+    own failures). With ``progress_path``, ``{"rung", "cycles", "seconds"}`` of the SCF is
+    rewritten there after every cycle."""
     config = DFTConfig(**{**config_dict, "ecp_elements": tuple(config_dict["ecp_elements"])})
     atoms = read(io.StringIO(xyz_text), format="extxyz")
     record = {"cluster": name, "charge": charge, "multiplicity": multiplicity, "method": config.label,
               "config": config.to_dict(), "positions": np.round(atoms.get_positions(), 6).tolist()}
+    started = time.perf_counter()
+
+    def on_cycle(rung, cycles):
+        _write_json(Path(progress_path), {"rung": rung, "cycles": cycles,
+                                           "seconds": round(time.perf_counter() - started, 1)})
     try:
-        record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config).to_dict())
+        record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config,
+                                                   on_cycle=on_cycle if progress_path else None).to_dict())
     except DFTConvergenceError as e:
         record.update(status="failed", reason=e.reason, message=str(e))
     return record
@@ -88,7 +99,7 @@ def _write_json(path: Path, record: dict) -> None:
 
 def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int = 1,
                 time_limit_s: float = 3600.0, retry_failed: bool = False, on_record=None,
-                progress: bool = True) -> dict:
+                progress: bool = True, stop=None) -> dict:
     """Run :func:`run_dft` over many clusters, resumably.
 
     Parameters
@@ -102,10 +113,15 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     time_limit_s: wall-time limit per cluster; a cluster past it is recorded as failed
         (``reason`` ``timeout``) and the worker is replaced.
     on_record: called with the path of each record written (to commit it, say).
+    progress: print a line per cluster; the worker also keeps ``<out_dir>/.<name>.progress``
+        (rung, SCF cycles, seconds) up to date while a cluster runs.
+    stop: a :class:`threading.Event`; once set, the workers are killed within about a
+        second and the job returns without a record for the clusters under way.
 
     Returns
     -------
-    dict: counts ``{"done": ..., "failed": ..., "skipped": ...}`` of this run.
+    dict: counts ``{"done": ..., "failed": ..., "skipped": ...}`` of this run (and
+    ``"stopped": 1`` when ``stop`` ended it).
     """
     config = config or DFTConfig()
     out_dir = Path(out_dir)
@@ -137,6 +153,7 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
 
         def finish(name, record, started):
             path = out_dir / f"{name}.json"
+            (out_dir / f".{name}.progress").unlink(missing_ok=True)
             record["seconds_wall"] = round(time.perf_counter() - started, 1)
             _write_json(path, record)
             counts["done" if record["status"] == "ok" else "failed"] += 1
@@ -155,9 +172,13 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             while pending or running:
                 while pending and len(running) < max(1, workers):
                     name, xyz, charge, multiplicity, _ = pending.pop(0)
-                    fut = pool.submit(_task, name, xyz, charge, multiplicity, config.to_dict())
+                    fut = pool.submit(_task, name, xyz, charge, multiplicity, config.to_dict(),
+                                      str(out_dir / f".{name}.progress"))
                     running[fut] = (name, charge, multiplicity, time.perf_counter())
-                done, _ = wait(list(running), timeout=5.0, return_when=FIRST_COMPLETED)
+                done, _ = wait(list(running), timeout=1.0 if stop is not None else 5.0, return_when=FIRST_COMPLETED)
+                if stop is not None and stop.is_set():
+                    counts["stopped"] = 1
+                    break
                 broken = False
                 for fut in done:
                     name, charge, multiplicity, started = running.pop(fut)
@@ -195,6 +216,8 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.kill()
             pool.shutdown(wait=False, cancel_futures=True)
+            for name, *_ in running.values():
+                (out_dir / f".{name}.progress").unlink(missing_ok=True)
     return counts
 
 

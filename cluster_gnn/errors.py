@@ -65,7 +65,9 @@ class DFTConvergenceError(ClusterGNNError, RuntimeError):
 
     ``reason``: ``"missing-pyscf"``, ``"too-many-atoms"``, ``"setup"`` (charge and
     multiplicity do not fit the electrons), ``"scf"`` (no rung of the convergence ladder
-    converged to a sane density), ``"locked"`` (another job writes the same records).
+    converged to a sane density), ``"timeout"`` (past the wall-clock limit), ``"locked"``
+    (another job writes the same records), ``"busy"`` (the most DFT jobs already run),
+    ``"cancelled"``.
     """
 
     def __init__(self, message: str, reason: str = "scf"):

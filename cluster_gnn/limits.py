@@ -16,7 +16,8 @@ from .errors import ClusterGNNError, PredictionError, StructureError
 
 __all__ = ["MAX_ABS_CHARGE", "MAX_UNPAIRED_PER_ATOM", "MAX_COORDINATE", "MIN_TIMEOUT_S", "MAX_TIMEOUT_S",
            "MAX_DESIGN_ATOMS", "DESIGN_TIME_LIMIT_S",
-           "MAX_DESIGN_TIME_LIMIT_S", "MAX_DESIGN_JOBS", "check_design_atoms", "check_integer", "check_charge", "check_multiplicity", "check_timeout", "check_finite_result", "check_workers",
+           "MAX_DESIGN_TIME_LIMIT_S", "MAX_DESIGN_JOBS", "MAX_DFT_ATOMS", "DFT_TIME_LIMIT_S",
+           "MAX_DFT_TIME_LIMIT_S", "MAX_DFT_JOBS", "check_design_atoms", "check_integer", "check_charge", "check_multiplicity", "check_timeout", "check_finite_result", "check_workers",
            "check_members", "flag",
            "FlagError", "FlagParser"]
 
@@ -37,6 +38,13 @@ MAX_DESIGN_ATOMS = 16
 DESIGN_TIME_LIMIT_S, MAX_DESIGN_TIME_LIMIT_S = 600.0, 3600.0
 #: Designs that may run at once in one process (each is a worker process on its own core).
 MAX_DESIGN_JOBS = 2
+#: Most atoms the DFT of one structure accepts (the data set's largest cluster has 13;
+#: a 13-atom PBE/def2-SVP single point takes 10-40 min on one core).
+MAX_DFT_ATOMS = 13
+#: Wall-clock limit in s of the DFT of one structure, default and largest.
+DFT_TIME_LIMIT_S, MAX_DFT_TIME_LIMIT_S = 1800.0, 3600.0
+#: DFT calculations of single structures that may run at once in one process (one core each).
+MAX_DFT_JOBS = 1
 
 
 def check_integer(value, what: str, low: int, high: int, reason: str = "spin") -> int:

@@ -41,6 +41,8 @@ from .electronic import AtomFeatures, compute_xtb_features
 from .errors import FeatureMismatchError, ModelFileError
 from .graphs import GRAPH_FEATURES, NODE_FEATURES, GraphConfig, build_graph
 
+_IS_METAL = NODE_FEATURES.index("is_metal")  # the sites readout's rate sites
+
 __all__ = ["ModelConfig", "ModelRecord", "ClusterGNN", "Ensemble", "FORMAT_VERSION"]
 
 #: Version of the model file. 6: a typed :class:`ModelRecord` (``record``) replaces the
@@ -85,6 +87,9 @@ class ModelConfig:
     num_layers: message-passing layers.
     dropout: dropout before the readout MLP.
     num_aux: auxiliary training targets per graph (0: none; 8 for the NBO descriptors).
+    readout: ``"pooled"`` (sum, mean and max of every layer's node states and the graph features
+        into one MLP) or ``"sites"``: the rate as a sum over metal sites, lg k1 = log10 sum_i 10^t_i,
+        t_i (lg units) from site i's node states and the graph features; 10^(t_i - lg k1) is its share.
     """
 
     conv: str = "gin"
@@ -95,10 +100,13 @@ class ModelConfig:
     num_layers: int = 3
     dropout: float = 0.1
     num_aux: int = 0
+    readout: str = "pooled"
 
     def __post_init__(self):
         if self.conv not in ("gin", "gcn"):
             raise ValueError(f"conv must be 'gin' or 'gcn', got {self.conv!r}")
+        if self.readout not in ("pooled", "sites"):
+            raise ValueError(f"readout must be 'pooled' or 'sites', got {self.readout!r}")
         if self.hidden < 1 or self.num_layers < 1 or not 0 <= self.dropout < 1 or self.num_aux < 0:
             raise ValueError("hidden and num_layers must be positive, dropout in [0, 1), num_aux >= 0")
 
@@ -229,6 +237,10 @@ class ClusterGNN(nn.Module):
         readout = 3 * h * (config.num_layers + 1) + config.num_graph_features
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(readout, h), nn.SiLU(),
                                   nn.Linear(h, 1))
+        if config.readout == "sites":
+            self.site_head = nn.Sequential(nn.Dropout(config.dropout),
+                                           nn.Linear(h * (config.num_layers + 1) + config.num_graph_features, h),
+                                           nn.SiLU(), nn.Linear(h, 1))
         if config.num_aux:
             self.aux_head = nn.Sequential(nn.Linear(readout, h), nn.SiLU(), nn.Linear(h, config.num_aux))
             self.register_buffer("aux_mean", torch.zeros(config.num_aux))
@@ -291,9 +303,22 @@ class ClusterGNN(nn.Module):
                 states.append(h)
         pooled = [pool(s, batch, num_graphs) for s in states
                   for pool in (global_add_pool, global_mean_pool, global_max_pool)]
-        z = torch.cat(pooled + [(u - self.u_mean) / self.u_std], dim=-1)
+        u_scaled = (u - self.u_mean) / self.u_std
+        z = torch.cat(pooled + [u_scaled], dim=-1)
         aux = self.aux_head(z) if self.config.num_aux else None
+        if self.config.readout == "sites":
+            t = self.site_terms(x, states, u_scaled, batch)
+            top = global_max_pool(t.unsqueeze(-1), batch, num_graphs).squeeze(-1)
+            total = global_add_pool(torch.pow(10.0, t - top[batch]).unsqueeze(-1), batch, num_graphs).squeeze(-1)
+            return top + torch.log10(total), aux
         return self.head(z).squeeze(-1) * self.y_std + self.y_mean, aux
+
+    def site_terms(self, x, states, u_scaled, batch):
+        """Per-atom lg k1 terms of the sites readout ``[num_nodes]``; ligands get -1e4 unless a graph has no metal."""
+        t = self.site_head(torch.cat(states + [u_scaled[batch]], dim=-1)).squeeze(-1) * self.y_std + self.y_mean
+        metal = x[:, _IS_METAL] > 0.5
+        has_metal = global_max_pool(metal.float().unsqueeze(-1), batch).squeeze(-1) > 0
+        return torch.where(metal | ~has_metal[batch], t, torch.full_like(t, -1e4))
 
     def predict_graphs(self, graphs) -> np.ndarray:
         """lg(k1) of a list of ``Data`` graphs, shape ``[num_graphs]`` (eval mode, no grad;

@@ -525,3 +525,45 @@ def test_atom_table_columns(mo2s2):
     table = viewer.atom_table(mo2s2, importance=[1, 2, 3, 4])
     assert list(table.columns) == ["atom", "element", "importance"]
     assert table["atom"].tolist() == ["Mo1", "Mo2", "S3", "S4"]
+
+
+@pytest.mark.slow
+def test_upload_dft_says_it_needs_the_extra_where_pyscf_is_missing(test_data, monkeypatch):
+    import cluster_gnn.dft
+    import cluster_gnn.dft_upload
+
+    for module in (cluster_gnn.dft, cluster_gnn.dft_upload):  # the page's and the library's check
+        monkeypatch.setattr(module, "pyscf_available", lambda: False)
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    good = test_data / "Rh3-.xyz"
+    at.file_uploader(key="upload").set_value((good.name, good.read_bytes(), "chemical/x-xyz")).run(timeout=XTB_TIMEOUT)
+    assert not at.exception and not at.error
+    assert any("pip install -e '.[dft]'" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.label.startswith("Compute")]
+
+
+@pytest.mark.slow
+def test_upload_dft_runs_in_the_background_and_colours_the_atoms(test_data, monkeypatch):
+    pytest.importorskip("pyscf")
+    import functools
+
+    import cluster_gnn.dft_upload as dft_upload
+
+    # the recipe of the app, with a minimal basis: seconds instead of minutes
+    monkeypatch.setattr(dft_upload, "DFTConfig", functools.partial(dft_upload.DFTConfig, basis="sto-3g",
+                                                                  ecp_elements=()))
+    at = _app("Upload XYZ").run()
+    at.switch_page(PREDICT).run()
+    tiny = b"2\ncharge=0 multiplicity=3\nCo 0 0 0\nH 0 0 1.5\n"
+    at.file_uploader(key="upload").set_value(("CoH.xyz", tiny, "chemical/x-xyz")).run(timeout=XTB_TIMEOUT)
+    start = [b for b in at.button if b.label.startswith("Compute")]
+    assert len(start) == 1
+    start[0].click().run(timeout=600)  # the page reruns every 2 s until the job ends
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(c.value.startswith("Done in ") for c in at.caption)
+    modes = at.radio(key="main_mode")
+    assert {"Charge (DFT NPA)", "Spin (DFT NPA)"} <= set(modes.options)
+    modes.set_value("Spin (DFT NPA)").run(timeout=XTB_TIMEOUT)
+    assert not at.exception
+    assert any("spin density (e, PBE/def2-SVP)" in h.proto.body for h in at.get("html"))

@@ -26,3 +26,14 @@ def test_cli_errors_are_one_line_no_traceback(tmp_path):
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert out.stderr.startswith("error: published data file not found")
+
+
+def test_dft_of_a_file_without_pyscf_is_one_line_per_file(test_data, monkeypatch, capsys):
+    import cluster_gnn.dft_upload as dft_upload
+
+    monkeypatch.setattr(dft_upload, "pyscf_available", lambda: False)
+    code = main(["dft", str(test_data / "Rh3-.xyz"), str(test_data / "bad" / "overlap.xyz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[0].startswith("error: ") and "Rh3-.xyz" in err[0] and "pip install -e '.[dft]'" in err[0]
+    assert "overlap.xyz" in err[1] and "apart" in err[1] and len(err) == 2

@@ -105,3 +105,45 @@ def test_a_live_lock_keeps_a_second_writer_out(tmp_path):
     with pytest.raises(DFTConvergenceError, match="another DFT job") as err:
         run_dft_job([("CoH", _coh(), 0, 3)], out, FAST, progress=False)
     assert err.value.reason == "locked"
+
+
+@pytest.mark.slow
+def test_an_upload_runs_in_the_background_with_progress_and_cleans_up():
+    import tempfile
+
+    from cluster_gnn.dft_upload import start_dft
+
+    before = set(Path(tempfile.gettempdir()).glob("cluster-gnn-dft-*"))
+    job = start_dft(_coh(), 0, 3, config=FAST)
+    seen = []
+    while not job.poll().finished:
+        seen.append(job.poll())
+        time.sleep(0.2)
+    assert job.poll().state == "done", job.poll().message
+    assert any(s.state == "running" and s.rung == "smeared" and s.cycles > 0 for s in seen), "no SCF progress seen"
+    result = job.result()
+    assert result.charges.sum() == pytest.approx(0.0, abs=1e-3) and result.spin.sum() == pytest.approx(2.0, abs=1e-2)
+    assert set(Path(tempfile.gettempdir()).glob("cluster-gnn-dft-*")) == before
+
+
+@pytest.mark.slow
+def test_an_upload_past_its_time_limit_says_so_and_a_second_one_waits():
+    from cluster_gnn.dft_upload import start_dft
+
+    co4 = Atoms("Co4", positions=[[0, 0, 0], [2.3, 0, 0], [1.15, 2.0, 0], [1.15, 0.66, 1.9]])
+    job = start_dft(co4, 0, 11, time_limit_s=10, config=DFTConfig(basis="def2-TZVP"))  # minutes of work
+    with pytest.raises(DFTConvergenceError, match="already running") as busy:
+        start_dft(_coh(), 0, 3, config=FAST)
+    assert busy.value.reason == "busy"
+    with pytest.raises(DFTConvergenceError, match="took longer than 10 s") as err:
+        job.wait(timeout_s=120)
+    assert err.value.reason == "timeout"
+
+
+def test_an_upload_too_large_for_dft_is_refused_before_any_work():
+    from cluster_gnn.dft_upload import start_dft
+
+    atoms = Atoms("Mo14", positions=np.arange(42.0).reshape(14, 3) * 1.5)
+    with pytest.raises(DFTConvergenceError, match="at most 13 atoms") as err:
+        start_dft(atoms, -1, 2)
+    assert err.value.reason == "too-many-atoms"
