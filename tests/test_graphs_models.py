@@ -238,3 +238,33 @@ def test_auxiliary_targets_are_learned_and_left_out_of_the_saved_model(tmp_path,
     back = Ensemble.load(ens.save(tmp_path / "gin.pt"))
     assert back.config.num_aux == 0 and not hasattr(back.members[0]["model"], "aux_head")
     np.testing.assert_allclose(back.predict(graphs)[0], ens.predict(graphs)[0], atol=0.01)
+
+
+def test_sites_readout_is_a_rate_sum_over_the_metal_atoms(five_graphs):
+    """readout="sites": lg k1 = log10 of the sum of 10^t over the metal atoms; the ligand
+    atoms' terms carry no share, and the prediction never falls below the largest site term."""
+    torch.manual_seed(0)
+    model = ClusterGNN(ModelConfig(hidden=16, num_layers=2, readout="sites"))
+    model.fit_scaling(five_graphs)
+    model.eval()
+    metal = NODE_FEATURES.index("is_metal")
+    ligands = 0
+    with torch.no_grad():
+        for g in five_graphs:
+            pred = float(model(g.x, g.edge_index, g.edge_attr, None, g.u)[0])
+            h = model.embed((g.x - model.x_mean) / model.x_std)
+            states, e = [h], (g.edge_attr - model.edge_mean) / model.edge_std
+            for conv, norm in zip(model.convs, model.norms):
+                h = h + torch.nn.functional.silu(norm(conv(h, g.edge_index, e)))
+                states.append(h)
+            batch = torch.zeros(len(g.x), dtype=torch.long)
+            t = model.site_terms(g.x, states, (g.u - model.u_mean) / model.u_std, batch).numpy()
+            is_metal = g.x[:, metal].numpy() > 0.5
+            assert is_metal.any()
+            assert np.all(t[~is_metal] == -1e4)
+            ligands += int((~is_metal).sum())
+            assert pred == pytest.approx(np.log10(np.sum(10.0 ** t[is_metal])), abs=1e-4)
+            assert pred >= t[is_metal].max() - 1e-6
+    assert ligands > 0
+    with pytest.raises(ValueError, match="readout"):
+        ModelConfig(readout="attention")
