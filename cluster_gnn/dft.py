@@ -170,10 +170,9 @@ def _molecule(atoms, charge: int, multiplicity: int, config: DFTConfig):
         mol = gto.M(atom=[(s, tuple(p)) for s, p in zip(symbols, atoms.get_positions())],
                     basis=config.basis, ecp=ecp or None, charge=int(charge), spin=int(multiplicity) - 1,
                     unit="Angstrom", verbose=0)
-        # keep the density-fitting 3-centre integrals in memory (naux x nao^2/2 doubles, estimated
-        # under 0.5 GB at 13 atoms):
-        # for a pure functional PySCF otherwise recomputes them every cycle; same energies,
-        # 1.6-1.8x faster SCF (Mo2S2-: 60 -> 36 s, Rh3-: 28 -> 16 s, one core)
+        # keep the density-fitting 3-centre integrals in memory (naux x nao^2/2 doubles: 1.0-1.3 GB
+        # for the 13-atom Mo-S-C clusters): for a pure functional PySCF otherwise recomputes them
+        # every cycle; same energies, 1.6-1.8x faster SCF (Mo2S2-: 60 -> 36 s, Rh3-: 28 -> 16 s)
         mol.incore_anyway = True
         return mol
     except (RuntimeError, KeyError, ValueError) as e:
