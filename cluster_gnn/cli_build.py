@@ -232,8 +232,7 @@ class DFT(Subcommand):
                 job = start_dft(atoms, args.charge, args.multiplicity,
                                 time_limit_s=args.time_limit or DFT_TIME_LIMIT_S)
                 last = 0.0
-                while not job.poll().finished:
-                    status = job.poll()
+                while not (status := job.poll()).finished:
                     if status.seconds - last >= 10.0:
                         last = status.seconds
                         print(f"{path}: PBE/def2-SVP SCF {status.rung or 'starting'}, cycle {status.cycles}, "
