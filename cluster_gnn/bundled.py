@@ -8,7 +8,7 @@ cluster once and writes two tables under ``data/predictions/``:
     ``interval90_lo``/``interval90_hi`` (``lg_k1 ± 1.645 lg_k1_std``, the convention of
     ``coverage90``), ``model`` (``gin`` or ``prior_blend``), ``out_of_fold``,
     ``measured_lg_k1`` (empty when not measured or withheld), ``rate`` (``measured`` or
-    ``withheld``), ``new_metal_pair``, ``domain_distance``, ``domain_threshold``,
+    ``withheld``), ``new_metal_pair``, ``mixing_distance``, ``domain_distance``, ``domain_threshold``,
     ``level_of_theory`` and ``fingerprint`` (:func:`model_fingerprint`).
 ``bundled-atoms.csv``, one row per atom
     ``name``, ``index`` (from 0), ``symbol``, ``x``/``y``/``z`` (Å), ``charge`` (xTB
@@ -45,8 +45,8 @@ __all__ = ["BundledTable", "model_fingerprint", "precompute", "write_bundled", "
 #: The files whose bytes make the model fingerprint: the GIN ensemble and the mixture model's settings.
 FINGERPRINT_FILES = ("gin.pt", "transfer.json")
 CLUSTER_COLUMNS = ["name", "charge", "multiplicity", "lg_k1", "lg_k1_std", "interval90_lo", "interval90_hi",
-                   "model", "out_of_fold", "measured_lg_k1", "rate", "new_metal_pair", "domain_distance",
-                   "domain_threshold", "level_of_theory", "fingerprint"]
+                   "model", "out_of_fold", "measured_lg_k1", "rate", "new_metal_pair", "mixing_distance",
+                   "domain_distance", "domain_threshold", "level_of_theory", "fingerprint"]
 ATOM_COLUMNS = ["name", "index", "symbol", "x", "y", "z", "charge", "s", "p", "d", "importance", "contribution",
                 "method"]
 
@@ -84,7 +84,8 @@ def _rows(prediction, explanation, rate: str, fingerprint: str) -> tuple[dict, l
                "lg_k1": r(prediction.lg_k1), "lg_k1_std": r(prediction.lg_k1_std), "interval90_lo": r(lo),
                "interval90_hi": r(hi), "model": prediction.model, "out_of_fold": bool(prediction.out_of_fold),
                "measured_lg_k1": r(prediction.measured_lg_k1), "rate": rate,
-               "new_metal_pair": bool(prediction.new_metal_pair), "domain_distance": r(prediction.domain_distance),
+               "new_metal_pair": bool(prediction.new_metal_pair), "mixing_distance": prediction.mixing_distance,
+               "domain_distance": r(prediction.domain_distance),
                "domain_threshold": r(prediction.domain_threshold), "level_of_theory": prediction.features.method,
                "fingerprint": fingerprint}
     method = explanation.method
@@ -229,6 +230,7 @@ def bundled_result(name: str, table: BundledTable | None = None) -> ClusterResul
         domain_distance=None if pd.isna(row["domain_distance"]) else float(row["domain_distance"]),
         domain_threshold=None if pd.isna(row["domain_threshold"]) else float(row["domain_threshold"]),
         level_of_theory=str(row["level_of_theory"]),
+        mixing_distance=None if pd.isna(row.get("mixing_distance")) else str(row["mixing_distance"]),
         populations={k: rows[k].to_numpy(float) for k in ("s", "p", "d")})
 
 

@@ -77,8 +77,15 @@ def seen_text(result) -> str:
         pair = " and ".join(metals)
         text = ("Mixed metals: predicted by **prior_blend** (the metals' own average rates, moved by "
                 "stoichiometry and spin), not by the GIN, which does not carry rates over to metal mixtures. ")
+        if result.mixing_distance == "metal_ligand_new":
+            mixed = "No measured cluster mixes" if result.new_metal_pair else "Measured clusters mix"
+            return text + (f"{mixed} {pair}, and a metal here was never measured with one of this cluster's "
+                           "ligand elements: the **farthest extrapolation** the model makes.")
         if result.new_metal_pair:
             return text + f"No measured cluster mixes {pair}: this is an **extrapolation to a new metal pair**."
+        if n_family == 0:
+            return text + (f"Measured clusters mix {pair}, but with other ligands: no measured cluster of the "
+                           f"{family} family.")
         return text + (f"Measured clusters mixing {pair} exist ({n_family} of the {family} family), "
                        "so the metal pair has been seen.")
     if n_family == 0:

@@ -35,7 +35,7 @@ from .predict import Z90, load_ensemble
 from .splits import family_splits, metrics, mixture_split, out_of_fold
 from .structures import metal_pairs, metal_shares
 from .training import TrainConfig, train_ensemble
-from .transfer import TRANSFER_MODELS, out_of_split
+from .transfer import TRANSFER_MODELS, calibrate_mixing_std, out_of_split
 
 __all__ = ["TRANSFER_SPLITS", "CHOSEN", "DESCRIPTOR_MODELS", "evaluate_transfer", "write_transfer",
            "interval_coverage", "transfer_table", "TRANSFER_DESCRIPTIONS"]
@@ -139,9 +139,10 @@ def _metal_set(name: str) -> str:
 
 def write_transfer(split: str, results: dict, models_dir=None) -> dict:
     """Write ``models/evaluation-<split>.json`` and, once the mixtures split is written,
-    ``models/transfer.json``: the chosen model, its MAE on the splits written, and ``new_pair_std``,
-    the standard deviation (lg units) of a prediction for a cluster with a metal pair never
-    seen mixed: the RMS error of prior_blend on the mixtures split, where no pair was seen."""
+    ``models/transfer.json``: the chosen model, its MAE on the splits written, and
+    ``std_by_distance``, the standard deviation (lg units) of a mixed-cluster prediction at each
+    distance from the training clusters (:func:`~cluster_gnn.transfer.calibrate_mixing_std`);
+    ``new_pair_std`` is the one for a metal pair never seen mixed."""
     models_dir = Path(models_dir or config.MODELS_DIR)
     paths = {"evaluation": models_dir / f"evaluation-{split}.json"}
     paths["evaluation"].write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
@@ -149,8 +150,10 @@ def write_transfer(split: str, results: dict, models_dir=None) -> dict:
     scores = {s: json.loads(p.read_text(encoding="utf-8")) for s, p in done.items() if p.is_file()}
     if "mixtures" in scores:
         chosen = scores["mixtures"]["chosen"]
+        table = load_clusters()
+        by_distance = calibrate_mixing_std(table[table["lg_k1"].notna()])
         settings = {"chosen": chosen, "new_pair_model": "prior_blend",
-                    "new_pair_std": scores["mixtures"]["prior_blend"]["rmse"],
+                    "new_pair_std": by_distance["pair_new"]["std"], "std_by_distance": by_distance,
                     "mixtures_mae": scores["mixtures"][chosen]["mae"]}
         if "family" in scores and chosen in scores["family"]:
             settings["family_mae"] = scores["family"][chosen]["mae"]

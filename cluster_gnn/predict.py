@@ -12,8 +12,8 @@ the cluster (its fold's out-of-fold prediction), so a shown prediction is never 
 A cluster that mixes metals is beyond what the GIN carries over (``cluster-gnn evaluate
 --split mixtures`` and ``--split family``): its prediction comes from
 :class:`~cluster_gnn.transfer.PriorBlend` fitted on the measured clusters the GIN was trained
-on, with the standard deviation measured on held-out mixed clusters (``models/transfer.json``,
-``new_pair_std``); ``Prediction.model`` says ``prior_blend`` and ``new_metal_pair`` whether any
+on, with the standard deviation measured on held-out mixed clusters at the same distance from the
+training clusters (``models/transfer.json``, ``std_by_distance``); ``Prediction.model`` says ``prior_blend`` and ``new_metal_pair`` whether any
 training cluster mixes the same metals.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .models import Ensemble
 from .parallel import task_executor
 from .spin import charge_and_multiplicity
 from .structures import MAX_FILE_BYTES, check_spin, metal_pairs, read_cluster, validate_cluster
-from .transfer import PriorBlend
+from .transfer import PriorBlend, mixing_distance
 
 __all__ = ["Prediction", "DEFAULT_MODEL", "load_ensemble", "predict_structure", "predict_named", "predict_names", "predict_files", "formula_model",
            "read_names", "Z90"]
@@ -71,6 +71,9 @@ class Prediction:
         was relaxed first, else None.
     new_metal_pair: True when the cluster mixes two metals that no training cluster mixes
         (every mixed cluster is predicted by ``prior_blend``, see ``model``).
+    mixing_distance: for a mixed cluster, how far it lies from the training clusters
+        (:func:`~cluster_gnn.transfer.mixing_distance`: ``family_seen`` ... ``metal_ligand_new``),
+        which sets ``lg_k1_std``; None for a cluster of one metal.
     explanation: the :class:`~cluster_gnn.explain.Explanation` when explained, else None.
     """
 
@@ -91,6 +94,7 @@ class Prediction:
     relaxation: dict | None = None
     explanation: object | None = None
     new_metal_pair: bool = False
+    mixing_distance: str | None = None
 
     @property
     def interval90(self) -> tuple[float, float]:
@@ -110,6 +114,7 @@ class Prediction:
                "measured_lg_k1": self.measured_lg_k1, "out_of_fold": self.out_of_fold, "model": self.model,
                "domain_distance": None if self.domain_distance is None else round(self.domain_distance, 4),
                "extrapolating": self.extrapolating, "new_metal_pair": self.new_metal_pair,
+               "mixing_distance": self.mixing_distance,
                "level_of_theory": self.features.method}
         if self.importance is not None:
             out["importance"] = [round(float(v), 4) for v in self.importance]
@@ -234,6 +239,13 @@ def _prior_blend(without: str | None = None) -> PriorBlend:
     return PriorBlend().fit(table[table["lg_k1"].notna() & (table["name"] != without)])
 
 
+@lru_cache(maxsize=64)
+def _training_names(without: str | None = None) -> tuple:
+    """Names of the measured clusters ``prior_blend`` is fitted on (leaving out ``without``)."""
+    table = load_clusters()
+    return tuple(n for n in table.loc[table["lg_k1"].notna(), "name"] if n != without)
+
+
 @lru_cache(maxsize=1)
 def _mixed_pairs() -> frozenset:
     """The metal pairs of the measured mixed clusters."""
@@ -250,7 +262,11 @@ def _mixture_gate(prediction: Prediction, ensemble) -> None:
     measured = prediction.name is not None and prediction.measured_lg_k1 is not None
     row = pd.DataFrame([{"name": formula, "charge": prediction.charge, "multiplicity": prediction.multiplicity}])
     prediction.lg_k1 = float(_prior_blend(prediction.name if measured else None).predict(row)[0])
-    prediction.lg_k1_std = float(_transfer_settings()["new_pair_std"])
+    prediction.mixing_distance = mixing_distance(formula, _training_names(prediction.name if measured else None))
+    settings = _transfer_settings()
+    by_distance = settings.get("std_by_distance", {})
+    prediction.lg_k1_std = float(by_distance[prediction.mixing_distance]["std"] if prediction.mixing_distance
+                                 in by_distance else settings["new_pair_std"])
     prediction.model = "prior_blend"
     prediction.out_of_fold = measured
     prediction.new_metal_pair = not pairs <= _mixed_pairs()

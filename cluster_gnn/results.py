@@ -54,6 +54,8 @@ class ClusterResult:
     measured_lg_k1: the measured value, else None.
     rate: ``measured``, ``withheld`` (measured, held back for a blind test) or ``unknown``.
     new_metal_pair: True for a mixed cluster whose metal pair no training cluster mixes.
+    mixing_distance: a mixed cluster's distance from the training clusters
+        (:func:`~cluster_gnn.transfer.mixing_distance`), else None.
     domain_distance, domain_threshold: distance from the training clusters and the model's
         extrapolation threshold (None when not known).
     atoms: :class:`ase.Atoms`, positions in Å.
@@ -92,6 +94,7 @@ class ClusterResult:
     relaxation: dict | None = None
     level_of_theory: str = "GFN1-xTB/5000K"
     populations: dict = field(default_factory=dict)
+    mixing_distance: str | None = None
 
     @property
     def interval90(self) -> tuple[float, float]:
@@ -144,7 +147,7 @@ def result_from_prediction(prediction, explanation=None) -> ClusterResult:
         else np.asarray(explanation.contribution, float),
         method=explanation.method if explanation is not None else "occlusion", source="live",
         domain_distance=prediction.domain_distance, domain_threshold=prediction.domain_threshold,
-        relaxation=prediction.relaxation, level_of_theory=f.method,
+        relaxation=prediction.relaxation, level_of_theory=f.method, mixing_distance=prediction.mixing_distance,
         populations={"s": np.asarray(f.s_population, float), "p": np.asarray(f.p_population, float),
                      "d": np.asarray(f.d_population, float)})
 

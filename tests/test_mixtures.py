@@ -9,7 +9,8 @@ from cluster_gnn.cli import main
 from cluster_gnn.datasets import load_clusters
 from cluster_gnn.graphs import load_graphs
 from cluster_gnn.splits import family_splits, mixture_split
-from cluster_gnn.transfer import CompositionRidge, MeanRate, MetalPrior, PriorBlend
+from cluster_gnn.transfer import (MIXING_DISTANCES, CompositionRidge, MeanRate, MetalPrior, PriorBlend,
+                                  calibrate_mixing_std, mixing_distance)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,42 @@ def test_evaluate_mixtures_json_names_the_baselines_and_the_chosen_model(capsys)
     for key in ("mean", "metal_prior", out["chosen"]):
         assert {"mae", "r2", "rmse"} <= set(out[key]) and out[key]["n"] == 24
     assert out["authors_transfer"]["mae"] == pytest.approx(0.391, abs=0.001)  # the published figure
+
+
+def test_mixing_distance_names_how_far_a_mixed_cluster_is_from_the_training_clusters():
+    train = ["Fe3C2-", "V3C2-", "FeS2-", "V2S3-", "Fe2VS2-", "Co3H2-", "Ta3C2-"]
+    assert mixing_distance("Fe3C2-", train) is None  # one metal: not a mixture
+    assert mixing_distance("FeV2S3-", train) == "family_seen"
+    assert mixing_distance("Fe2VC-", train) == "pair_seen"  # Fe-V mixed, but with S
+    assert mixing_distance("FeTaC2-", train) == "pair_new"  # Fe-C and Ta-C seen, never mixed
+    assert mixing_distance("CoTaC2-", train) == "metal_ligand_new"  # Co only seen with H
+    assert mixing_distance("Fe2VN-", train) == "metal_ligand_new"  # no metal seen with N
+    assert mixing_distance("RhCo2-", train) == "metal_ligand_new"  # Rh never seen
+
+
+def test_mixing_std_is_calibrated_on_held_out_mixed_clusters_and_grows_with_distance():
+    table = load_clusters()
+    measured = table[table.lg_k1.notna()]
+    out = calibrate_mixing_std(measured)
+    assert list(out) == list(MIXING_DISTANCES)
+    assert out["family_seen"]["n"] == 24  # each measured mixed cluster left out alone
+    assert out["pair_seen"]["n"] == 18  # Fe-V-C and Fe-V-S held out as families: Fe-V seen in the other
+    stds = [out[d]["std"] for d in MIXING_DISTANCES]
+    assert stds == sorted(stds) and stds[0] > 0
+    for d in MIXING_DISTANCES:
+        assert out[d]["std"] >= out[d]["rmse"] or out[d]["n"] == 0
+        assert 0.5 < out[d]["coverage90"] <= 1.0
+    # the mixtures split (train on the homonuclear clusters) files all 24 under pair_new
+    homonuclear = measured[measured.kind == "homonuclear"]
+    assert {mixing_distance(n, homonuclear.name) for n in measured.name[measured.kind != "homonuclear"]} == {"pair_new"}
+
+
+def test_a_new_metal_pair_gets_a_wider_interval_than_a_seen_family():
+    from cluster_gnn.predict import predict_named
+
+    seen, new_pair, far = (predict_named(n) for n in ("Fe2VC-", "Rh2Co2H3-", "CoTaC2-"))
+    assert (seen.mixing_distance, new_pair.mixing_distance, far.mixing_distance) == (
+        "family_seen", "pair_new", "metal_ligand_new")
+    assert {p.model for p in (seen, new_pair, far)} == {"prior_blend"}
+    assert seen.lg_k1_std < new_pair.lg_k1_std <= far.lg_k1_std
+    assert new_pair.new_metal_pair and not seen.new_metal_pair
