@@ -184,6 +184,10 @@ class DFT(Subcommand):
         parser.add_argument("--retry-failed", action="store_true", help="run clusters whose record is a failure again")
         parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
         parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
+        parser.add_argument("--isomers", action="store_true",
+                            help="rank sulfide isomers by PBE instead (default: the Mo-S and Mo-S-C clusters): the xTB "
+                                 "minimum, a runner-up and CHGNet-relaxed bridged/capping starts; records under "
+                                 "data/features/dft_isomers/, table data/features/dft_isomers.csv")
 
     @classmethod
     def run(cls, args):
@@ -205,6 +209,8 @@ class DFT(Subcommand):
             for cmd in (["git", "add", str(path)], ["git", "commit", "-q", "-m", f"DFT record: {path.stem}", "--", str(path)]):
                 subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, check=False)
 
+        if args.isomers:
+            return cls.run_isomers(args, records, features_dir, commit)
         if not args.tables_only:
             counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
                                  time_limit_s=args.time_limit or 3600.0, retry_failed=args.retry_failed,
@@ -212,6 +218,29 @@ class DFT(Subcommand):
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
         for path in write_dft_tables(records, features_dir).values():
             print(f"wrote {path}")
+        return 0
+
+    @classmethod
+    def run_isomers(cls, args, records, features_dir, commit) -> int:
+        """PBE ranking of sulfide isomers (:mod:`cluster_gnn.dft_isomers`), then its table."""
+        from .datasets import find_cluster
+        from .dft_isomers import ISOMERS_DIR_NAME, isomer_summary, rank_isomers, run_isomer_job, sulfide_clusters
+
+        out_dir = features_dir / ISOMERS_DIR_NAME
+        if not args.tables_only:
+            names = [find_cluster(n)["name"] for n in args.names] or sulfide_clusters()
+            counts = run_isomer_job(names, out_dir, main_dir=records, time_limit_s=args.time_limit or 3600.0,
+                                    on_record=commit if args.commit else None)
+            print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
+        table = rank_isomers(out_dir)
+        path = features_dir / "dft_isomers.csv"
+        table.to_csv(path, index=False, lineterminator="\n")
+        print(f"wrote {path}")
+        summary = isomer_summary(table)
+        if not summary.empty:
+            print(summary.to_string(index=False))
+            print(f"PBE-lowest differs from the xTB minimum for {int(summary['changed'].sum())} of {len(summary)} "
+                  "clusters ranked")
         return 0
 
     @classmethod

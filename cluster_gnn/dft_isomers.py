@@ -1,0 +1,340 @@
+"""DFT-ranked structures of the sulfides: which isomer PBE puts lowest, and its S motifs.
+
+GFN-xTB ranks Mo-S isomers backwards (it puts S terminal where PBE bridges or caps), so
+the committed global minima of the sulfides are mostly terminal-S structures. This stage
+re-ranks them at the DFT stage's level of theory:
+
+1. :func:`sulfur_starts`: from the metal (and carbon) framework of the xTB minimum, the S
+   atoms are put on edge-bridging (mu2), face-capping (mu3) and terminal sites in several
+   arrangements.
+2. :func:`pre_relax`: each start is relaxed with a machine-learned potential (CHGNet,
+   optional extra ``[dft]``); ML isomer gaps are 3-10x too large, so it only cleans the
+   geometry and drops duplicates, it does not choose.
+3. :func:`isomer_candidates`: the xTB minimum, the search's runner-up isomers and the
+   lowest ML-relaxed starts.
+4. :func:`~cluster_gnn.dft_job.run_dft_job` runs a PBE single point with natural
+   population analysis on every candidate (resumable, one record per candidate under
+   ``data/features/dft_isomers/``, named ``<cluster>~<k>``; candidate 0 is the xTB minimum).
+5. :func:`rank_isomers`: the lowest converged candidate per cluster, whether it differs from
+   the xTB minimum and the S motifs before and after.
+
+Energies are in eV; distances in Å.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .datasets import load_structure, structure_path
+from .errors import ClusterGNNError
+from .structures import fragments, is_metal
+
+__all__ = ["sulfur_motifs", "sulfur_starts", "pre_relax", "isomer_candidates", "sulfide_clusters",
+           "run_isomer_job", "rank_isomers", "isomer_summary", "candidate_name", "ISOMERS_DIR_NAME",
+           "MOTIF_CUTOFF"]
+
+#: an S atom within this distance (Å) of k metal atoms is terminal (k = 1), mu2 or mu3 (k >= 3)
+MOTIF_CUTOFF = 2.75
+#: folder of the candidates' DFT records under ``data/features``
+ISOMERS_DIR_NAME = "dft_isomers"
+_MS_TERMINAL, _MS_BRIDGE, _MS_CAP = 2.15, 2.40, 2.45  # Mo-S bond lengths (Å) of the starts
+_MM_EDGE = 3.2  # metal-metal distance (Å) below which an edge or face carries S
+
+
+def candidate_name(cluster: str, k: int) -> str:
+    """The DFT record name of candidate ``k`` of ``cluster`` (``Mo5S4-~0`` is the xTB minimum)."""
+    return f"{cluster}~{k}"
+
+
+def sulfur_motifs(atoms, cutoff: float = MOTIF_CUTOFF) -> dict:
+    """``{"terminal", "mu2", "mu3"}``: how many S atoms have 1, 2 or at least 3 metal atoms
+    within ``cutoff`` Å (an S atom bound to no metal counts as terminal)."""
+    pos = atoms.get_positions()
+    metals = [i for i, s in enumerate(atoms.get_chemical_symbols()) if is_metal(s)]
+    out = {"terminal": 0, "mu2": 0, "mu3": 0}
+    for i, s in enumerate(atoms.get_chemical_symbols()):
+        if s != "S":
+            continue
+        k = int(np.sum(np.linalg.norm(pos[metals] - pos[i], axis=1) < cutoff))
+        out["mu3" if k >= 3 else "mu2" if k == 2 else "terminal"] += 1
+    return out
+
+
+def _perpendicular(v: np.ndarray) -> np.ndarray:
+    a = np.array([1.0, 0.0, 0.0]) if abs(v[0]) < 0.9 * np.linalg.norm(v) else np.array([0.0, 1.0, 0.0])
+    p = np.cross(v, a)
+    return p / np.linalg.norm(p)
+
+
+def _sites(metal_pos: np.ndarray) -> dict:
+    """Candidate S positions on a metal framework, ``{"mu3": [...], "mu2": [...],
+    "terminal": [...]}``, on the outer side of each face, edge and atom; both sides of a face
+    or edge that passes through the framework's centre (a planar Mo3, the Mo2 axis)."""
+    centre = metal_pos.mean(axis=0)
+    n = len(metal_pos)
+    close = {(i, j) for i, j in itertools.combinations(range(n), 2)
+             if np.linalg.norm(metal_pos[i] - metal_pos[j]) < _MM_EDGE}
+    sites = {"terminal": [], "mu2": [], "mu3": []}
+    for p in metal_pos:
+        d = p - centre
+        if np.linalg.norm(d) > 0.3:
+            sites["terminal"].append(p + _MS_TERMINAL * d / np.linalg.norm(d))
+    for i, j in close:
+        mid, edge = (metal_pos[i] + metal_pos[j]) / 2, metal_pos[j] - metal_pos[i]
+        height = np.sqrt(max(_MS_BRIDGE**2 - (np.linalg.norm(edge) / 2) ** 2, 0.5))
+        d = (mid - centre) - np.dot(mid - centre, edge) / np.dot(edge, edge) * edge
+        dirs = [d / np.linalg.norm(d)] if np.linalg.norm(d) > 0.3 else [_perpendicular(edge), -_perpendicular(edge)]
+        sites["mu2"] += [mid + height * u for u in dirs]
+    for i, j, k in itertools.combinations(range(n), 3):
+        if {(i, j), (i, k), (j, k)} <= close:
+            tri = metal_pos[[i, j, k]]
+            c = tri.mean(axis=0)
+            height = np.sqrt(max(_MS_CAP**2 - np.max(np.linalg.norm(tri - c, axis=1)) ** 2, 0.5))
+            normal = np.cross(tri[1] - tri[0], tri[2] - tri[0])
+            normal /= np.linalg.norm(normal)
+            side = np.dot(normal, c - centre)
+            dirs = [normal * np.sign(side)] if abs(side) > 0.3 else [normal, -normal]
+            sites["mu3"] += [c + height * u for u in dirs]
+    return sites
+
+
+def sulfur_starts(atoms, n_starts: int = 8, seed: int = 0, min_separation: float = 2.6) -> list:
+    """Arrangements of the cluster's S atoms on mu3, mu2 and terminal sites of the metal
+    framework of ``atoms`` (other non-metal atoms stay where they are).
+
+    The first start caps faces first, the second bridges edges first, the rest draw sites at
+    random with capping and bridging sites favoured. Two S atoms, or an S and another atom,
+    are kept ``min_separation`` Å apart. Returns up to ``n_starts`` distinct
+    :class:`ase.Atoms` (fewer when the framework has fewer arrangements)."""
+    symbols = atoms.get_chemical_symbols()
+    n_s = symbols.count("S")
+    if n_s == 0:
+        return []
+    keep = [i for i, s in enumerate(symbols) if s != "S"]
+    base = atoms[keep]
+    metal_pos = np.array([atoms.positions[i] for i in keep if is_metal(symbols[i])])
+    sites = _sites(metal_pos)
+    rng = np.random.default_rng(seed)
+    orders = [["mu3", "mu2", "terminal"], ["mu2", "mu3", "terminal"]]
+    starts, seen = [], set()
+    for attempt in range(20 * n_starts):
+        if len(starts) >= n_starts:
+            break
+        if attempt < len(orders):
+            pool = [p for kind in orders[attempt] for p in rng.permutation(np.array(sites[kind]).reshape(-1, 3))]
+        else:
+            weight = {"mu3": 3.0, "mu2": 2.0, "terminal": 1.0}
+            pool = [(p, weight[k] * rng.random()) for k in sites for p in sites[k]]
+            pool = [p for p, _ in sorted(pool, key=lambda t: -t[1])]
+        chosen = []
+        for p in pool:
+            others = np.vstack([base.positions] + chosen) if chosen else base.positions
+            if np.min(np.linalg.norm(others - p, axis=1)) >= min(min_separation, _MS_TERMINAL - 0.1) and all(
+                    np.linalg.norm(c - p) >= min_separation for c in chosen):
+                chosen.append(p)
+            if len(chosen) == n_s:
+                break
+        if len(chosen) < n_s:
+            continue
+        start = base.copy()
+        for p in chosen:
+            start.append("S")
+            start.positions[-1] = p
+        key = tuple(sorted(sulfur_motifs(start).items())) + tuple(np.round(np.sort(start.get_all_distances().ravel()), 1))
+        if key not in seen:
+            seen.add(key)
+            start.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
+            starts.append(start)
+    return starts
+
+
+def _ml_calculator():
+    try:
+        from chgnet.model.dynamics import CHGNetCalculator
+    except ImportError as e:
+        raise ClusterGNNError("ML pre-relaxation needs CHGNet: pip install -e '.[dft]'") from e
+    return CHGNetCalculator(use_device="cpu", on_isolated_atoms="ignore")
+
+
+def pre_relax(structures, fmax: float = 0.05, steps: int = 300, calculator=None) -> list:
+    """Relax each structure with CHGNet (FIRE, forces below ``fmax`` eV/Å or ``steps``) in a
+    box with 10 Å of vacuum. Returns ``(atoms, energy_eV)`` pairs sorted by energy, without
+    structures that fell apart and without duplicates (same sorted interatomic distances
+    within 0.05 Å RMS)."""
+    from ase.optimize import FIRE
+
+    calculator = calculator or _ml_calculator()
+    out = []
+    for atoms in structures:
+        work = atoms.copy()
+        work.center(vacuum=10.0)
+        work.pbc = True
+        work.calc = calculator
+        FIRE(work, logfile=None).run(fmax=fmax, steps=steps)
+        energy = float(work.get_potential_energy())
+        relaxed = atoms.copy()
+        relaxed.positions = work.positions - work.positions.mean(axis=0)
+        if len(fragments(relaxed)) == 1:
+            out.append((relaxed, energy))
+    out.sort(key=lambda t: t[1])
+    unique, prints = [], []
+    for atoms, energy in out:
+        d = np.sort(atoms.get_all_distances()[np.triu_indices(len(atoms), 1)])
+        if all(np.sqrt(np.mean((d - q) ** 2)) > 0.05 for q in prints):
+            prints.append(d)
+            unique.append((atoms, energy))
+    return unique
+
+
+def _motif_key(atoms) -> tuple:
+    return tuple(sulfur_motifs(atoms).values())
+
+
+def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 8, seed: int = 0,
+                      calculator=None, directory=None) -> list:
+    """The structures PBE ranks for cluster ``name``: the committed xTB minimum (candidate 0,
+    ``source`` ``xtb-minimum``), the search's ``n_xtb`` lowest runner-up isomers
+    (``xtb-isomer``) and ``n_ml`` CHGNet-relaxed S arrangements (``ml-start``): the lowest of
+    each S-motif pattern first, then the lowest others. Each has ``atoms.info`` ``charge``,
+    ``multiplicity``, ``source``, ``motifs`` (terminal/mu2/mu3 counts as ``"t/b/c"``) and,
+    for ML ones, ``ml_energy`` (eV)."""
+    from ase.io import read
+
+    minimum = load_structure(name, directory)
+    charge, multiplicity = minimum.info["charge"], minimum.info["multiplicity"]
+    path = structure_path(name, directory).with_suffix(".isomers.xyz")
+    found = [(minimum, "xtb-minimum", None)]
+    if path.is_file() and n_xtb > 0:
+        found += [(a, "xtb-isomer", None) for a in read(path, index=":")[:n_xtb]]
+    relaxed = pre_relax(sulfur_starts(minimum, n_starts=n_starts, seed=seed), calculator=calculator)
+    picked, patterns = [], set()
+    for i, (atoms, _) in enumerate(relaxed):  # lowest of each motif pattern, lowest first
+        if _motif_key(atoms) not in patterns:
+            patterns.add(_motif_key(atoms))
+            picked.append(i)
+    picked = sorted(picked[:n_ml] + [i for i in range(len(relaxed)) if i not in picked][:max(0, n_ml - len(picked))])
+    found += [(relaxed[i][0], "ml-start", relaxed[i][1]) for i in picked]
+    out = []
+    for atoms, source, energy in found:
+        atoms = atoms.copy()
+        atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
+                      "motifs": "/".join(map(str, _motif_key(atoms))),
+                      **({} if energy is None else {"ml_energy": round(energy, 5)})}
+        out.append(atoms)
+    return out
+
+
+def sulfide_clusters() -> list:
+    """The Mo-S and Mo-S-C clusters (the sulfides whose xTB minima are mostly terminal S),
+    fewest atoms first."""
+    from .datasets import load_clusters
+
+    table = load_clusters()
+    return list(table[table["family"].isin(["Mo-S", "Mo-S-C"])].sort_values(["n_atoms", "name"])["name"])
+
+
+def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: float = 3600.0, on_record=None,
+                   progress: bool = True, candidates_kw: dict | None = None) -> dict:
+    """Rank the isomers of each cluster in ``names`` by PBE, resumably.
+
+    Per cluster: the candidates (:func:`isomer_candidates`) are made once and written to
+    ``out_dir/<cluster>.candidates.xyz``; candidate 0's record is taken from the DFT job's
+    record of the xTB minimum in ``main_dir`` when it converged there with the same
+    :class:`~cluster_gnn.dft.DFTConfig` ``config`` (default settings); then :func:`~cluster_gnn.dft_job.run_dft_job` runs the rest, one record per
+    candidate, skipping finished ones. ``on_record(path)`` is called for each file written.
+    Returns the summed counts of the DFT job."""
+    import json
+
+    from ase.io import read, write
+
+    from .dft import DFTConfig
+    from .dft_job import run_dft_job
+
+    config = config or DFTConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    for n, name in enumerate(names, 1):
+        path = out_dir / f"{name}.candidates.xyz"
+        if not path.is_file():
+            candidates = isomer_candidates(name, **(candidates_kw or {}))
+            write(path.with_suffix(".tmp"), candidates, format="extxyz")
+            path.with_suffix(".tmp").replace(path)
+            if on_record is not None:
+                on_record(path)
+        candidates = read(path, index=":")
+        main = Path(main_dir) / f"{name}.json" if main_dir else None
+        first = out_dir / f"{candidate_name(name, 0)}.json"
+        if main is not None and main.is_file() and not first.is_file():
+            record = json.loads(main.read_text())
+            if record.get("status") == "ok" and record.get("config") == json.loads(json.dumps(config.to_dict())):
+                record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
+                first.write_text(json.dumps(record) + "\n")
+                if on_record is not None:
+                    on_record(first)
+        if progress:
+            print(f"[{n}/{len(names)}] {name}: {len(candidates)} candidates "
+                  f"({', '.join(a.info['source'] + ' ' + str(a.info['motifs']) for a in candidates)})", flush=True)
+        jobs = [(candidate_name(name, k), a, int(a.info["charge"]), int(a.info["multiplicity"]))
+                for k, a in enumerate(candidates)]
+        got = run_dft_job(jobs, out_dir, config, time_limit_s=time_limit_s, on_record=on_record, progress=progress)
+        for key in counts:
+            counts[key] += got.get(key, 0)
+    return counts
+
+
+def rank_isomers(out_dir) -> pd.DataFrame:
+    """One row per candidate of every cluster with a candidates file in ``out_dir``:
+    ``cluster``, ``candidate`` (0 = the xTB minimum), ``source``, ``terminal``/``mu2``/``mu3``
+    (S motifs), ``status`` (``ok``, ``failed`` or ``pending``), ``energy`` (eV), ``rung``,
+    ``relative_energy`` (eV above the lowest converged candidate of the cluster), ``lowest``,
+    ``complete`` (every candidate of the cluster has a record) and ``mixed_rungs`` (the
+    cluster compares smeared free energies with unsmeared energies, which differ by the
+    smearing entropy: read such a ranking with care)."""
+    from ase.io import read
+
+    from .dft_job import load_dft_results
+
+    out_dir = Path(out_dir)
+    records = load_dft_results(out_dir)
+    rows = []
+    for path in sorted(out_dir.glob("*.candidates.xyz")):
+        cluster = path.name[: -len(".candidates.xyz")]
+        for k, atoms in enumerate(read(path, index=":")):
+            record = records.get(candidate_name(cluster, k), {})
+            result = record.get("result") or {}
+            rows.append({"cluster": cluster, "candidate": k, "source": atoms.info.get("source", ""),
+                         **sulfur_motifs(atoms), "status": record.get("status", "pending"),
+                         "energy": result.get("energy", np.nan), "rung": result.get("rung")})
+    columns = ["cluster", "candidate", "source", "terminal", "mu2", "mu3", "status", "energy", "rung"]
+    table = pd.DataFrame(rows, columns=columns)
+    low = table.groupby("cluster")["energy"].transform("min")
+    table["relative_energy"] = (table["energy"] - low).round(4)
+    table["lowest"] = table["energy"].notna() & (table["energy"] == low)
+    table["complete"] = table.groupby("cluster")["status"].transform(lambda s: bool((s != "pending").all()))
+    smeared = table["rung"].where(table["status"] == "ok").map(lambda r: None if r is None else r == "smeared")
+    table["mixed_rungs"] = smeared.groupby(table["cluster"]).transform(lambda s: s.dropna().nunique() > 1)
+    return table.astype({"complete": bool, "mixed_rungs": bool})
+
+
+def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cluster whose ranking is complete and whose xTB minimum converged: the S motifs of
+    the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and of the PBE-lowest candidate
+    (``dft_motifs``), that candidate (``dft_candidate``, ``dft_source``), ``changed`` (the
+    PBE-lowest is not the xTB minimum), the xTB minimum's energy above it (``xtb_above``, eV)
+    and ``mixed_rungs``."""
+    rows = []
+    for cluster, group in table[table["complete"]].groupby("cluster"):
+        first, ok = group[group["candidate"] == 0], group[group["status"] == "ok"]
+        if first.empty or first["status"].iloc[0] != "ok":
+            continue
+        best = ok.loc[ok["energy"].idxmin()]
+        motifs = lambda r: f"{int(r['terminal'])}/{int(r['mu2'])}/{int(r['mu3'])}"  # noqa: E731
+        rows.append({"cluster": cluster, "xtb_motifs": motifs(first.iloc[0]), "dft_motifs": motifs(best),
+                     "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
+                     "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
+                     "n_ok": len(ok), "n_candidates": len(group), "mixed_rungs": bool(group["mixed_rungs"].iloc[0])})
+    return pd.DataFrame(rows)

@@ -1,0 +1,102 @@
+"""PBE ranking of sulfide isomers: S motifs, bridged and capping starts, the ranking table.
+
+The geometry and ranking tests need neither PySCF nor CHGNet; the end-to-end run skips
+cleanly without the ``[dft]`` extra."""
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from cluster_gnn.datasets import load_structure
+from cluster_gnn.dft_isomers import (candidate_name, isomer_summary, rank_isomers, run_isomer_job, sulfur_motifs,
+                                     sulfur_starts)
+from cluster_gnn.structures import fragments
+
+
+def _mo3(*s_positions):
+    """An Mo3 triangle (2.6 Å edges, in the xy plane) with S atoms at the given positions."""
+    mo = [[0, 0, 0], [2.6, 0, 0], [1.3, 2.252, 0]]
+    return Atoms("Mo3" + "S" * len(s_positions), positions=mo + [list(p) for p in s_positions])
+
+
+def test_sulfur_motifs_count_the_metals_each_s_binds():
+    capping = [1.3, 0.751, 1.85]  # above the triangle's centre: 2.33 Å from each Mo
+    bridging = [1.3, -1.6, 0.0]  # outside the Mo0-Mo1 edge: 2.06 Å from both, 3.85 Å from Mo2
+    terminal = [-2.1, -0.5, 0.0]
+    assert sulfur_motifs(_mo3(capping, bridging, terminal)) == {"terminal": 1, "mu2": 1, "mu3": 1}
+    assert sulfur_motifs(_mo3()) == {"terminal": 0, "mu2": 0, "mu3": 0}
+
+
+def test_starts_put_sulfur_on_faces_edges_and_tops_without_clashes():
+    minimum = load_structure("Mo3S2-")  # xTB minimum: both S terminal
+    assert sulfur_motifs(minimum) == {"terminal": 2, "mu2": 0, "mu3": 0}
+    starts = sulfur_starts(minimum, n_starts=8)
+    patterns = [tuple(sulfur_motifs(a).values()) for a in starts]
+    assert patterns[0] == (0, 0, 2)  # caps the two faces of the planar Mo3 first
+    assert patterns[1] == (0, 2, 0)  # then bridges edges
+    assert len(starts) >= 4
+    for atoms in starts:
+        assert sorted(atoms.get_chemical_symbols()) == sorted(minimum.get_chemical_symbols())
+        d = atoms.get_all_distances()[np.triu_indices(len(atoms), 1)]
+        assert d.min() > 2.0 and len(fragments(atoms)) == 1
+        assert atoms.info["charge"] == -1 and atoms.info["multiplicity"] == minimum.info["multiplicity"]
+    # carbon stays where the xTB minimum has it
+    carbide = load_structure("Mo2S2C-")
+    for atoms in sulfur_starts(carbide):
+        c = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "C"]
+        assert np.allclose(atoms.positions[c], carbide.positions[[i for i, s in enumerate(carbide.get_chemical_symbols())
+                                                                  if s == "C"]])
+
+
+def _record(name, energy, rung="smeared", status="ok"):
+    out = {"cluster": name, "status": status}
+    if status == "ok":
+        out["result"] = {"energy": energy, "rung": rung}
+    else:
+        out["reason"] = "scf"
+    return out
+
+
+def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_path):
+    terminal, capped, bridged = _mo3([-2.1, -0.5, 0]), _mo3([1.3, 0.751, 1.85]), _mo3([1.3, -1.6, 0])
+    write(tmp_path / "Mo3S-.candidates.xyz", [terminal, capped, bridged], format="extxyz")
+    write(tmp_path / "Mo2S-.candidates.xyz", [terminal, capped], format="extxyz")  # still pending
+    energies = {0: -100.0, 1: -100.4, 2: None}
+    for k, e in energies.items():
+        record = _record(candidate_name("Mo3S-", k), e, rung="newton" if k == 1 else "smeared",
+                         status="ok" if e is not None else "failed")
+        (tmp_path / f"{candidate_name('Mo3S-', k)}.json").write_text(json.dumps(record))
+    (tmp_path / f"{candidate_name('Mo2S-', 0)}.json").write_text(json.dumps(_record("Mo2S-~0", -50.0)))
+    table = rank_isomers(tmp_path)
+    mo3s = table[table.cluster == "Mo3S-"].set_index("candidate")
+    assert list(mo3s.status) == ["ok", "ok", "failed"]
+    assert mo3s.loc[1, "lowest"] and not mo3s.loc[0, "lowest"]
+    assert mo3s.loc[0, "relative_energy"] == pytest.approx(0.4)
+    assert mo3s["complete"].all() and mo3s["mixed_rungs"].all()  # smeared vs newton energies compared
+    assert not table[table.cluster == "Mo2S-"]["complete"].any()
+    summary = isomer_summary(table)
+    assert list(summary.cluster) == ["Mo3S-"]  # the pending cluster is not summarised
+    row = summary.iloc[0]
+    assert (row.xtb_motifs, row.dft_motifs, row.dft_candidate, bool(row.changed)) == ("1/0/0", "0/0/1", 1, True)
+    assert row.xtb_above == pytest.approx(0.4) and row.n_ok == 2
+
+
+@pytest.mark.slow
+def test_isomer_job_ranks_a_tiny_sulfide_and_resumes_without_repeating(tmp_path):
+    pytest.importorskip("pyscf")
+    pytest.importorskip("chgnet")
+    from cluster_gnn.dft import DFTConfig
+
+    config = DFTConfig(basis="sto-3g", ecp_elements=())  # seconds instead of minutes; the recipe is the same
+    kw = {"n_ml": 2, "n_xtb": 0, "n_starts": 3}
+    counts = run_isomer_job(["Mo2S-"], tmp_path, config=config, time_limit_s=600, progress=False, candidates_kw=kw)
+    table = rank_isomers(tmp_path)
+    assert counts["done"] + counts["failed"] == len(table) >= 2
+    assert table["complete"].all() and table["status"].isin(["ok", "failed"]).all()
+    assert list(table.source)[0] == "xtb-minimum" and "ml-start" in set(table.source)
+    if (table.status == "ok").any():
+        assert table.loc[table.status == "ok", "relative_energy"].min() == 0.0
+    again = run_isomer_job(["Mo2S-"], tmp_path, config=config, time_limit_s=600, progress=False, candidates_kw=kw)
+    assert again["done"] == again["failed"] == 0 and again["skipped"] == len(table)
