@@ -4,7 +4,9 @@
 ACS Catal. 2025, doi:10.1021/acscatal.5c01379) and writes
 
 - ``data/clusters.csv``: one row per cluster (159 homonuclear with measured lg(k1),
-  the authors' fold and spin multiplicity; 57 heteronuclear with names only);
+  the authors' fold and spin multiplicity; 57 heteronuclear, 24 with measured lg(k1), with
+  the multiplicity their mean metal spin density implies,
+  :func:`~cluster_gnn.structures.multiplicity_from_spin_density`);
 - ``data/nbo_descriptors.csv``: the authors' 24 DFT-NBO descriptors of the 159
   homonuclear clusters (baselines and a check of our xTB charges only; never model input
   the app needs);
@@ -31,7 +33,8 @@ import pandas as pd
 
 from .config import DATA_DIR, STRUCTURES_DIR, default_source_dir
 from .errors import DatasetError, StructureError, UnknownClusterError
-from .structures import cluster_family, formula_counts, is_metal, normalize_name, parse_name, read_cluster
+from .structures import (cluster_family, formula_counts, is_metal, multiplicity_from_spin_density, normalize_name,
+                         parse_name, read_cluster)
 
 __all__ = [
     "CITATION",
@@ -78,7 +81,8 @@ CLUSTER_COLUMNS = [
     "metals",  # metal elements, ';'-separated, in written order
     "ligands",  # ligand (non-metal) elements, ';'-separated
     "charge",  # total charge in e
-    "multiplicity",  # authors' 2S+1 of their lowest DFT structure (homonuclear only)
+    "multiplicity",  # authors' 2S+1 of their lowest DFT structure
+    "multiplicity_source",  # "fold label" (the 159: published) or "spin density" (the 57: from their 2_σave)
     "lg_k1",  # log10 k1 / (cm^3 molecule^-1 s^-1), measured (159 homonuclear + 24 mixed)
     "fold",  # the authors' 10-fold CV test fold, 1..10 (homonuclear only)
     "kind",  # homonuclear / heteronuclear
@@ -179,10 +183,15 @@ def build_tables(source: Path | str | None = None, out_dir: Path | str | None = 
     if set(measured) & withheld or set(measured) | withheld != hetero_names:
         raise DatasetError(f"the {len(measured)} measured and {len(withheld)} withheld mixed clusters do not "
                            f"split the {len(hetero_names)} of {_HETERO}")
+    # the authors' multiplicities of the mixed clusters are not published as such, but their mean
+    # metal spin density is, and it gives back their published multiplicity for 156 of the 159
+    spin = {normalize_name(c): v for c, v in zip(*_columns(_require(source / _HETERO_DESCRIPTORS), "cluster", "2_σave"))}
     for name in hetero:
         _, charge = parse_name(name)
         lg_k1, authors = measured.get(normalize_name(name), (None, None))
-        rows.append(_row(name, charge, None, lg_k1, None, "heteronuclear", "", authors))
+        sigma = spin.get(normalize_name(name))
+        mult = None if sigma is None else multiplicity_from_spin_density(name, sigma)
+        rows.append(_row(name, charge, mult, lg_k1, None, "heteronuclear", "", authors))
 
     names = [r["name"] for r in rows]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -262,6 +271,24 @@ def load_element_table(data_dir: Path | str | None = None):
     return table
 
 
+def _columns(path: Path, *names: str) -> list[list]:
+    """Columns ``names`` of a CSV file (values as float where they parse)."""
+    with open(path, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and not set(names) <= set(rows[0]):
+        raise DatasetError(f"{path}: columns {sorted(set(names) - set(rows[0]))} missing")
+    out = []
+    for name in names:
+        values = []
+        for r in rows:
+            try:
+                values.append(float(r[name]))
+            except ValueError:
+                values.append(r[name].strip())
+        out.append(values)
+    return out
+
+
 def _row(name, charge, mult, lg_k1, fold, kind, label, authors_pred=None) -> dict:
     counts = formula_counts(name)
     parts, _ = parse_name(name)
@@ -276,6 +303,7 @@ def _row(name, charge, mult, lg_k1, fold, kind, label, authors_pred=None) -> dic
         "ligands": ";".join(s for s in order if not is_metal(s)),
         "charge": charge,
         "multiplicity": mult,
+        "multiplicity_source": "" if mult is None else ("fold label" if label else "spin density"),
         "lg_k1": lg_k1,
         "fold": fold,
         "kind": kind,

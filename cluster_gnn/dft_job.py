@@ -39,17 +39,21 @@ DFT_DIR_NAME = "dft"
 
 def bundled_clusters(names=None):
     """``(name, atoms, charge, multiplicity)`` of bundled clusters at their committed
-    structures, the input of :func:`run_dft_job`. Default: all 216, the 159 homonuclear
-    clusters (the authors' multiplicities) before the 57 mixed ones (estimated
-    multiplicities), fewest atoms first within each."""
+    structures, the input of :func:`run_dft_job`, with the multiplicity of
+    ``data/clusters.csv`` (the authors': published for the 159 homonuclear clusters, from their
+    spin density for the 57 mixed ones), else the structure's. Default: all 216, the 159
+    homonuclear clusters before the 57 mixed ones, fewest atoms first within each."""
+    table = load_clusters()
     if names:
         names = [find_cluster(n)["name"] for n in names]
     else:
-        table = load_clusters().assign(mixed=lambda t: t["kind"] != "homonuclear")
+        table = table.assign(mixed=lambda t: t["kind"] != "homonuclear")
         names = list(table.sort_values(["mixed", "n_atoms", "name"])["name"])
+    multiplicity = table.set_index("name")["multiplicity"]
     for name in names:
         atoms = load_structure(name)
-        yield name, atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"])
+        mult = multiplicity.get(name)
+        yield name, atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"] if pd.isna(mult) else mult)
 
 
 def _die_with_parent() -> None:
@@ -108,7 +112,8 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     out_dir: folder of the per-cluster records ``<name>.json`` (``status`` ``ok`` with the
         result, or ``failed`` with ``reason`` and ``message``). Clusters with a record are
         skipped (failed ones too, unless ``retry_failed``), so a killed job resumes where it
-        stopped without losing or repeating a finished cluster.
+        stopped without losing or repeating a finished cluster; a record made for another
+        multiplicity is redone.
     workers: worker processes (one thread each); they die with this process.
     time_limit_s: wall-time limit per cluster; a cluster past it is recorded as failed
         (``reason`` ``timeout``) and the worker is replaced.
@@ -134,9 +139,12 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             path = out_dir / f"{name}.json"
             if path.is_file():
                 try:
-                    status = json.loads(path.read_text()).get("status")
+                    record = json.loads(path.read_text())
+                    status = record.get("status")
                 except (OSError, ValueError):
                     status = None  # unreadable: redo it
+                if status is not None and record.get("multiplicity") not in (None, int(multiplicity)):
+                    status = None  # computed for another spin state: redo it
                 if status == "ok" or (status == "failed" and not retry_failed):
                     counts["skipped"] += 1
                     continue

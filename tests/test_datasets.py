@@ -13,7 +13,8 @@ def test_committed_table_shape():
     hetero = table[table.kind == "heteronuclear"]
     assert len(homo) == 159 and len(hetero) == 57
     assert homo.lg_k1.notna().all() and homo.fold.notna().all() and homo.multiplicity.notna().all()
-    assert hetero.fold.isna().all() and hetero.multiplicity.isna().all()
+    assert hetero.fold.isna().all() and hetero.multiplicity.notna().all()
+    assert set(homo.multiplicity_source) == {"fold label"} and set(hetero.multiplicity_source) == {"spin density"}
     assert hetero.lg_k1.notna().sum() == 24 and hetero.authors_transfer_pred.notna().sum() == 24
     assert (hetero.lg_k1.isna() == (hetero.rate == "withheld")).all() and (homo.rate == "measured").all()
     assert sorted(homo.fold.value_counts()) == [15] + [16] * 9
@@ -115,3 +116,19 @@ def test_find_cluster_spellings():
     assert find_cluster("Mo5S4-")["cluster"] == "Mo5S4¯"
     with pytest.raises(UnknownClusterError, match="unknown cluster"):
         find_cluster("Mo99S4-")
+
+
+def test_multiplicity_from_spin_density_gives_back_the_published_multiplicities():
+    """The authors' mean metal spin density (2_σave) x metal atoms, rounded to the parity the
+    electron count allows, is their published 2S+1 for 156 of the 159 homonuclear clusters; the
+    mixed clusters get their multiplicity this way."""
+    from cluster_gnn.datasets import load_nbo_descriptors
+    from cluster_gnn.structures import multiplicity_from_spin_density
+
+    table = load_clusters()
+    homo = table[table.kind == "homonuclear"].merge(load_nbo_descriptors()[["name", "2_σave"]], on="name")
+    same = [multiplicity_from_spin_density(n, s) == m for n, s, m in zip(homo.name, homo["2_σave"], homo.multiplicity)]
+    assert len(same) == 159 and sum(same) >= 155
+    assert multiplicity_from_spin_density("Fe2VC-", 1.28824) == 5  # 3.86 unpaired -> 4 (82 electrons: even)
+    assert multiplicity_from_spin_density("Fe2V2C-", 0.165) == 2  # 0.66 -> 1 (105 electrons: odd)
+    assert multiplicity_from_spin_density("Ta2H2-", 0.0) == 2  # an odd electron count cannot be a singlet

@@ -96,6 +96,11 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert set(records) == {"CoH", "VH"} and all(r["status"] == "ok" for r in records.values())
     assert not (out / ".lock").exists()
+    # a record made for another spin state is redone, the other is kept
+    counts = run_dft_job([("CoH", _coh(), 0, 1), ("VH", Atoms("VH", positions=[[0, 0, 0], [0, 0, 1.7]]), 0, 5)],
+                         out, FAST, progress=False)
+    assert counts == {"done": 1, "failed": 0, "skipped": 1}
+    assert json.loads((out / "CoH.json").read_text())["multiplicity"] == 1
 
 
 def test_a_live_lock_keeps_a_second_writer_out(tmp_path):

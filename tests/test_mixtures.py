@@ -123,3 +123,17 @@ def test_a_new_metal_pair_gets_a_wider_interval_than_a_seen_family():
     assert {p.model for p in (seen, new_pair, far)} == {"prior_blend"}
     assert seen.lg_k1_std < new_pair.lg_k1_std <= far.lg_k1_std
     assert new_pair.new_metal_pair and not seen.new_metal_pair
+
+
+def test_a_bundled_mixed_cluster_is_predicted_at_the_authors_spin_state():
+    """prior_blend is fitted with the multiplicities of data/clusters.csv (for the mixed clusters,
+    from the authors' spin density) and predicts a bundled mixed cluster at its table
+    multiplicity, not at the estimate its xTB structure was searched with."""
+    from cluster_gnn.predict import predict_named
+
+    table = load_clusters()
+    row = table.set_index("name").loc["Fe2VC-"]
+    assert row.multiplicity_source == "spin density"
+    measured = table[table.lg_k1.notna() & (table.name != "Fe2VC-")]
+    expected = PriorBlend().fit(measured).predict(_table(("Fe2VC-", -1, int(row.multiplicity), np.nan)))[0]
+    assert predict_named("Fe2VC-").lg_k1 == pytest.approx(expected)
