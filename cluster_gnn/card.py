@@ -78,8 +78,9 @@ def seen_text(result) -> str:
         text = ("Mixed metals: predicted by **prior_blend** (the metals' own average rates, moved by "
                 "stoichiometry and spin), not by the GIN, which does not carry rates over to metal mixtures. ")
         if result.mixing_distance == "metal_ligand_new":
-            mixed = "No measured cluster mixes" if result.new_metal_pair else "Measured clusters mix"
-            return text + (f"{mixed} {pair}, and a metal here was never measured with one of this cluster's "
+            mixed = (f"No measured cluster mixes {pair} (a **new metal pair**)" if result.new_metal_pair
+                     else f"Measured clusters mix {pair}")
+            return text + (f"{mixed}, and a metal here was never measured with one of this cluster's "
                            "ligand elements: the **farthest extrapolation** the model makes.")
         if result.new_metal_pair:
             return text + f"No measured cluster mixes {pair}: this is an **extrapolation to a new metal pair**."

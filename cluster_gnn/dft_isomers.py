@@ -315,7 +315,7 @@ def rank_isomers(out_dir) -> pd.DataFrame:
     table["relative_energy"] = (table["energy"] - low).round(4)
     table["lowest"] = table["energy"].notna() & (table["energy"] == low)
     table["complete"] = table.groupby("cluster")["status"].transform(lambda s: bool((s != "pending").all()))
-    smeared = table["rung"].where(table["status"] == "ok").map(lambda r: None if r is None else r == "smeared")
+    smeared = table["rung"].where(table["status"] == "ok").map(lambda r: None if pd.isna(r) else r == "smeared")
     table["mixed_rungs"] = smeared.groupby(table["cluster"]).transform(lambda s: s.dropna().nunique() > 1)
     return table.astype({"complete": bool, "mixed_rungs": bool})
 

@@ -118,8 +118,9 @@ def test_an_upload_runs_in_the_background_with_progress_and_cleans_up():
 
     from cluster_gnn.dft_upload import start_dft
 
-    before = set(Path(tempfile.gettempdir()).glob("cluster-gnn-dft-*"))
     job = start_dft(_coh(), 0, 3, config=FAST)
+    work = job._dir  # its own working folder (other tests may run jobs at the same time)
+    assert work.is_dir() and work.parent == Path(tempfile.gettempdir())
     seen = []
     while not job.poll().finished:
         seen.append(job.poll())
@@ -128,7 +129,7 @@ def test_an_upload_runs_in_the_background_with_progress_and_cleans_up():
     assert any(s.state == "running" and s.rung == "smeared" and s.cycles > 0 for s in seen), "no SCF progress seen"
     result = job.result()
     assert result.charges.sum() == pytest.approx(0.0, abs=1e-3) and result.spin.sum() == pytest.approx(2.0, abs=1e-2)
-    assert set(Path(tempfile.gettempdir()).glob("cluster-gnn-dft-*")) == before
+    assert not work.exists()
 
 
 @pytest.mark.slow

@@ -76,6 +76,7 @@ def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_pat
     assert mo3s.loc[0, "relative_energy"] == pytest.approx(0.4)
     assert mo3s["complete"].all() and mo3s["mixed_rungs"].all()  # smeared vs newton energies compared
     assert not table[table.cluster == "Mo2S-"]["complete"].any()
+    assert not table[table.cluster == "Mo2S-"]["mixed_rungs"].any()  # pending candidates compare nothing
     summary = isomer_summary(table)
     assert list(summary.cluster) == ["Mo3S-"]  # the pending cluster is not summarised
     row = summary.iloc[0]
