@@ -216,8 +216,13 @@ class DFT(Subcommand):
                                  time_limit_s=args.time_limit or 3600.0, retry_failed=args.retry_failed,
                                  on_record=commit if args.commit else None)
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
-        for path in write_dft_tables(records, features_dir).values():
+        from .dft_isomers import ISOMERS_DIR_NAME, ranked_records
+
+        ranked = ranked_records(features_dir / ISOMERS_DIR_NAME)
+        for path in write_dft_tables(records, features_dir, ranked).values():
             print(f"wrote {path}")
+        if ranked:
+            print(f"{len(ranked)} clusters' descriptors at the PBE-ranked isomer: {', '.join(sorted(ranked))}")
         return 0
 
     @classmethod
@@ -236,6 +241,10 @@ class DFT(Subcommand):
         path = features_dir / "dft_isomers.csv"
         table.to_csv(path, index=False, lineterminator="\n")
         print(f"wrote {path}")
+        from .dft_job import write_dft_tables
+        from .dft_isomers import ranked_records
+
+        write_dft_tables(records, features_dir, ranked_records(out_dir))
         summary = isomer_summary(table)
         if not summary.empty:
             print(summary.to_string(index=False))

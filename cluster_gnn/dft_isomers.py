@@ -33,7 +33,7 @@ from .errors import ClusterGNNError
 from .structures import fragments, is_metal
 
 __all__ = ["sulfur_motifs", "sulfur_starts", "pre_relax", "isomer_candidates", "sulfide_clusters",
-           "run_isomer_job", "rank_isomers", "isomer_summary", "candidate_name", "ISOMERS_DIR_NAME",
+           "run_isomer_job", "rank_isomers", "isomer_summary", "ranked_records", "candidate_name", "ISOMERS_DIR_NAME",
            "MOTIF_CUTOFF"]
 
 #: an S atom within this distance (Å) of k metal atoms is terminal (k = 1), mu2 or mu3 (k >= 3)
@@ -338,3 +338,22 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
                      "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
                      "n_ok": len(ok), "n_candidates": len(group), "mixed_rungs": bool(group["mixed_rungs"].iloc[0])})
     return pd.DataFrame(rows)
+
+
+def ranked_records(out_dir) -> dict:
+    """``{cluster: (record, label)}``: the DFT record of the PBE-lowest candidate of every
+    cluster whose ranking is complete and whose lowest is not the xTB minimum, with a label
+    such as ``PBE-ranked isomer (ml-start 0/2/0)``; the input ``ranked`` of
+    :func:`~cluster_gnn.dft_job.dft_tables`."""
+    from .dft_job import load_dft_results
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return {}
+    summary = isomer_summary(rank_isomers(out_dir))
+    if summary.empty:
+        return {}
+    records = load_dft_results(out_dir)
+    return {row.cluster: (records[candidate_name(row.cluster, row.dft_candidate)],
+                          f"PBE-ranked isomer ({row.dft_source} {row.dft_motifs})")
+            for row in summary.itertuples() if row.changed}

@@ -255,19 +255,32 @@ def load_dft_atoms(path=None) -> dict:
     return {name: rows.sort_values("index").reset_index(drop=True) for name, rows in table.groupby("cluster")}
 
 
-def dft_tables(out_dir):
+def dft_tables(out_dir, ranked: dict | None = None):
     """``(descriptors, atoms)`` DataFrames of the finished records: one row per cluster
-    (``cluster``, :data:`DFT_DESCRIPTORS`, ``s2``, ``s2_expected``, ``rung``, ``method``)
-    and one per atom (``cluster``, ``index``, ``symbol``, ``charge``, ``s_valence``,
-    ``p_valence``, ``d_valence``, ``spin``)."""
+    (``cluster``, :data:`DFT_DESCRIPTORS`, ``s2``, ``s2_expected``, ``rung``, ``method``,
+    ``structure``) and one per atom (``cluster``, ``index``, ``symbol``, ``charge``,
+    ``s_valence``, ``p_valence``, ``d_valence``, ``spin``).
+
+    ``ranked`` maps a cluster to ``(record, label)``: the DFT record of a structure PBE puts
+    lower than the committed one (:func:`~cluster_gnn.dft_isomers.ranked_records`). Its
+    descriptors replace the committed structure's, with ``structure`` = ``label``
+    (otherwise ``xTB minimum``); the per-atom rows stay those of the committed structure,
+    the one the app draws."""
+    ranked = ranked or {}
     rows, atom_rows = [], []
-    for name, record in load_dft_results(out_dir).items():
-        if record.get("status") != "ok":
+    records = load_dft_results(out_dir)
+    for name in sorted(set(records) | set(ranked)):
+        record, label = ranked.get(name, (records.get(name), "xTB minimum"))
+        if record is None or record.get("status") != "ok":
             continue
         result = DFTResult.from_dict(record["result"])
         rows.append({"cluster": name, **{k: round(v, 4) for k, v in dft_descriptors(result).items()},
                      "s2": round(result.s2, 3), "s2_expected": result.s2_expected, "rung": result.rung,
-                     "method": result.method})
+                     "method": result.method, "structure": label})
+        own = records.get(name)
+        if own is None or own.get("status") != "ok":
+            continue
+        result = DFTResult.from_dict(own["result"])
         for i, sym in enumerate(result.symbols):
             atom_rows.append({"cluster": name, "index": i, "symbol": sym, "charge": result.charges[i],
                               "s_valence": result.s_valence[i], "p_valence": result.p_valence[i],
@@ -275,10 +288,11 @@ def dft_tables(out_dir):
     return pd.DataFrame(rows), pd.DataFrame(atom_rows)
 
 
-def write_dft_tables(out_dir, dest_dir) -> dict:
+def write_dft_tables(out_dir, dest_dir, ranked: dict | None = None) -> dict:
     """Write ``dft_descriptors.csv`` and ``dft_atoms.csv`` (rounded, one file each) into
-    ``dest_dir`` from the records in ``out_dir``; returns their paths."""
-    descriptors, atoms = dft_tables(out_dir)
+    ``dest_dir`` from the records in ``out_dir`` (and ``ranked``, see :func:`dft_tables`);
+    returns their paths."""
+    descriptors, atoms = dft_tables(out_dir, ranked)
     dest_dir = Path(dest_dir)
     paths = {"descriptors": dest_dir / "dft_descriptors.csv", "atoms": dest_dir / "dft_atoms.csv"}
     descriptors.sort_values("cluster").to_csv(paths["descriptors"], index=False, lineterminator="\n")

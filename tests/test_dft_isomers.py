@@ -10,8 +10,10 @@ from ase import Atoms
 from ase.io import write
 
 from cluster_gnn.datasets import load_structure
-from cluster_gnn.dft_isomers import (candidate_name, isomer_summary, rank_isomers, run_isomer_job, sulfur_motifs,
-                                     sulfur_starts)
+from cluster_gnn.dft import DFTResult
+from cluster_gnn.dft_isomers import (candidate_name, isomer_summary, rank_isomers, ranked_records, run_isomer_job,
+                                     sulfur_motifs, sulfur_starts)
+from cluster_gnn.dft_job import dft_tables
 from cluster_gnn.structures import fragments
 
 
@@ -61,6 +63,8 @@ def _record(name, energy, rung="smeared", status="ok"):
 
 def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_path):
     terminal, capped, bridged = _mo3([-2.1, -0.5, 0]), _mo3([1.3, 0.751, 1.85]), _mo3([1.3, -1.6, 0])
+    for atoms, source in ((terminal, "xtb-minimum"), (capped, "ml-start"), (bridged, "ml-start")):
+        atoms.info["source"] = source
     write(tmp_path / "Mo3S-.candidates.xyz", [terminal, capped, bridged], format="extxyz")
     write(tmp_path / "Mo2S-.candidates.xyz", [terminal, capped], format="extxyz")  # still pending
     energies = {0: -100.0, 1: -100.4, 2: None}
@@ -82,6 +86,31 @@ def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_pat
     row = summary.iloc[0]
     assert (row.xtb_motifs, row.dft_motifs, row.dft_candidate, bool(row.changed)) == ("1/0/0", "0/0/1", 1, True)
     assert row.xtb_above == pytest.approx(0.4) and row.n_ok == 2
+    ranked = ranked_records(tmp_path)
+    assert list(ranked) == ["Mo3S-"] and ranked["Mo3S-"][0]["cluster"] == "Mo3S-~1"
+    assert ranked["Mo3S-"][1] == "PBE-ranked isomer (ml-start 0/0/1)"
+
+
+def _result(charges, energy):
+    n = len(charges)
+    return DFTResult(symbols=["Mo", "Mo", "S"], charges=np.asarray(charges, float), s_valence=np.full(n, 0.5),
+                     p_valence=np.zeros(n), d_valence=np.array([4.5, 4.6, 0.0]), spin=np.array([0.5, 0.5, 0.0]),
+                     energy=energy, charge=-1, multiplicity=2, s2=0.76, s2_expected=0.75, rung="smeared",
+                     smearing=0.01, cycles=20, seconds=5.0, method="PBE/def2-SVP")
+
+
+def test_tables_take_descriptors_from_the_pbe_ranked_isomer_and_atoms_from_the_drawn_structure(tmp_path):
+    main = {"cluster": "Mo2S-", "status": "ok", "multiplicity": 2, "result": _result([0.1, -0.3, -0.8], -10.0).to_dict()}
+    (tmp_path / "Mo2S-.json").write_text(json.dumps(main))
+    (tmp_path / "Rh3-.json").write_text(json.dumps({**main, "cluster": "Rh3-"}))
+    better = {"cluster": "Mo2S-~2", "status": "ok", "result": _result([0.2, 0.2, -1.4], -10.7).to_dict()}
+    descriptors, atoms = dft_tables(tmp_path, {"Mo2S-": (better, "PBE-ranked isomer (ml-start 0/1/0)")})
+    row = descriptors.set_index("cluster").loc["Mo2S-"]
+    assert row["1_Qmin"] == pytest.approx(0.2) and row["1_Qmax"] == pytest.approx(0.2)  # the ranked isomer's metals
+    assert row["structure"] == "PBE-ranked isomer (ml-start 0/1/0)"
+    assert descriptors.set_index("cluster").loc["Rh3-", "structure"] == "xTB minimum"
+    mo2s = atoms[atoms.cluster == "Mo2S-"].sort_values("index")
+    assert list(mo2s.charge) == pytest.approx([0.1, -0.3, -0.8])  # per atom: the committed structure's
 
 
 @pytest.mark.slow
