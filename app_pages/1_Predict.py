@@ -22,8 +22,7 @@ from cluster_gnn.explain import contribution_summary, importance_summary
 from cluster_gnn.limits import DFT_TIME_LIMIT_S, MAX_DFT_ATOMS
 from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
 from cluster_gnn.results import (atom_table, check_live_allowed, dft_atom_values, explain_live, known_cluster,
-                                 load_isomers,
-                                 predict_uploads, result_from_prediction, xyz_text)
+                                 load_isomers, pbe_ranked_isomer, predict_uploads, result_from_prediction, xyz_text)
 from cluster_gnn.spin import default_charge_and_multiplicity
 from cluster_gnn.structures import read_cluster
 
@@ -122,14 +121,22 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
         st.warning(f"No {LEVEL} structure for {name} yet: the structure search has not reached it.")
         return None
     found = isomers(name)
+    pbe = pbe_ranked_isomer(name)
+    if pbe is not None:
+        found = found + [pbe]
     choice = 0
     if found:
-        labels = ["global minimum"] + [f"isomer {a.info.get('rank', k + 2)} (+{a.info['relative_energy']:.3f} eV, "
-                                       "computed live)" for k, a in enumerate(found)]
+        labels = ["global minimum"] + [
+            f"PBE-lowest isomer: S terminal/μ2/μ3 {a.info['label'].rsplit(' ', 1)[-1].rstrip(')')}, "
+            f"{a.info['below_xtb_minimum']:.2f} eV below the global minimum at PBE (computed live)"
+            if "below_xtb_minimum" in a.info else
+            f"isomer {a.info.get('rank', k + 2)} (+{a.info['relative_energy']:.3f} eV, computed live)"
+            for k, a in enumerate(found)]
         choice = col_structure.selectbox("Structure", range(len(labels)), format_func=labels.__getitem__, key=f"{key}_isomer",
-                              help="The structure search kept these runner-up minima; the table holds the "
-                                   "global minimum, an isomer is predicted live (with every member, so a "
-                                   "measured cluster's prediction is then not out-of-fold).")
+                              help=f"The {LEVEL} structure search kept these runner-up minima; for sulfides, "
+                                   "PBE/def2-SVP single points may put another isomer (bridging or capping S) "
+                                   "lowest. The table holds the global minimum; an isomer is predicted live "
+                                   "(with every member, so a measured cluster's prediction is then not out-of-fold).")
     if choice:
         atoms = found[choice - 1]
         result = run_live(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))
@@ -306,7 +313,7 @@ def structure_panel(result, key: str, height: int = 440, table: bool = True, dft
     this structure (default: the DFT job's values for a bundled cluster, when it has them)."""
     atoms, importance = result.atoms, result.importance
     if dft is None and (result.source == "precomputed" or result.name):
-        dft = dft_atom_values(result.name)
+        dft = dft_atom_values(result.name, atoms=atoms)
     modes = {}
     if importance is not None:
         modes["Importance"] = (np.asarray(importance, float), "importance", "importance (share of the total)")

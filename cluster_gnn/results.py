@@ -14,6 +14,7 @@ Units: positions in Å, charges and spins in e, lg(k1) with k1 in cm^3 molecule^
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,7 +31,7 @@ from .spin import charge_and_multiplicity
 from .structures import cluster_family, formula_counts, normalize_name, read_cluster
 
 __all__ = ["ClusterResult", "atom_table", "result_from_prediction", "explain_live", "known_cluster", "load_isomers",
-           "dft_atom_values", "predict_uploads", "xyz_text", "LIVE_ENV", "check_live_allowed"]
+           "dft_atom_values", "pbe_ranked_isomer", "predict_uploads", "xyz_text", "LIVE_ENV", "check_live_allowed"]
 
 #: Set this environment variable to ``0`` to make every live computation (xTB, ensemble,
 #: explainer) through :func:`check_live_allowed` raise: tests and benchmarks use it to prove
@@ -203,18 +204,66 @@ def _dft_atoms(path: str, mtime: float) -> pd.DataFrame | None:
     return pd.read_csv(path)
 
 
-def dft_atom_values(name: str | None, data_dir: Path | str | None = None) -> dict | None:
+def _same_structure(a, b, tol: float = 1e-3) -> bool:
+    return (a.get_chemical_symbols() == b.get_chemical_symbols()
+            and np.allclose(a.get_positions(), b.get_positions(), atol=tol))
+
+
+def dft_atom_values(name: str | None, data_dir: Path | str | None = None, atoms=None) -> dict | None:
     """PBE/def2-SVP natural charges and spin densities (e) of a bundled cluster where the
     DFT job has reached it (``data/features/dft_atoms.csv``): ``{"charge": [n], "spin": [n]}``
-    in atom order, else None."""
+    in atom order, else None. Given ``atoms`` (the structure shown), the values are those of
+    that very structure: the committed global minimum's, the PBE-ranked isomer's
+    (:func:`pbe_ranked_isomer`), else None (another isomer)."""
     path = Path(data_dir or DATA_DIR) / "features" / "dft_atoms.csv"
-    if name is None or not path.is_file():
+    if name is None:
+        return None
+    if atoms is not None:
+        committed = Path(data_dir or DATA_DIR) / "structures" / f"{normalize_name(name)}.xyz"
+        if not committed.is_file() or not _same_structure(read_cluster(committed), atoms):
+            isomer = pbe_ranked_isomer(name, data_dir)
+            return isomer.info["dft"] if isomer is not None and _same_structure(isomer, atoms) else None
+    if not path.is_file():
         return None
     table = _dft_atoms(str(path), path.stat().st_mtime)
     rows = table[table["cluster"] == name].sort_values("index")
     if rows.empty:
         return None
     return {"charge": rows["charge"].to_numpy(float), "spin": rows["spin"].to_numpy(float)}
+
+
+@lru_cache(maxsize=4)
+def _ranked(directory: str, stamp: tuple) -> dict:
+    from .dft_isomers import ranked_records
+
+    return ranked_records(directory)
+
+
+def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
+    """The isomer PBE puts below a bundled cluster's xTB global minimum, where the sulfide
+    ranking (``cluster-gnn dft --isomers``) found one: :class:`ase.Atoms` whose ``info`` holds
+    ``charge``, ``multiplicity``, ``label`` (e.g. ``PBE-ranked isomer (ml-start 0/2/0)``),
+    ``below_xtb_minimum`` (eV, PBE) and ``dft`` (``{"charge", "spin"}``, its NPA values in e);
+    else None."""
+    from ase import Atoms
+
+    from .dft_isomers import ISOMERS_DIR_NAME
+
+    directory = Path(data_dir or DATA_DIR) / "features" / ISOMERS_DIR_NAME
+    if name is None or not directory.is_dir():
+        return None
+    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.json")))
+    hit = _ranked(str(directory), stamp).get(normalize_name(name))
+    if hit is None:
+        return None
+    record, label = hit
+    result = record["result"]
+    first = json.loads((directory / f"{normalize_name(name)}~0.json").read_text())
+    atoms = Atoms(result["symbols"], positions=record["positions"])
+    atoms.info.update(charge=int(result["charge"]), multiplicity=int(result["multiplicity"]), label=label,
+                      below_xtb_minimum=float(first["result"]["energy"]) - float(result["energy"]),
+                      dft={"charge": np.asarray(result["charges"], float), "spin": np.asarray(result["spin"], float)})
+    return atoms
 
 
 def atom_table(result: ClusterResult) -> pd.DataFrame:

@@ -567,3 +567,30 @@ def test_upload_dft_runs_in_the_background_and_colours_the_atoms(test_data, monk
     modes.set_value("Spin (DFT NPA)").run(timeout=XTB_TIMEOUT)
     assert not at.exception
     assert any("spin density (e, PBE/def2-SVP)" in h.proto.body for h in at.get("html"))
+
+
+@pytest.mark.slow
+def test_the_pbe_lowest_isomer_is_offered_with_its_own_dft_charges():
+    """Mo2S-: PBE puts an S-bridged isomer below the xTB global minimum (committed ranking).
+    The page offers it; shown, it carries its own NPA charges, and an xTB runner-up none."""
+    from cluster_gnn.results import pbe_ranked_isomer
+
+    isomer = pbe_ranked_isomer("Mo2S-")
+    if isomer is None:
+        pytest.skip("no committed PBE ranking of Mo2S- in data/features/dft_isomers")
+    at = _app().run()
+    at.switch_page(PREDICT).run()
+    at.selectbox(key="predict_cluster").select("Mo2S-").run()
+    options = at.selectbox(key="predict_cluster_isomer").options
+    pbe = [i for i, o in enumerate(options) if o.startswith("PBE-lowest isomer")]
+    assert len(pbe) == 1 and "0/1/0" in options[pbe[0]] and "below the global minimum" in options[pbe[0]]
+    assert "Charge (DFT NPA)" in at.radio(key="main_mode").options  # the global minimum's own DFT values
+    at.selectbox(key="predict_cluster_isomer").set_value(options[pbe[0]]).run(timeout=XTB_TIMEOUT)
+    assert not at.exception and not at.error
+    assert "Charge (DFT NPA)" in at.radio(key="main_mode").options
+    at.radio(key="main_mode").set_value("Charge (DFT NPA)").run()
+    assert not at.exception
+    xtb_isomer = [i for i, o in enumerate(options) if o.startswith("isomer")]
+    if xtb_isomer:
+        at.selectbox(key="predict_cluster_isomer").set_value(options[xtb_isomer[0]]).run(timeout=XTB_TIMEOUT)
+        assert "Charge (DFT NPA)" not in at.radio(key="main_mode").options  # not its charges: none shown

@@ -130,3 +130,39 @@ def test_isomer_job_ranks_a_tiny_sulfide_and_resumes_without_repeating(tmp_path)
         assert table.loc[table.status == "ok", "relative_energy"].min() == 0.0
     again = run_isomer_job(["Mo2S-"], tmp_path, config=config, time_limit_s=600, progress=False, candidates_kw=kw)
     assert again["done"] == again["failed"] == 0 and again["skipped"] == len(table)
+
+
+def test_dft_values_belong_to_the_structure_shown(tmp_path):
+    """The committed global minimum gets the DFT job's per-atom values, the PBE-ranked isomer
+    its own, any other structure of the cluster none."""
+    import shutil
+
+    import pandas as pd
+
+    from cluster_gnn.config import STRUCTURES_DIR
+    from cluster_gnn.results import dft_atom_values, pbe_ranked_isomer
+
+    (tmp_path / "structures").mkdir()
+    shutil.copy(STRUCTURES_DIR / "Mo2S-.xyz", tmp_path / "structures")
+    minimum = load_structure("Mo2S-", tmp_path / "structures")
+    features = tmp_path / "features"
+    (features / "dft_isomers").mkdir(parents=True)
+    pd.DataFrame({"cluster": "Mo2S-", "index": [0, 1, 2], "symbol": minimum.get_chemical_symbols(),
+                  "charge": [0.1, -0.3, -0.8], "spin": [0.5, 0.5, 0.0]}).to_csv(features / "dft_atoms.csv", index=False)
+    bridged = minimum.copy()
+    bridged.positions[2] = (minimum.positions[0] + minimum.positions[1]) / 2 + [0, 0, 1.7]
+    bridged.info["source"], minimum.info["source"] = "ml-start", "xtb-minimum"
+    write(features / "dft_isomers" / "Mo2S-.candidates.xyz", [minimum, bridged], format="extxyz")
+    for k, (atoms, e, q) in enumerate([(minimum, -10.0, [0.1, -0.3, -0.8]), (bridged, -10.5, [-0.1, -0.1, -0.8])]):
+        result = _result(q, e).to_dict()
+        result["symbols"] = atoms.get_chemical_symbols()
+        record = {"cluster": f"Mo2S-~{k}", "status": "ok", "positions": atoms.positions.tolist(), "result": result}
+        (features / "dft_isomers" / f"Mo2S-~{k}.json").write_text(json.dumps(record))
+    isomer = pbe_ranked_isomer("Mo2S-", tmp_path)
+    assert isomer.info["below_xtb_minimum"] == pytest.approx(0.5) and isomer.info["multiplicity"] == 2
+    assert np.allclose(isomer.positions, bridged.positions)
+    assert list(dft_atom_values("Mo2S-", tmp_path, atoms=minimum)["charge"]) == pytest.approx([0.1, -0.3, -0.8])
+    assert list(dft_atom_values("Mo2S-", tmp_path, atoms=isomer)["charge"]) == pytest.approx([-0.1, -0.1, -0.8])
+    other = minimum.copy()
+    other.positions[2] += [0.0, 0.5, 0.0]
+    assert dft_atom_values("Mo2S-", tmp_path, atoms=other) is None
