@@ -106,8 +106,8 @@ def sulfur_starts(atoms, n_starts: int = 8, seed: int = 0, min_separation: float
     framework of ``atoms`` (other non-metal atoms stay where they are).
 
     The first start caps faces first, the second bridges edges first, the rest draw sites at
-    random with capping and bridging sites favoured. Two S atoms, or an S and another atom,
-    are kept ``min_separation`` Å apart. Returns up to ``n_starts`` distinct
+    random with capping and bridging sites favoured. Two S atoms are kept ``min_separation``
+    Å apart, an S atom and any other atom at least 2.05 Å. Returns up to ``n_starts`` distinct
     :class:`ase.Atoms` (fewer when the framework has fewer arrangements)."""
     symbols = atoms.get_chemical_symbols()
     n_s = symbols.count("S")
