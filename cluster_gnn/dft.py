@@ -127,6 +127,8 @@ class DFTResult:
     smearing: smearing width in Hartree of that rung (0: none).
     cycles: SCF cycles over all rungs tried; seconds: wall time.
     method: level-of-theory label.
+    energy_trace: ``{rung: [energy per SCF cycle, Hartree]}`` of every rung tried (the data to
+        tune the ladder with, e.g. when to leave a rung that will not converge).
     """
 
     symbols: list
@@ -146,6 +148,7 @@ class DFTResult:
     seconds: float
     method: str
     notes: list = field(default_factory=list)
+    energy_trace: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -267,8 +270,13 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     start, cycles, tried = time.perf_counter(), 0, []
     counter = {"n": 0, "rung": ""}
 
+    trace: dict = {}
+
     def count(envs):
         counter["n"] += 1
+        energy = envs.get("e_tot") if isinstance(envs, dict) else None
+        if energy is not None and np.isfinite(energy):
+            trace.setdefault(counter["rung"], []).append(round(float(energy), 8))
         if on_cycle is not None:
             on_cycle(counter["rung"], counter["n"])
 
@@ -335,7 +343,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                      d_valence=shells[:, 2], spin=spins, energy=float(mf.e_tot) * _HARTREE_EV, charge=int(charge),
                      multiplicity=int(multiplicity), s2=s2, s2_expected=s * (s + 1), rung=used,
                      smearing=config.smearing if used.startswith("smeared") else 0.0, cycles=cycles,
-                     seconds=time.perf_counter() - start, method=config.label, notes=tried)
+                     seconds=time.perf_counter() - start, method=config.label, notes=tried, energy_trace=trace)
 
 
 def _spin_square(mf, mol) -> float:

@@ -38,6 +38,9 @@ def test_npa_charges_sum_to_the_total_charge_and_spin_to_the_unpaired_electrons(
     assert result.s2 >= result.s2_expected - 0.05  # <S^2> of a spin-unrestricted determinant is at least S(S+1)
     d = dft_descriptors(result)
     assert d["1_Qmax"] == d["1_Qmin"] == d["2_Qave"] == pytest.approx(result.charges[0])
+    trace = result.energy_trace[result.rung]  # the SCF energy of every cycle, for tuning the ladder
+    assert sum(map(len, result.energy_trace.values())) == result.cycles
+    assert trace[-1] * 27.211386245988 == pytest.approx(result.energy, abs=1e-3)
 
 
 @pytest.mark.slow
