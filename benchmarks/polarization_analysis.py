@@ -17,7 +17,7 @@ clusters:
   the threshold the Predict page and ``cluster-gnn explain`` use);
 - a plot, docs/polarization.png.
 
-    python benchmarks/polarization_analysis.py [--table data/descriptors.csv]
+    python benchmarks/polarization_analysis.py [--table data/descriptors.csv] [--charges xtb|dft]
 """
 from __future__ import annotations
 
@@ -50,15 +50,27 @@ def compare(df, active, inert, label):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, default=Path("data/descriptors.csv"))
-    parser.add_argument("--json", type=Path, default=Path("models/polarization.json"))
+    parser.add_argument("--json", type=Path, default=None,
+                        help="output (default models/polarization.json; -dft.json with --charges dft)")
+    parser.add_argument("--charges", choices=("xtb", "dft"), default="xtb",
+                        help="xtb: GFN1-xTB charges for every cluster (default); dft: PBE NPA charges, only "
+                             "the clusters the DFT job has done")
     args = parser.parse_args(argv)
+    args.json = args.json or Path("models/polarization.json" if args.charges == "xtb" else "models/polarization-dft.json")
     df = pd.read_csv(args.table)
     df = df[df["lg_k1"].notna()].copy()
     if "model" in df:  # the finding is about the graph model's explanations of one-metal clusters
         df = df[df["model"] == "gin"].copy()
     source = None
-    if "charge_source" in df:  # one level of theory for every charge compared (the DFT job is not done)
-        source = df["charge_source"].mode()[0]
+    columns = ("subgraph_polarization", "metal_core_polarization", "charge_spread")
+    if args.charges == "xtb" and all(f"{c}_xtb" in df for c in columns):  # one level of theory for all
+        for c in columns:
+            df[c] = df[f"{c}_xtb"]
+        source = "GFN1-xTB/5000K Mulliken"
+        print(f"charges: {source} ({len(df)} clusters)")
+    elif "charge_source" in df:  # one level of theory for every charge compared
+        source = (df["charge_source"].mode()[0] if args.charges == "xtb"
+                  else next((s for s in df["charge_source"].unique() if "NPA" in s), "none"))
         left_out = int((df["charge_source"] != source).sum())
         df = df[df["charge_source"] == source].copy()
         print(f"charges: {source} ({len(df)} clusters; {left_out} with other charges left out)")

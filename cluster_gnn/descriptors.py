@@ -52,7 +52,9 @@ def cluster_descriptors(atoms, features, explanation=None, dft=None) -> dict:
 
     Charges and metal s/d populations are the DFT ones when ``dft`` (the cluster's rows of
     :func:`~cluster_gnn.dft_job.load_dft_atoms`, same atoms in the same order) is given, else
-    the xTB ``features``; ``charge_source`` names them. Always: ``charge_spread``
+    the xTB ``features``; ``charge_source`` names them. ``charge_spread_xtb``,
+    ``metal_core_polarization_xtb`` and ``subgraph_polarization_xtb`` are the same from the
+    xTB charges whatever the source (one level of theory for every cluster). Always: ``charge_spread``
     (polarisation of all atoms), ``metal_core_polarization``
     (of the metal atoms), ``metal_charge_mean`` / ``metal_charge_max`` / ``metal_charge_min``,
     ``ligand_charge_mean``, ``metal_d_population`` / ``metal_s_population`` (means),
@@ -90,10 +92,14 @@ def cluster_descriptors(atoms, features, explanation=None, dft=None) -> dict:
         "metal_s_population": float(s_pop[metal].mean()) if metal.any() else nan,
         "homo_lumo_gap": float(features.homo_lumo_gap),
     }
+    q_xtb = np.asarray(features.charges, float)  # the same three at one level of theory for all 216
+    out["charge_spread_xtb"] = charge_polarization(q_xtb)
+    out["metal_core_polarization_xtb"] = charge_polarization(q_xtb[metal]) if metal.any() else nan
     if explanation is not None:
         sub = explanation.subgraph
         out.update({
             "subgraph_polarization": charge_polarization(q, sub),
+            "subgraph_polarization_xtb": charge_polarization(q_xtb, sub),
             "subgraph_composition": subgraph_composition(symbols, sub),
             "subgraph_size": len(sub),
             "subgraph_atoms": " ".join(f"{symbols[i]}{i + 1}" for i in sub),

@@ -104,6 +104,18 @@ def test_explanation_covers_every_atom_with_the_trained_ensemble(mo5s4_graph):
     assert d["subgraph_polarization"] >= 0
     assert d["importance_contrast"] == pytest.approx(exp.importance.max() * len(atoms))
     assert 1.0 < d["importance_contrast"] <= len(atoms)
+    assert d["subgraph_polarization_xtb"] == pytest.approx(d["subgraph_polarization"])  # xTB charges both
+    # with DFT charges the main columns follow them, the _xtb ones stay at one level of theory
+    import pandas as pd
+
+    symbols = atoms.get_chemical_symbols()
+    dft = pd.DataFrame({"symbol": symbols, "charge": np.linspace(-1, 1, len(atoms)),
+                        "s_valence": np.ones(len(atoms)), "d_valence": np.ones(len(atoms))})
+    with_dft = cluster_descriptors(atoms, features, exp, dft)
+    assert with_dft["charge_source"].endswith("NPA")
+    assert with_dft["charge_spread"] == pytest.approx(np.linspace(-1, 1, len(atoms)).std())
+    for key in ("charge_spread_xtb", "metal_core_polarization_xtb", "subgraph_polarization_xtb"):
+        assert with_dft[key] == pytest.approx(d[key])
 
 
 def test_important_subgraph_is_connected_and_greedy():
