@@ -97,7 +97,8 @@ def main() -> None:
         st.markdown(
             f"- Structures: our own global-minimum search with **{xtb.method}** "
             f"({search.n_starts} random starts per spin state, FIRE to {search.fmax} eV/Å, basin hopping), "
-            "in the authors' spin multiplicity for the homonuclear clusters.\n"
+            "in the authors' spin multiplicity (published for the homonuclear clusters, implied by their "
+            "mean metal spin density for the mixed ones).\n"
             f"- Atom features: one **{xtb.method}** single point (tblite), Fermi smearing at "
             f"**{xtb.electronic_temperature:g} K** electronic temperature, spin-restricted with 2S unpaired "
             "electrons: Mulliken partial charges and s/p/d shell populations per atom.\n"

@@ -100,6 +100,11 @@ def model_summary(models_dir=None) -> str | None:
                  + ", so the prediction comes from the metals' average rates adjusted for composition and spin, "
                  f"which misses by {mix:.2f} on the {int(mixtures[chosen].get('n') or 0)} measured mixed clusters"
                  + (f" (the authors' DFT-based model: {authors:.2f})" if authors is not None else "") + ".")
+        by_distance = transfer.get("std_by_distance") or {}
+        seen, new = (_number(by_distance.get(k), "std") for k in ("family_seen", "pair_new"))
+        if seen is not None and new is not None:
+            text += (f" Its stated uncertainty (one standard deviation) is {seen:.2f} for a mixture like measured "
+                     f"ones and {new:.2f} for a metal pair never measured mixed.")
     family = _read(models_dir / "evaluation-family.json") or {}
     if chosen and isinstance(family.get(chosen), dict):
         worst, best = _families(family[chosen])

@@ -137,3 +137,21 @@ def test_a_bundled_mixed_cluster_is_predicted_at_the_authors_spin_state():
     measured = table[table.lg_k1.notna() & (table.name != "Fe2VC-")]
     expected = PriorBlend().fit(measured).predict(_table(("Fe2VC-", -1, int(row.multiplicity), np.nan)))[0]
     assert predict_named("Fe2VC-").lg_k1 == pytest.approx(expected)
+
+
+def test_the_model_page_paragraph_states_the_uncertainty_by_distance(tmp_path):
+    import shutil
+
+    from cluster_gnn.config import MODELS_DIR
+    from cluster_gnn.summary import model_summary
+
+    for name in ("evaluation.json", "evaluation-mixtures.json", "transfer.json"):
+        shutil.copy(MODELS_DIR / name, tmp_path)
+    settings = json.loads((tmp_path / "transfer.json").read_text())
+    settings["std_by_distance"]["family_seen"]["std"], settings["std_by_distance"]["pair_new"]["std"] = 0.55, 0.85
+    (tmp_path / "transfer.json").write_text(json.dumps(settings))
+    text = model_summary(tmp_path)
+    assert "0.55 for a mixture like measured ones and 0.85 for a metal pair never measured mixed" in text
+    del settings["std_by_distance"]
+    (tmp_path / "transfer.json").write_text(json.dumps(settings))
+    assert "never measured mixed" not in model_summary(tmp_path)  # an older file: no such sentence
