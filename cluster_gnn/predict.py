@@ -239,15 +239,6 @@ def _prior_blend(without: str | None = None) -> PriorBlend:
     return PriorBlend().fit(table[table["lg_k1"].notna() & (table["name"] != without)])
 
 
-def _table_multiplicity(name: str | None) -> int | None:
-    """The multiplicity ``data/clusters.csv`` gives a bundled cluster (for the mixed ones, the
-    one the authors' spin density implies, which ``prior_blend`` was fitted with), else None."""
-    if name is None:
-        return None
-    hit = load_clusters().set_index("name")["multiplicity"].get(name)
-    return None if hit is None or pd.isna(hit) else int(hit)
-
-
 @lru_cache(maxsize=64)
 def _training_names(without: str | None = None) -> tuple:
     """Names of the measured clusters ``prior_blend`` is fitted on (leaving out ``without``)."""
@@ -269,8 +260,7 @@ def _mixture_gate(prediction: Prediction, ensemble) -> None:
     if not pairs or getattr(ensemble, "name", "gin") != "gin":
         return
     measured = prediction.name is not None and prediction.measured_lg_k1 is not None
-    row = pd.DataFrame([{"name": formula, "charge": prediction.charge,
-                         "multiplicity": _table_multiplicity(prediction.name) or prediction.multiplicity}])
+    row = pd.DataFrame([{"name": formula, "charge": prediction.charge, "multiplicity": prediction.multiplicity}])
     prediction.lg_k1 = float(_prior_blend(prediction.name if measured else None).predict(row)[0])
     prediction.mixing_distance = mixing_distance(formula, _training_names(prediction.name if measured else None))
     settings = _transfer_settings()

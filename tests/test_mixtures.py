@@ -127,11 +127,14 @@ def test_a_new_metal_pair_gets_a_wider_interval_than_a_seen_family():
 
 def test_a_bundled_mixed_cluster_is_predicted_at_the_authors_spin_state():
     """prior_blend is fitted with the multiplicities of data/clusters.csv (for the mixed clusters,
-    from the authors' spin density) and predicts a bundled mixed cluster at its table
-    multiplicity, not at the estimate its xTB structure was searched with."""
+    from the authors' spin density); every bundled mixed structure was searched at that
+    multiplicity, and the prediction uses it."""
+    from cluster_gnn.datasets import load_structure
     from cluster_gnn.predict import predict_named
 
     table = load_clusters()
+    for name, mult in zip(table.name[table.kind == "heteronuclear"], table.multiplicity[table.kind == "heteronuclear"]):
+        assert load_structure(name).info["multiplicity"] == mult, name
     row = table.set_index("name").loc["Fe2VC-"]
     assert row.multiplicity_source == "spin density"
     measured = table[table.lg_k1.notna() & (table.name != "Fe2VC-")]
