@@ -229,7 +229,9 @@ class DFT(Subcommand):
     def run_isomers(cls, args, records, features_dir, commit) -> int:
         """PBE ranking of sulfide isomers (:mod:`cluster_gnn.dft_isomers`), then its table."""
         from .datasets import find_cluster
-        from .dft_isomers import ISOMERS_DIR_NAME, isomer_summary, rank_isomers, run_isomer_job, sulfide_clusters
+        from .dft_isomers import (ISOMERS_DIR_NAME, isomer_summary, rank_isomers, ranked_records, run_isomer_job,
+                                  sulfide_clusters)
+        from .dft_job import write_dft_tables
 
         out_dir = features_dir / ISOMERS_DIR_NAME
         if not args.tables_only:
@@ -241,9 +243,6 @@ class DFT(Subcommand):
         path = features_dir / "dft_isomers.csv"
         table.to_csv(path, index=False, lineterminator="\n")
         print(f"wrote {path}")
-        from .dft_job import write_dft_tables
-        from .dft_isomers import ranked_records
-
         write_dft_tables(records, features_dir, ranked_records(out_dir))
         summary = isomer_summary(table)
         if not summary.empty:
