@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -81,12 +81,6 @@ QUANTITIES = [
     Quantity("metal_core_polarization", "charge polarisation (metal core)", "e",
              "standard deviation of the charges of the metal atoms", "descriptor", 3,
              "charge polarisation metal core (e)"),
-    Quantity("charge_spread_xtb", "charge polarisation (whole cluster, xTB)", "e",
-             "the same from GFN1-xTB Mulliken charges for every cluster (one level of theory)",
-             "descriptor", 3, "charge polarisation all atoms xTB (e)"),
-    Quantity("metal_core_polarization_xtb", "charge polarisation (metal core, xTB)", "e",
-             "the same from GFN1-xTB Mulliken charges for every cluster (one level of theory)",
-             "descriptor", 3, "charge polarisation metal core xTB (e)"),
     Quantity("metal_d_population", "metal d population", "e", "mean d-shell population of the metal atoms",
              "descriptor", 2, "metal d population (e)"),
     Quantity("metal_s_population", "metal s population", "e", "mean s-shell population of the metal atoms",
@@ -99,9 +93,6 @@ QUANTITIES = [
     Quantity("subgraph_polarization", "charge polarisation (important atoms)", "e",
              "standard deviation of the charges of the atoms that carry half the model's attention",
              "explanation", 3, "charge polarisation important atoms (e)"),
-    Quantity("subgraph_polarization_xtb", "charge polarisation (important atoms, xTB)", "e",
-             "the same from GFN1-xTB Mulliken charges for every cluster (one level of theory)",
-             "explanation", 3, "charge polarisation important atoms xTB (e)"),
     Quantity("subgraph_size", "important atoms", "atoms", "number of atoms that carry half the model's attention",
              "explanation", 0, "important atoms"),
     Quantity("subgraph_importance", "share of attention on important atoms", "",
@@ -122,6 +113,18 @@ QUANTITIES = [
              "mean rank correlation of the importances of different ensemble members", "explanation", 2,
              "explanation stability (Spearman)"),
 ]
+
+
+def _xtb_twin(q: Quantity) -> Quantity:
+    """The same polarisation from GFN1-xTB charges for every cluster (column ``<column>_xtb``,
+    written by :func:`~cluster_gnn.descriptors.cluster_descriptors`)."""
+    return replace(q, column=f"{q.column}_xtb", label=q.label.replace(")", ", xTB)"),
+                   definition="the same from GFN1-xTB Mulliken charges for every cluster (one level of theory)",
+                   header=q.header.replace(" (e)", " xTB (e)"))
+
+
+_XTB_TWINS = ("charge_spread", "metal_core_polarization", "subgraph_polarization")
+QUANTITIES = [x for q in QUANTITIES for x in ((q, _xtb_twin(q)) if q.column in _XTB_TWINS else (q,))]
 _IDENTITY = {"name": "cluster", "cluster": "cluster (authors' label)", "family": "family", "metals": "metals",
              "ligands": "ligands", "fold": "fold", "subgraph_atoms": "important atoms (list)",
              "subgraph_composition": "important atoms are", "top_atom": "most important atom", "model": "model",

@@ -249,8 +249,7 @@ def _training_names(without: str | None = None) -> tuple:
 @lru_cache(maxsize=1)
 def _mixed_pairs() -> frozenset:
     """The metal pairs of the measured mixed clusters."""
-    table = load_clusters()
-    return frozenset().union(*(metal_pairs(n) for n in table.loc[table["lg_k1"].notna(), "name"]))
+    return frozenset().union(*map(metal_pairs, _training_names()))
 
 
 def _mixture_gate(prediction: Prediction, ensemble) -> None:
