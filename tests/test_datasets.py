@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -132,3 +133,18 @@ def test_multiplicity_from_spin_density_gives_back_the_published_multiplicities(
     assert multiplicity_from_spin_density("Fe2VC-", 1.28824) == 5  # 3.86 unpaired -> 4 (82 electrons: even)
     assert multiplicity_from_spin_density("Fe2V2C-", 0.165) == 2  # 0.66 -> 1 (105 electrons: odd)
     assert multiplicity_from_spin_density("Ta2H2-", 0.0) == 2  # an odd electron count cannot be a singlet
+
+
+def test_the_dft_job_takes_the_measured_mixed_clusters_before_the_blind_ones():
+    """Default order of ``cluster-gnn dft``: the 159 one-metal clusters, then the 24 measured
+    mixed ones (the mixtures split needs them), then the 33 withheld; each at the table's
+    multiplicity."""
+    from cluster_gnn.dft_job import bundled_clusters
+
+    table = load_clusters().set_index("name")
+    order = [(name, mult) for name, _, _, mult in bundled_clusters()]
+    assert len(order) == 216 and len({n for n, _ in order}) == 216
+    kinds = [(table.loc[n, "kind"] != "homonuclear", bool(np.isnan(table.loc[n, "lg_k1"]))) for n, _ in order]
+    assert kinds == sorted(kinds)
+    assert kinds.count((True, False)) == 24 and kinds.count((True, True)) == 33
+    assert all(m == table.loc[n, "multiplicity"] for n, m in order)
