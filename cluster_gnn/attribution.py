@@ -4,10 +4,12 @@ Everything here works on a *value function*: ``value(present) -> [num_members, n
 the predicted lg(k1) of each member when only the atoms flagged in ``present`` (bool,
 ``[num_masks, num_atoms]``) are shown to it. What "masking" an atom means:
 
-- :class:`GraphMasking` (the GIN): the atom's node features are replaced by the reference
-  atom, the mean atom of the member's training clusters (``model.x_mean``). Its element,
-  charge and populations are hidden; its position, its bonds and edge features and the
-  cluster-level inputs (total charge, multiplicity, composition classes) stay.
+- :class:`GraphMasking` (the GIN), ``mode="reference"`` (the default): the atom's node
+  features are replaced by the reference atom, the mean atom of the member's training
+  clusters (``model.x_mean``). Its element, charge and populations are hidden; its position,
+  its bonds and edge features and the cluster-level inputs (total charge, multiplicity,
+  composition classes) stay. ``mode="remove"``: the atom and its edges are taken out of the
+  graph (it passes no message and is not pooled); the cluster-level inputs stay.
 - :class:`FormulaMasking` (a composition model such as the ``prior_blend`` behind mixed
   clusters): the atom is taken out of the formula; charge and multiplicity stay; with no
   metal atom left the value is the training mean.
@@ -43,12 +45,18 @@ _CHUNK_ATOMS = 40_000  # atoms per forward pass when evaluating coalitions
 
 
 class GraphMasking:
-    """Value function of GNN members on one graph, masked atoms replaced by the member's
-    reference atom (its training mean, ``model.x_mean``, shape ``[num_node_features]``)."""
+    """Value function of GNN members on one graph: masked atoms replaced by the member's
+    reference atom (its training mean, ``model.x_mean``, shape ``[num_node_features]``;
+    ``mode="reference"``) or taken out of the graph with their edges (``mode="remove"``)."""
 
-    def __init__(self, models, graph):
+    MODES = ("reference", "remove")
+
+    def __init__(self, models, graph, mode: str = "reference"):
+        if mode not in self.MODES:
+            raise ValueError(f"unknown masking mode {mode!r}; choose from {self.MODES}")
         self.models = list(models)
         self.graph = graph
+        self.mode = mode
         self.num_atoms = int(graph.x.shape[0])
 
     def _copies(self, n: int):
@@ -69,12 +77,23 @@ class GraphMasking:
             chunk = torch.as_tensor(present[start:start + step])
             n = len(chunk)
             x, edge_index, edge_attr, batch, u = self._copies(n)
-            keep = chunk.reshape(-1, 1)
+            keep = chunk.reshape(-1)
+            if self.mode == "remove":
+                # masked atoms go to one extra graph (index n, discarded) without their edges;
+                # one always-present extra atom keeps that graph in the batch
+                live = keep[edge_index[0]] & keep[edge_index[1]]
+                edge_index, edge_attr = edge_index[:, live], edge_attr[live]
+                batch = torch.cat([torch.where(keep, batch, torch.full_like(batch, n)), torch.tensor([n])])
+                x, u = torch.cat([x, x[:1]]), torch.cat([u, u[:1]])
+                keep = torch.cat([keep, torch.tensor([True])])
             for k, model in enumerate(self.models):
                 model.eval()
-                reference = getattr(model, "x_mean", torch.zeros(g.x.shape[1])).to(g.x.dtype)
-                out[k, start:start + n] = model(torch.where(keep, x, reference), edge_index, edge_attr,
-                                                batch, u).numpy()
+                if self.mode == "remove":
+                    out[k, start:start + n] = model(x, edge_index, edge_attr, batch, u)[:n].numpy()
+                else:
+                    reference = getattr(model, "x_mean", torch.zeros(g.x.shape[1])).to(g.x.dtype)
+                    out[k, start:start + n] = model(torch.where(keep.reshape(-1, 1), x, reference), edge_index,
+                                                    edge_attr, batch, u).numpy()
         return out
 
     @torch.no_grad()

@@ -67,6 +67,43 @@ def test_shapley_values_are_exact_on_an_additive_model(mo5s4_graph):
     assert occlusion(table)[0] == pytest.approx(phi, abs=1e-5)
 
 
+def test_removing_an_atom_evaluates_the_cluster_without_it(mo5s4_graph):
+    """``GraphMasking(mode="remove")``: a coalition's value is the model on the graph of the
+    shown atoms and the edges among them (additive model: the shown atoms' terms only; GIN:
+    the same number as the subgraph evaluated on its own)."""
+    from torch_geometric.utils import subgraph
+
+    from cluster_gnn.models import ClusterGNN, ModelConfig
+
+    atoms, _, graph = mo5s4_graph
+
+    class Additive(torch.nn.Module):
+        def forward(self, x, edge_index, edge_attr=None, batch=None, u=None):
+            return torch.zeros(int(batch.max()) + 1).index_add(0, batch, 3.0 * x[:, 0])
+
+    rng = np.random.default_rng(0)
+    present = rng.random((6, len(atoms))) < 0.6
+    present[0] = True
+    values = GraphMasking([Additive()], graph, mode="remove")(present)[0]
+    assert values == pytest.approx((3.0 * graph.x[:, 0].numpy() * present).sum(1), abs=1e-5)
+
+    torch.manual_seed(0)
+    gin = ClusterGNN(ModelConfig(num_node_features=graph.x.shape[1], num_edge_features=graph.edge_attr.shape[1],
+                                 num_graph_features=graph.u.shape[1])).eval()
+    values = GraphMasking([gin], graph, mode="remove")(present)[0]
+    with torch.no_grad():
+        for shown, value in zip(present[1:], values[1:]):
+            keep = torch.as_tensor(shown)
+            ei, ea = subgraph(keep, graph.edge_index, graph.edge_attr, relabel_nodes=True)
+            alone = gin(graph.x[keep], ei, ea, torch.zeros(int(keep.sum()), dtype=torch.long), graph.u)
+            assert value == pytest.approx(float(alone[0]), abs=1e-4)
+    reference = GraphMasking([gin], graph)(present)[0]
+    assert values[0] == pytest.approx(reference[0], abs=1e-5)  # nothing masked: the same cluster
+    assert not np.allclose(values[1:], reference[1:], atol=1e-3)  # the two masks differ
+    with pytest.raises(ValueError, match="masking mode"):
+        GraphMasking([gin], graph, mode="zero")
+
+
 def test_a_composition_model_gives_each_element_one_value():
     """Formula masking: atoms of one element share a value; taking out a metal the model
     rates fast lowers the prediction; no metal left gives the empty value."""
