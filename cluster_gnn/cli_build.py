@@ -185,9 +185,9 @@ class DFT(Subcommand):
         parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
         parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
         parser.add_argument("--isomers", action="store_true",
-                            help="rank sulfide isomers by PBE instead (default: the Mo-S and Mo-S-C clusters): the xTB "
-                                 "minimum, a runner-up and CHGNet-relaxed bridged/capping starts; records under "
-                                 "data/features/dft_isomers/, table data/features/dft_isomers.csv")
+                            help="rank isomers by PBE instead (default: the one-metal clusters with S, C or N, "
+                                 "Mo and Ta first): the xTB minimum, a runner-up and CHGNet-relaxed bridged/capping "
+                                 "starts; records under data/features/dft_isomers/, table data/features/dft_isomers.csv")
 
     @classmethod
     def run(cls, args):
@@ -227,15 +227,15 @@ class DFT(Subcommand):
 
     @classmethod
     def run_isomers(cls, args, records, features_dir, commit) -> int:
-        """PBE ranking of sulfide isomers (:mod:`cluster_gnn.dft_isomers`), then its table."""
+        """PBE ranking of isomers (:mod:`cluster_gnn.dft_isomers`), then its table."""
         from .datasets import find_cluster
-        from .dft_isomers import (ISOMERS_DIR_NAME, isomer_summary, rank_isomers, ranked_records, run_isomer_job,
-                                  sulfide_clusters)
+        from .dft_isomers import (ISOMERS_DIR_NAME, isomer_clusters, isomer_summary, rank_isomers, ranked_records,
+                                  run_isomer_job)
         from .dft_job import write_dft_tables
 
         out_dir = features_dir / ISOMERS_DIR_NAME
         if not args.tables_only:
-            names = [find_cluster(n)["name"] for n in args.names] or sulfide_clusters()
+            names = [find_cluster(n)["name"] for n in args.names] or isomer_clusters()
             counts = run_isomer_job(names, out_dir, main_dir=records, time_limit_s=args.time_limit or 3600.0,
                                     on_record=commit if args.commit else None)
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")

@@ -1,12 +1,14 @@
-"""DFT-ranked structures of the sulfides: which isomer PBE puts lowest, and its S motifs.
+"""DFT-ranked structures: which isomer PBE puts lowest, and how its ligands bind.
 
-GFN-xTB ranks Mo-S isomers backwards (it puts S terminal where PBE bridges or caps), so
-the committed global minima of the sulfides are mostly terminal-S structures. This stage
-re-ranks them at the DFT stage's level of theory:
+GFN-xTB ranks Mo-S isomers backwards (it puts S terminal where PBE bridges or caps), and its
+carbide and nitride minima are ligand chains hanging off one metal (Ta2C3-: a C3 chain; PBE
+puts isolated bridging C 1.45 eV lower). This stage re-ranks the clusters with S, C or N at
+the DFT stage's level of theory, rearranging one ligand element per cluster
+(:func:`rearranged_ligand`: S if present, else C, else N):
 
-1. :func:`sulfur_starts`: from the metal (and carbon) framework of the xTB minimum, the S
+1. :func:`ligand_starts`: from the framework of the xTB minimum without that element, its
    atoms are put on edge-bridging (mu2), face-capping (mu3) and terminal sites in several
-   arrangements.
+   arrangements (C and N also as side-on dimers); around a single metal atom, on a sphere.
 2. :func:`pre_relax`: each start is relaxed with a machine-learned potential (CHGNet,
    optional extra ``[dft]``); ML isomer gaps are 3-10x too large, so it only cleans the
    geometry and drops duplicates, it does not choose.
@@ -16,7 +18,7 @@ re-ranks them at the DFT stage's level of theory:
    population analysis on every candidate (resumable, one record per candidate under
    ``data/features/dft_isomers/``, named ``<cluster>~<k>``; candidate 0 is the xTB minimum).
 5. :func:`rank_isomers`: the lowest converged candidate per cluster, whether it differs from
-   the xTB minimum and the S motifs before and after.
+   the xTB minimum and the ligand motifs before and after.
 
 Energies are in eV; distances in Å.
 """
@@ -32,16 +34,23 @@ from .datasets import load_structure, structure_path
 from .errors import ClusterGNNError
 from .structures import fragments, is_metal
 
-__all__ = ["sulfur_motifs", "sulfur_starts", "pre_relax", "isomer_candidates", "sulfide_clusters",
-           "run_isomer_job", "rank_isomers", "isomer_summary", "ranked_records", "candidate_name", "ISOMERS_DIR_NAME",
-           "MOTIF_CUTOFF"]
+__all__ = ["ligand_motifs", "ligand_starts", "rearranged_ligand", "pre_relax", "isomer_candidates",
+           "isomer_clusters", "run_isomer_job", "rank_isomers", "isomer_summary", "ranked_records", "candidate_name",
+           "ISOMERS_DIR_NAME", "LIGAND_GEOMETRY"]
 
-#: an S atom within this distance (Å) of k metal atoms is terminal (k = 1), mu2 or mu3 (k >= 3)
-MOTIF_CUTOFF = 2.75
+#: Per rearranged ligand element: ``cutoff`` (Å; a ligand atom with k metal atoms this close
+#: is terminal for k <= 1, mu2 for 2, mu3 for 3 or more), metal-ligand bond lengths of the
+#: starts on terminal, bridging and capping sites (Å), the smallest ligand-ligand distance
+#: in a start (Å), the smallest distance to the atoms that stay (Å) and the bond length of
+#: the side-on dimers tried (Å; none for S).
+LIGAND_GEOMETRY = {
+    "S": {"cutoff": 2.75, "bonds": (2.15, 2.40, 2.45), "separation": 2.6, "clearance": 2.05, "dimer": None},
+    "C": {"cutoff": 2.45, "bonds": (1.90, 2.05, 2.15), "separation": 2.4, "clearance": 1.75, "dimer": 1.30},
+    "N": {"cutoff": 2.35, "bonds": (1.80, 1.95, 2.05), "separation": 2.4, "clearance": 1.75, "dimer": 1.25},
+}
 #: folder of the candidates' DFT records under ``data/features``
 ISOMERS_DIR_NAME = "dft_isomers"
-_MS_TERMINAL, _MS_BRIDGE, _MS_CAP = 2.15, 2.40, 2.45  # Mo-S bond lengths (Å) of the starts
-_MM_EDGE = 3.2  # metal-metal distance (Å) below which an edge or face carries S
+_MM_EDGE = 3.2  # metal-metal distance (Å) below which an edge or face carries a ligand
 
 
 def candidate_name(cluster: str, k: int) -> str:
@@ -49,14 +58,24 @@ def candidate_name(cluster: str, k: int) -> str:
     return f"{cluster}~{k}"
 
 
-def sulfur_motifs(atoms, cutoff: float = MOTIF_CUTOFF) -> dict:
-    """``{"terminal", "mu2", "mu3"}``: how many S atoms have 1, 2 or at least 3 metal atoms
-    within ``cutoff`` Å (an S atom bound to no metal counts as terminal)."""
+def rearranged_ligand(atoms_or_symbols) -> str | None:
+    """The ligand element whose placement the isomer stage varies: S if the cluster has S,
+    else C, else N (None for hydrides and bare metal clusters)."""
+    symbols = set(atoms_or_symbols.get_chemical_symbols() if hasattr(atoms_or_symbols, "get_chemical_symbols")
+                  else atoms_or_symbols)
+    return next((e for e in LIGAND_GEOMETRY if e in symbols), None)
+
+
+def ligand_motifs(atoms, element: str = "S", cutoff: float | None = None) -> dict:
+    """``{"terminal", "mu2", "mu3"}``: how many atoms of ``element`` have 1, 2 or at least 3
+    metal atoms within ``cutoff`` Å (default :data:`LIGAND_GEOMETRY`'s); an atom bound to no
+    metal (inside a C chain) counts as terminal."""
+    cutoff = LIGAND_GEOMETRY[element]["cutoff"] if cutoff is None else cutoff
     pos = atoms.get_positions()
     metals = [i for i, s in enumerate(atoms.get_chemical_symbols()) if is_metal(s)]
     out = {"terminal": 0, "mu2": 0, "mu3": 0}
     for i, s in enumerate(atoms.get_chemical_symbols()):
-        if s != "S":
+        if s != element:
             continue
         k = int(np.sum(np.linalg.norm(pos[metals] - pos[i], axis=1) < cutoff))
         out["mu3" if k >= 3 else "mu2" if k == 2 else "terminal"] += 1
@@ -69,22 +88,36 @@ def _perpendicular(v: np.ndarray) -> np.ndarray:
     return p / np.linalg.norm(p)
 
 
-def _sites(metal_pos: np.ndarray) -> dict:
-    """Candidate S positions on a metal framework, ``{"mu3": [...], "mu2": [...],
+def _sphere(n: int) -> np.ndarray:
+    """``n`` nearly even unit vectors (a Fibonacci sphere), shape ``[n, 3]``."""
+    k = np.arange(n) + 0.5
+    z, phi = 1 - 2 * k / n, np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z**2)
+    return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def _sites(metal_pos: np.ndarray, bonds=(2.15, 2.40, 2.45)) -> dict:
+    """Candidate ligand positions on a metal framework, ``{"mu3": [...], "mu2": [...],
     "terminal": [...]}``, on the outer side of each face, edge and atom; both sides of a face
-    or edge that passes through the framework's centre (a planar Mo3, the Mo2 axis)."""
+    or edge that passes through the framework's centre (a planar Mo3, the Mo2 axis); 14
+    terminal sites on a sphere around a single metal atom. ``bonds``: terminal, bridging and
+    capping metal-ligand distances (Å)."""
+    terminal, bridge, cap = bonds
     centre = metal_pos.mean(axis=0)
     n = len(metal_pos)
     close = {(i, j) for i, j in itertools.combinations(range(n), 2)
              if np.linalg.norm(metal_pos[i] - metal_pos[j]) < _MM_EDGE}
     sites = {"terminal": [], "mu2": [], "mu3": []}
+    if n == 1:
+        sites["terminal"] = list(metal_pos[0] + terminal * _sphere(14))
+        return sites
     for p in metal_pos:
         d = p - centre
         if np.linalg.norm(d) > 0.3:
-            sites["terminal"].append(p + _MS_TERMINAL * d / np.linalg.norm(d))
+            sites["terminal"].append(p + terminal * d / np.linalg.norm(d))
     for i, j in close:
         mid, edge = (metal_pos[i] + metal_pos[j]) / 2, metal_pos[j] - metal_pos[i]
-        height = np.sqrt(max(_MS_BRIDGE**2 - (np.linalg.norm(edge) / 2) ** 2, 0.5))
+        height = np.sqrt(max(bridge**2 - (np.linalg.norm(edge) / 2) ** 2, 0.5))
         d = (mid - centre) - np.dot(mid - centre, edge) / np.dot(edge, edge) * edge
         dirs = [d / np.linalg.norm(d)] if np.linalg.norm(d) > 0.3 else [_perpendicular(edge), -_perpendicular(edge)]
         sites["mu2"] += [mid + height * u for u in dirs]
@@ -92,7 +125,7 @@ def _sites(metal_pos: np.ndarray) -> dict:
         if {(i, j), (i, k), (j, k)} <= close:
             tri = metal_pos[[i, j, k]]
             c = tri.mean(axis=0)
-            height = np.sqrt(max(_MS_CAP**2 - np.max(np.linalg.norm(tri - c, axis=1)) ** 2, 0.5))
+            height = np.sqrt(max(cap**2 - np.max(np.linalg.norm(tri - c, axis=1)) ** 2, 0.5))
             normal = np.cross(tri[1] - tri[0], tri[2] - tri[0])
             normal /= np.linalg.norm(normal)
             side = np.dot(normal, c - centre)
@@ -101,22 +134,37 @@ def _sites(metal_pos: np.ndarray) -> dict:
     return sites
 
 
-def sulfur_starts(atoms, n_starts: int = 8, seed: int = 0, min_separation: float = 2.6) -> list:
-    """Arrangements of the cluster's S atoms on mu3, mu2 and terminal sites of the metal
-    framework of ``atoms`` (other non-metal atoms stay where they are).
+def _units(site: np.ndarray, metal_pos: np.ndarray, dimer: float | None) -> list:
+    """The atom positions one site carries: the site itself, or a side-on dimer of bond
+    length ``dimer`` centred on it, perpendicular to the direction from the nearest metal."""
+    if dimer is None:
+        return [site]
+    nearest = metal_pos[np.argmin(np.linalg.norm(metal_pos - site, axis=1))]
+    axis = _perpendicular(site - nearest)
+    return [site + dimer / 2 * axis, site - dimer / 2 * axis]
+
+
+def ligand_starts(atoms, element: str | None = None, n_starts: int = 8, seed: int = 0) -> list:
+    """Arrangements of the cluster's ``element`` atoms (default :func:`rearranged_ligand`) on
+    mu3, mu2 and terminal sites of the framework of ``atoms`` (the other atoms stay where
+    they are), with the geometry of :data:`LIGAND_GEOMETRY`.
 
     The first start caps faces first, the second bridges edges first, the rest draw sites at
-    random with capping and bridging sites favoured. Two S atoms are kept ``min_separation``
-    Å apart, an S atom and any other atom at least 2.05 Å. Returns up to ``n_starts`` distinct
-    :class:`ase.Atoms` (fewer when the framework has fewer arrangements)."""
+    random with capping and bridging sites favoured. For C and N every other start places
+    the atoms as side-on dimers where it can (C2 and N2 units are common in carbides). Two
+    units are kept the element's ``separation`` apart, a ligand atom and a staying atom its
+    ``clearance``. Returns up to ``n_starts`` distinct :class:`ase.Atoms` (fewer when the
+    framework has fewer arrangements)."""
     symbols = atoms.get_chemical_symbols()
-    n_s = symbols.count("S")
-    if n_s == 0:
+    element = element or rearranged_ligand(symbols)
+    n_lig = symbols.count(element) if element else 0
+    if n_lig == 0:
         return []
-    keep = [i for i, s in enumerate(symbols) if s != "S"]
+    geometry = LIGAND_GEOMETRY[element]
+    keep = [i for i, s in enumerate(symbols) if s != element]
     base = atoms[keep]
     metal_pos = np.array([atoms.positions[i] for i in keep if is_metal(symbols[i])])
-    sites = _sites(metal_pos)
+    sites = _sites(metal_pos, geometry["bonds"])
     rng = np.random.default_rng(seed)
     orders = [["mu3", "mu2", "terminal"], ["mu2", "mu3", "terminal"]]
     starts, seen = [], set()
@@ -129,21 +177,23 @@ def sulfur_starts(atoms, n_starts: int = 8, seed: int = 0, min_separation: float
             weight = {"mu3": 3.0, "mu2": 2.0, "terminal": 1.0}
             pool = [(p, weight[k] * rng.random()) for k in sites for p in sites[k]]
             pool = [p for p, _ in sorted(pool, key=lambda t: -t[1])]
-        chosen = []
+        dimers = geometry["dimer"] is not None and n_lig >= 2 and len(starts) % 2 == 1
+        chosen: list = []
         for p in pool:
-            others = np.vstack([base.positions] + chosen) if chosen else base.positions
-            if np.min(np.linalg.norm(others - p, axis=1)) >= min(min_separation, _MS_TERMINAL - 0.1) and all(
-                    np.linalg.norm(c - p) >= min_separation for c in chosen):
-                chosen.append(p)
-            if len(chosen) == n_s:
+            unit = _units(p, metal_pos, geometry["dimer"] if dimers and n_lig - len(chosen) >= 2 else None)
+            clear = all(np.min(np.linalg.norm(base.positions - q, axis=1)) >= geometry["clearance"] for q in unit)
+            apart = all(np.linalg.norm(c - q) >= geometry["separation"] for c in chosen for q in unit)
+            if clear and apart:
+                chosen += unit
+            if len(chosen) == n_lig:
                 break
-        if len(chosen) < n_s:
+        if len(chosen) < n_lig:
             continue
         start = base.copy()
         for p in chosen:
-            start.append("S")
+            start.append(element)
             start.positions[-1] = p
-        key = tuple(sorted(sulfur_motifs(start).items())) + tuple(np.round(np.sort(start.get_all_distances().ravel()), 1))
+        key = tuple(ligand_motifs(start, element).values()) + tuple(np.round(np.sort(start.get_all_distances().ravel()), 1))
         if key not in seen:
             seen.add(key)
             start.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
@@ -189,18 +239,19 @@ def pre_relax(structures, fmax: float = 0.05, steps: int = 300, calculator=None)
     return unique
 
 
-def _motif_key(atoms) -> tuple:
-    return tuple(sulfur_motifs(atoms).values())
+def _motif_key(atoms, element: str) -> tuple:
+    return tuple(ligand_motifs(atoms, element).values())
 
 
 def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 8, seed: int = 0,
                       calculator=None, directory=None) -> list:
     """The structures PBE ranks for cluster ``name``: the committed xTB minimum (candidate 0,
     ``source`` ``xtb-minimum``), the search's ``n_xtb`` lowest runner-up isomers
-    (``xtb-isomer``) and ``n_ml`` CHGNet-relaxed S arrangements (``ml-start``): the lowest of
-    each S-motif pattern first, then the lowest others. Each has ``atoms.info`` ``charge``,
-    ``multiplicity``, ``source``, ``motifs`` (terminal/mu2/mu3 counts as ``"t/b/c"``) and,
-    for ML ones, ``ml_energy`` (eV)."""
+    (``xtb-isomer``) and ``n_ml`` CHGNet-relaxed ligand arrangements (``ml-start``,
+    :func:`ligand_starts`): the lowest of each motif pattern first, then the lowest others.
+    Each has ``atoms.info`` ``charge``, ``multiplicity``, ``source``, ``ligand`` (the element
+    rearranged), ``motifs`` (its terminal/mu2/mu3 counts as ``"t/b/c"``) and, for ML ones,
+    ``ml_energy`` (eV)."""
     from ase.io import read
 
     minimum = load_structure(name, directory)
@@ -209,11 +260,12 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     found = [(minimum, "xtb-minimum", None)]
     if path.is_file() and n_xtb > 0:
         found += [(a, "xtb-isomer", None) for a in read(path, index=":")[:n_xtb]]
-    relaxed = pre_relax(sulfur_starts(minimum, n_starts=n_starts, seed=seed), calculator=calculator)
+    element = rearranged_ligand(minimum)
+    relaxed = pre_relax(ligand_starts(minimum, element, n_starts=n_starts, seed=seed), calculator=calculator)
     picked, patterns = [], set()
     for i, (atoms, _) in enumerate(relaxed):  # lowest of each motif pattern, lowest first
-        if _motif_key(atoms) not in patterns:
-            patterns.add(_motif_key(atoms))
+        if _motif_key(atoms, element) not in patterns:
+            patterns.add(_motif_key(atoms, element))
             picked.append(i)
     picked = sorted(picked[:n_ml] + [i for i in range(len(relaxed)) if i not in picked][:max(0, n_ml - len(picked))])
     found += [(relaxed[i][0], "ml-start", relaxed[i][1]) for i in picked]
@@ -221,19 +273,25 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     for atoms, source, energy in found:
         atoms = atoms.copy()
         atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
-                      "motifs": "/".join(map(str, _motif_key(atoms))),
+                      "ligand": element, "motifs": "/".join(map(str, _motif_key(atoms, element))),
                       **({} if energy is None else {"ml_energy": round(energy, 5)})}
         out.append(atoms)
     return out
 
 
-def sulfide_clusters() -> list:
-    """The Mo-S and Mo-S-C clusters (the sulfides whose xTB minima are mostly terminal S),
-    fewest atoms first."""
+def isomer_clusters() -> list:
+    """The one-metal clusters with S, C or N whose isomers :func:`run_isomer_job` ranks:
+    those without a 3d metal first (Mo and Ta sulfides, carbides and nitrides: fast at PBE),
+    then those with Fe, V or Co; fewest atoms first within each. Sulfides and carbides are
+    interleaved because the carbides' NPA charges are the furthest from the authors' (Pearson
+    r of ``2_Qave`` 0.33 over 18 carbides against 0.74 over 16 sulfides at the xTB minima):
+    their xTB minima are mostly ligand chains on one metal."""
     from .datasets import load_clusters
 
     table = load_clusters()
-    return list(table[table["family"].isin(["Mo-S", "Mo-S-C"])].sort_values(["n_atoms", "name"])["name"])
+    table = table[(table["kind"] == "homonuclear") & table["ligands"].str.contains("S|C|N", na=False)]
+    table = table.assign(slow=table["metals"].str.contains("Fe|V|Co"))
+    return list(table.sort_values(["slow", "n_atoms", "name"])["name"])
 
 
 def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: float = 3600.0, on_record=None,
@@ -289,7 +347,8 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
 def rank_isomers(out_dir) -> pd.DataFrame:
     """One row per candidate of every cluster with a candidates file in ``out_dir``:
     ``cluster``, ``candidate`` (0 = the xTB minimum), ``source``, ``terminal``/``mu2``/``mu3``
-    (S motifs), ``status`` (``ok``, ``failed`` or ``pending``), ``energy`` (eV), ``rung``,
+    (motifs of the ``ligand`` element rearranged, S for candidates made before C and N
+    were), ``status`` (``ok``, ``failed`` or ``pending``), ``energy`` (eV), ``rung``,
     ``relative_energy`` (eV above the lowest converged candidate of the cluster), ``lowest``,
     ``complete`` (every candidate of the cluster has a record) and ``mixed_rungs`` (the
     cluster compares smeared free energies with unsmeared energies, which differ by the
@@ -307,9 +366,10 @@ def rank_isomers(out_dir) -> pd.DataFrame:
             record = records.get(candidate_name(cluster, k), {})
             result = record.get("result") or {}
             rows.append({"cluster": cluster, "candidate": k, "source": atoms.info.get("source", ""),
-                         **sulfur_motifs(atoms), "status": record.get("status", "pending"),
+                         "ligand": atoms.info.get("ligand", "S"), **ligand_motifs(atoms, atoms.info.get("ligand", "S")),
+                         "status": record.get("status", "pending"),
                          "energy": result.get("energy", np.nan), "rung": result.get("rung")})
-    columns = ["cluster", "candidate", "source", "terminal", "mu2", "mu3", "status", "energy", "rung"]
+    columns = ["cluster", "candidate", "source", "ligand", "terminal", "mu2", "mu3", "status", "energy", "rung"]
     table = pd.DataFrame(rows, columns=columns)
     low = table.groupby("cluster")["energy"].transform("min")
     table["relative_energy"] = (table["energy"] - low).round(4)
@@ -321,8 +381,9 @@ def rank_isomers(out_dir) -> pd.DataFrame:
 
 
 def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cluster whose ranking is complete and whose xTB minimum converged: the S motifs of
-    the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and of the PBE-lowest candidate
+    """Per cluster whose ranking is complete and whose xTB minimum converged: the ``ligand``
+    rearranged, its motifs in the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and
+    in the PBE-lowest candidate
     (``dft_motifs``), that candidate (``dft_candidate``, ``dft_source``), ``changed`` (the
     PBE-lowest is not the xTB minimum), the xTB minimum's energy above it (``xtb_above``, eV)
     and ``mixed_rungs``."""
@@ -333,7 +394,8 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
             continue
         best = ok.loc[ok["energy"].idxmin()]
         motifs = lambda r: f"{int(r['terminal'])}/{int(r['mu2'])}/{int(r['mu3'])}"  # noqa: E731
-        rows.append({"cluster": cluster, "xtb_motifs": motifs(first.iloc[0]), "dft_motifs": motifs(best),
+        rows.append({"cluster": cluster, "ligand": first["ligand"].iloc[0], "xtb_motifs": motifs(first.iloc[0]),
+                     "dft_motifs": motifs(best),
                      "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
                      "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
                      "n_ok": len(ok), "n_candidates": len(group), "mixed_rungs": bool(group["mixed_rungs"].iloc[0])})
@@ -343,7 +405,7 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
 def ranked_records(out_dir) -> dict:
     """``{cluster: (record, label)}``: the DFT record of the PBE-lowest candidate of every
     cluster whose ranking is complete and whose lowest is not the xTB minimum, with a label
-    such as ``PBE-ranked isomer (ml-start 0/2/0)``; the input ``ranked`` of
+    such as ``PBE-ranked isomer (ml-start S 0/2/0)``; the input ``ranked`` of
     :func:`~cluster_gnn.dft_job.dft_tables`."""
     from .dft_job import load_dft_results
 
@@ -355,5 +417,5 @@ def ranked_records(out_dir) -> dict:
         return {}
     records = load_dft_results(out_dir)
     return {row.cluster: (records[candidate_name(row.cluster, row.dft_candidate)],
-                          f"PBE-ranked isomer ({row.dft_source} {row.dft_motifs})")
+                          f"PBE-ranked isomer ({row.dft_source} {row.ligand} {row.dft_motifs})")
             for row in summary.itertuples() if row.changed}

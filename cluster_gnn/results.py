@@ -242,7 +242,7 @@ def _ranked(directory: str, stamp: tuple) -> dict:
 def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     """The isomer PBE puts below a bundled cluster's xTB global minimum, where the sulfide
     ranking (``cluster-gnn dft --isomers``) found one: :class:`ase.Atoms` whose ``info`` holds
-    ``charge``, ``multiplicity``, ``label`` (e.g. ``PBE-ranked isomer (ml-start 0/2/0)``),
+    ``charge``, ``multiplicity``, ``label`` (e.g. ``PBE-ranked isomer (ml-start S 0/2/0)``),
     ``below_xtb_minimum`` (eV, PBE) and ``dft`` (``{"charge", "spin"}``, its NPA values in e);
     else None."""
     from ase import Atoms

@@ -1,4 +1,4 @@
-"""PBE ranking of sulfide isomers: S motifs, bridged and capping starts, the ranking table.
+"""PBE ranking of isomers: ligand motifs, bridged and capping starts, the ranking table.
 
 The geometry and ranking tests need neither PySCF nor CHGNet; the end-to-end run skips
 cleanly without the ``[dft]`` extra."""
@@ -11,8 +11,8 @@ from ase.io import write
 
 from cluster_gnn.datasets import load_structure
 from cluster_gnn.dft import DFTResult
-from cluster_gnn.dft_isomers import (candidate_name, isomer_summary, rank_isomers, ranked_records, run_isomer_job,
-                                     sulfur_motifs, sulfur_starts)
+from cluster_gnn.dft_isomers import (candidate_name, isomer_clusters, isomer_summary, ligand_motifs, ligand_starts,
+                                     rank_isomers, ranked_records, rearranged_ligand, run_isomer_job)
 from cluster_gnn.dft_job import dft_tables
 from cluster_gnn.structures import fragments
 
@@ -27,15 +27,15 @@ def test_sulfur_motifs_count_the_metals_each_s_binds():
     capping = [1.3, 0.751, 1.85]  # above the triangle's centre: 2.33 Å from each Mo
     bridging = [1.3, -1.6, 0.0]  # outside the Mo0-Mo1 edge: 2.06 Å from both, 3.85 Å from Mo2
     terminal = [-2.1, -0.5, 0.0]
-    assert sulfur_motifs(_mo3(capping, bridging, terminal)) == {"terminal": 1, "mu2": 1, "mu3": 1}
-    assert sulfur_motifs(_mo3()) == {"terminal": 0, "mu2": 0, "mu3": 0}
+    assert ligand_motifs(_mo3(capping, bridging, terminal)) == {"terminal": 1, "mu2": 1, "mu3": 1}
+    assert ligand_motifs(_mo3()) == {"terminal": 0, "mu2": 0, "mu3": 0}
 
 
 def test_starts_put_sulfur_on_faces_edges_and_tops_without_clashes():
     minimum = load_structure("Mo3S2-")  # xTB minimum: both S terminal
-    assert sulfur_motifs(minimum) == {"terminal": 2, "mu2": 0, "mu3": 0}
-    starts = sulfur_starts(minimum, n_starts=8)
-    patterns = [tuple(sulfur_motifs(a).values()) for a in starts]
+    assert ligand_motifs(minimum) == {"terminal": 2, "mu2": 0, "mu3": 0}
+    starts = ligand_starts(minimum, n_starts=8)
+    patterns = [tuple(ligand_motifs(a).values()) for a in starts]
     assert patterns[0] == (0, 0, 2)  # caps the two faces of the planar Mo3 first
     assert patterns[1] == (0, 2, 0)  # then bridges edges
     assert len(starts) >= 4
@@ -46,10 +46,42 @@ def test_starts_put_sulfur_on_faces_edges_and_tops_without_clashes():
         assert atoms.info["charge"] == -1 and atoms.info["multiplicity"] == minimum.info["multiplicity"]
     # carbon stays where the xTB minimum has it
     carbide = load_structure("Mo2S2C-")
-    for atoms in sulfur_starts(carbide):
+    for atoms in ligand_starts(carbide):
         c = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "C"]
         assert np.allclose(atoms.positions[c], carbide.positions[[i for i, s in enumerate(carbide.get_chemical_symbols())
                                                                   if s == "C"]])
+
+
+def test_carbides_get_bridging_carbon_and_side_on_dimers_where_xtb_has_a_chain():
+    """Ta2C3-: the xTB minimum is a C3 chain on one Ta; the starts put isolated C on the Ta2
+    edge's bridging sites and, every other start, C2 dimers; a single metal gets sites on a
+    sphere; hydrides have nothing to rearrange."""
+    minimum = load_structure("Ta2C3-")
+    assert rearranged_ligand(minimum) == "C" and rearranged_ligand(load_structure("Mo2S2C-")) == "S"
+    assert rearranged_ligand(["Ta", "H", "H"]) is None and ligand_starts(load_structure("Ta3H5-")) == []
+    assert ligand_motifs(minimum, "C")["mu2"] == 0
+    starts = ligand_starts(minimum, n_starts=8)
+    assert len(starts) >= 3
+    for k, atoms in enumerate(starts):
+        assert sorted(atoms.get_chemical_symbols()) == sorted(minimum.get_chemical_symbols())
+        c = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "C"]
+        d = atoms.get_all_distances()
+        cc = d[np.ix_(c, c)][np.triu_indices(len(c), 1)]
+        assert d[np.triu_indices(len(atoms), 1)].min() > 1.2 and len(fragments(atoms)) == 1
+        if k % 2 == 0:
+            assert cc.min() >= 2.4  # isolated carbon atoms
+        else:
+            assert np.isclose(cc.min(), 1.30, atol=0.01)  # at least one side-on C2
+    assert max(ligand_motifs(a, "C")["mu2"] for a in starts) >= 2
+    single = ligand_starts(load_structure("TaC4-"), n_starts=4)
+    assert single and all(len(fragments(a)) == 1 for a in single)
+
+
+def test_the_isomer_stage_covers_every_one_metal_cluster_with_s_c_or_n_fast_metals_first():
+    names = isomer_clusters()
+    assert {"Mo2S-", "Ta2C3-", "Ta3N3-", "Fe2C2-"} <= set(names) and "Ta3H5-" not in names and "Rh3-" not in names
+    slow = [any(m in n for m in ("Fe", "V", "Co")) for n in names]
+    assert slow == sorted(slow)  # Mo and Ta before Fe, V and Co
 
 
 def _record(name, energy, rung="smeared", status="ok"):
@@ -88,7 +120,7 @@ def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_pat
     assert row.xtb_above == pytest.approx(0.4) and row.n_ok == 2
     ranked = ranked_records(tmp_path)
     assert list(ranked) == ["Mo3S-"] and ranked["Mo3S-"][0]["cluster"] == "Mo3S-~1"
-    assert ranked["Mo3S-"][1] == "PBE-ranked isomer (ml-start 0/0/1)"
+    assert ranked["Mo3S-"][1] == "PBE-ranked isomer (ml-start S 0/0/1)"
 
 
 def _result(charges, energy):
