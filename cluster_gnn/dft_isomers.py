@@ -251,7 +251,8 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     :func:`ligand_starts`): the lowest of each motif pattern first, then the lowest others.
     Each has ``atoms.info`` ``charge``, ``multiplicity``, ``source``, ``ligand`` (the element
     rearranged), ``motifs`` (its terminal/mu2/mu3 counts as ``"t/b/c"``) and, for ML ones,
-    ``ml_energy`` (eV)."""
+    ``ml_energy`` (eV). A structure already among the candidates (same sorted interatomic
+    distances within 0.05 Å RMS) is left out."""
     from ase.io import read
 
     minimum = load_structure(name, directory)
@@ -269,8 +270,12 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
             picked.append(i)
     picked = sorted(picked[:n_ml] + [i for i in range(len(relaxed)) if i not in picked][:max(0, n_ml - len(picked))])
     found += [(relaxed[i][0], "ml-start", relaxed[i][1]) for i in picked]
-    out = []
+    out, prints = [], []
     for atoms, source, energy in found:
+        d = np.sort(atoms.get_all_distances()[np.triu_indices(len(atoms), 1)])
+        if any(np.sqrt(np.mean((d - q) ** 2)) < 0.05 for q in prints):
+            continue  # the same structure as an earlier candidate (MoC- has one)
+        prints.append(d)
         atoms = atoms.copy()
         atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
                       "ligand": element, "motifs": "/".join(map(str, _motif_key(atoms, element))),
@@ -280,7 +285,8 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
 
 
 def isomer_clusters() -> list:
-    """The one-metal clusters with S, C or N whose isomers :func:`run_isomer_job` ranks:
+    """The one-metal clusters of 3 or more atoms with S, C or N whose isomers
+    :func:`run_isomer_job` ranks:
     those without a 3d metal first (Mo and Ta sulfides, carbides and nitrides: fast at PBE),
     then those with Fe, V or Co; fewest atoms first within each. Sulfides and carbides are
     interleaved because the carbides' NPA charges are the furthest from the authors' (Pearson
@@ -289,7 +295,8 @@ def isomer_clusters() -> list:
     from .datasets import load_clusters
 
     table = load_clusters()
-    table = table[(table["kind"] == "homonuclear") & table["ligands"].str.contains("S|C|N", na=False)]
+    table = table[(table["kind"] == "homonuclear") & table["ligands"].str.contains("S|C|N", na=False)
+                  & (table["n_atoms"] >= 3)]  # a diatomic has one arrangement
     table = table.assign(slow=table["metals"].str.contains("Fe|V|Co"))
     return list(table.sort_values(["slow", "n_atoms", "name"])["name"])
 
