@@ -27,8 +27,8 @@ from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
 from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
-__all__ = ["run_dft_job", "bundled_clusters", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
-           "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
+__all__ = ["run_dft_job", "bundled_clusters", "current_structures", "load_dft_results", "load_dft_atoms", "dft_tables",
+           "write_dft_tables", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
 #: How the Explorer and the descriptor table name DFT charges.
 DFT_CHARGE_LABEL = "PBE/def2-SVP NPA"
@@ -259,7 +259,25 @@ def load_dft_atoms(path=None) -> dict:
     return {name: rows.sort_values("index").reset_index(drop=True) for name, rows in table.groupby("cluster")}
 
 
-def dft_tables(out_dir, ranked: dict | None = None):
+def current_structures(names) -> dict:
+    """``{name: (multiplicity, positions [num_atoms, 3] in Å)}`` of bundled clusters as the DFT
+    job would run them now (:func:`bundled_clusters`): what a record must match to be used."""
+    return {name: (mult, atoms.positions.copy()) for name, atoms, _, mult in bundled_clusters(names)}
+
+
+def _is_current(record: dict, current: dict | None) -> bool:
+    """Whether a record was made for the structure and multiplicity in ``current`` (always,
+    for a cluster ``current`` does not know)."""
+    name = record.get("cluster")
+    if current is None or name not in current:
+        return True
+    mult, positions = current[name]
+    made = np.asarray(record.get("positions", []), float)
+    return (int(record.get("multiplicity", -1)) == int(mult) and made.shape == positions.shape
+            and float(np.abs(made - positions).max()) < 1e-3)
+
+
+def dft_tables(out_dir, ranked: dict | None = None, current: dict | None = None):
     """``(descriptors, atoms)`` DataFrames of the finished records: one row per cluster
     (``cluster``, :data:`DFT_DESCRIPTORS`, ``s2``, ``s2_expected``, ``rung``, ``method``,
     ``structure``) and one per atom (``cluster``, ``index``, ``symbol``, ``charge``,
@@ -269,10 +287,14 @@ def dft_tables(out_dir, ranked: dict | None = None):
     lower than the committed one (:func:`~cluster_gnn.dft_isomers.ranked_records`). Its
     descriptors replace the committed structure's, with ``structure`` = ``label``
     (otherwise ``xTB minimum``); the per-atom rows stay those of the committed structure,
-    the one the app draws."""
+    the one the app draws.
+
+    ``current`` (:func:`current_structures`): records made at another structure or
+    multiplicity than the cluster's current one (a structure searched again, a spin state
+    changed) are left out; the job redoes them."""
     ranked = ranked or {}
     rows, atom_rows = [], []
-    records = load_dft_results(out_dir)
+    records = {n: r for n, r in load_dft_results(out_dir).items() if _is_current(r, current)}
     for name in sorted(set(records) | set(ranked)):
         record, label = ranked.get(name, (records.get(name), "xTB minimum"))
         if record is None or record.get("status") != "ok":
@@ -294,9 +316,12 @@ def dft_tables(out_dir, ranked: dict | None = None):
 
 def write_dft_tables(out_dir, dest_dir, ranked: dict | None = None) -> dict:
     """Write ``dft_descriptors.csv`` and ``dft_atoms.csv`` (rounded, one file each) into
-    ``dest_dir`` from the records in ``out_dir`` (and ``ranked``, see :func:`dft_tables`);
-    returns their paths."""
-    descriptors, atoms = dft_tables(out_dir, ranked)
+    ``dest_dir`` from the records in ``out_dir`` that match the bundled clusters' current
+    structures and multiplicities (and ``ranked``, see :func:`dft_tables`); returns their
+    paths."""
+    names = [n for n in load_dft_results(out_dir) if "~" not in n]
+    known = set(load_clusters()["name"])
+    descriptors, atoms = dft_tables(out_dir, ranked, current_structures([n for n in names if n in known]))
     dest_dir = Path(dest_dir)
     paths = {"descriptors": dest_dir / "dft_descriptors.csv", "atoms": dest_dir / "dft_atoms.csv"}
     descriptors.sort_values("cluster").to_csv(paths["descriptors"], index=False, lineterminator="\n")

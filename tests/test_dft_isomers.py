@@ -146,6 +146,25 @@ def test_tables_take_descriptors_from_the_pbe_ranked_isomer_and_atoms_from_the_d
     assert list(mo2s.charge) == pytest.approx([0.1, -0.3, -0.8])  # per atom: the committed structure's
 
 
+def test_tables_leave_out_records_made_at_another_structure_or_spin_state(tmp_path):
+    """A record counts only for the structure and multiplicity it was made at: a cluster
+    searched again or given another spin state waits for the job to redo it."""
+    from cluster_gnn.dft_job import current_structures
+
+    now = current_structures(["Mo2S-"])
+    mult, positions = now["Mo2S-"]
+    result = _result([0.1, -0.3, -0.8], -10.0).to_dict()
+    record = {"cluster": "Mo2S-", "status": "ok", "multiplicity": int(mult), "positions": positions.tolist(),
+              "result": result}
+    (tmp_path / "Mo2S-.json").write_text(json.dumps(record))
+    assert list(dft_tables(tmp_path, current=now)[0].cluster) == ["Mo2S-"]
+    for stale in ({**record, "multiplicity": int(mult) + 2}, {**record, "positions": (positions + 0.1).tolist()}):
+        (tmp_path / "Mo2S-.json").write_text(json.dumps(stale))
+        descriptors, atoms = dft_tables(tmp_path, current=now)
+        assert descriptors.empty and atoms.empty
+        assert list(dft_tables(tmp_path)[0].cluster) == ["Mo2S-"]  # without ``current`` nothing is checked
+
+
 @pytest.mark.slow
 def test_isomer_job_ranks_a_tiny_sulfide_and_resumes_without_repeating(tmp_path):
     pytest.importorskip("pyscf")
