@@ -307,9 +307,10 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
 
     Per cluster: the candidates (:func:`isomer_candidates`) are made once and written to
     ``out_dir/<cluster>.candidates.xyz``; candidate 0's record is taken from the DFT job's
-    record of the xTB minimum in ``main_dir`` when it converged there with the same
-    :class:`~cluster_gnn.dft.DFTConfig` ``config`` (default settings); then :func:`~cluster_gnn.dft_job.run_dft_job` runs the rest, one record per
-    candidate, skipping finished ones. ``on_record(path)`` is called for each file written.
+    record of the xTB minimum in ``main_dir`` when it converged there at the same level of
+    theory (:meth:`~cluster_gnn.dft.DFTConfig.same_theory` of ``config``, default settings);
+    then :func:`~cluster_gnn.dft_job.run_dft_job` runs the rest, one record per candidate,
+    skipping finished ones. ``on_record(path)`` is called for each file written.
     Returns the summed counts of the DFT job."""
     import json
 
@@ -335,7 +336,7 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
         first = out_dir / f"{candidate_name(name, 0)}.json"
         if main is not None and main.is_file() and not first.is_file():
             record = json.loads(main.read_text())
-            if record.get("status") == "ok" and record.get("config") == json.loads(json.dumps(config.to_dict())):
+            if record.get("status") == "ok" and config.same_theory(record.get("config")):
                 record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
                 first.write_text(json.dumps(record) + "\n")
                 if on_record is not None:

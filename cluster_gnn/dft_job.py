@@ -71,7 +71,7 @@ def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict:
     """Worker side of the job: one cluster -> its JSON record (never raises for the cluster's
     own failures). With ``progress_path``, ``{"rung", "cycles", "seconds"}`` of the SCF is
     rewritten there after every cycle."""
-    config = DFTConfig(**{**config_dict, "ecp_elements": tuple(config_dict["ecp_elements"])})
+    config = DFTConfig.from_dict(config_dict)
     atoms = read(io.StringIO(xyz_text), format="extxyz")
     record = {"cluster": name, "charge": charge, "multiplicity": multiplicity, "method": config.label,
               "config": config.to_dict(), "positions": np.round(atoms.get_positions(), 6).tolist()}

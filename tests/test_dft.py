@@ -40,6 +40,7 @@ def test_npa_charges_sum_to_the_total_charge_and_spin_to_the_unpaired_electrons(
     assert d["1_Qmax"] == d["1_Qmin"] == d["2_Qave"] == pytest.approx(result.charges[0])
     trace = result.energy_trace[result.rung]  # the SCF energy of every cycle, for tuning the ladder
     assert sum(map(len, result.energy_trace.values())) == result.cycles
+    assert "smeared" not in result.energy_trace and result.smearing == 0.0  # Co: straight to the Newton rung
     assert trace[-1] * 27.211386245988 == pytest.approx(result.energy, abs=1e-3)
 
 

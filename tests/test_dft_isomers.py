@@ -85,6 +85,21 @@ def test_the_isomer_stage_covers_every_one_metal_cluster_with_s_c_or_n_fast_meta
     assert slow == sorted(slow)  # Mo and Ta before Fe, V and Co
 
 
+def test_a_record_counts_at_the_same_level_of_theory_however_its_scf_got_there():
+    """The isomer job reuses the DFT job's record of the xTB minimum when functional, basis,
+    ECPs, grid, convergence and smearing width agree; a record written before a field was
+    added (no ``unsmeared_elements``) still counts, another basis does not."""
+    from cluster_gnn.dft import DFTConfig
+
+    config = DFTConfig()
+    stored = json.loads(json.dumps(config.to_dict()))
+    assert DFTConfig.from_dict(stored) == config
+    older = {k: v for k, v in stored.items() if k != "unsmeared_elements"}
+    assert DFTConfig.from_dict(older) == config and config.same_theory(older)
+    assert not config.same_theory({**stored, "basis": "def2-TZVP"}) and not config.same_theory(None)
+    assert config.same_theory({**stored, "max_cycles": 200})  # how the SCF got there
+
+
 def _record(name, energy, rung="smeared", status="ok"):
     out = {"cluster": name, "status": status}
     if status == "ok":
@@ -180,6 +195,9 @@ def test_isomer_job_ranks_a_tiny_sulfide_and_resumes_without_repeating(tmp_path)
     assert list(table.source)[0] == "xtb-minimum" and "ml-start" in set(table.source)
     if (table.status == "ok").any():
         assert table.loc[table.status == "ok", "relative_energy"].min() == 0.0
+        record = json.loads((tmp_path / f"{candidate_name('Mo2S-', 0)}.json").read_text())
+        if record["status"] == "ok":  # Mo: the smeared rung first
+            assert next(iter(record["result"]["energy_trace"])) == "smeared"
     again = run_isomer_job(["Mo2S-"], tmp_path, config=config, time_limit_s=600, progress=False, candidates_kw=kw)
     assert again["done"] == again["failed"] == 0 and again["skipped"] == len(table)
 
