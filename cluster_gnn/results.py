@@ -240,11 +240,12 @@ def _ranked(directory: str, stamp: tuple) -> dict:
 
 
 def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
-    """The isomer PBE puts below a bundled cluster's xTB global minimum, where the sulfide
+    """The isomer PBE puts below a bundled cluster's xTB global minimum, where the isomer
     ranking (``cluster-gnn dft --isomers``) found one: :class:`ase.Atoms` whose ``info`` holds
     ``charge``, ``multiplicity``, ``label`` (e.g. ``PBE-ranked isomer (ml-start S 0/2/0)``),
-    ``below_xtb_minimum`` (eV, PBE) and ``dft`` (``{"charge", "spin"}``, its NPA values in e);
-    else None."""
+    ``ligand`` (the element rearranged) and ``motifs`` (its terminal/mu2/mu3 counts, e.g.
+    ``"0/2/0"``), ``below_xtb_minimum`` (eV, PBE) and ``dft`` (``{"charge", "spin"}``, its NPA
+    values in e); else None."""
     from ase import Atoms
 
     from .dft_isomers import ISOMERS_DIR_NAME
@@ -260,7 +261,9 @@ def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     result = record["result"]
     first = json.loads((directory / f"{normalize_name(name)}~0.json").read_text())
     atoms = Atoms(result["symbols"], positions=record["positions"])
+    words = label.rstrip(")").split()
     atoms.info.update(charge=int(result["charge"]), multiplicity=int(result["multiplicity"]), label=label,
+                      ligand=words[-2] if words[-2] in ("S", "C", "N") else "S", motifs=words[-1],
                       below_xtb_minimum=float(first["result"]["energy"]) - float(result["energy"]),
                       dft={"charge": np.asarray(result["charges"], float), "spin": np.asarray(result["spin"], float)})
     return atoms

@@ -583,7 +583,7 @@ def test_the_pbe_lowest_isomer_is_offered_with_its_own_dft_charges():
     at.selectbox(key="predict_cluster").select("Mo2S-").run()
     options = at.selectbox(key="predict_cluster_isomer").options
     pbe = [i for i, o in enumerate(options) if o.startswith("PBE-lowest isomer")]
-    assert len(pbe) == 1 and "0/1/0" in options[pbe[0]] and "below the global minimum" in options[pbe[0]]
+    assert len(pbe) == 1 and "S terminal/μ2/μ3 0/1/0" in options[pbe[0]] and "below the global minimum" in options[pbe[0]]
     assert "Charge (DFT NPA)" in at.radio(key="main_mode").options  # the global minimum's own DFT values
     at.selectbox(key="predict_cluster_isomer").set_value(options[pbe[0]]).run(timeout=XTB_TIMEOUT)
     assert not at.exception and not at.error

@@ -230,6 +230,7 @@ def test_dft_values_belong_to_the_structure_shown(tmp_path):
         (features / "dft_isomers" / f"Mo2S-~{k}.json").write_text(json.dumps(record))
     isomer = pbe_ranked_isomer("Mo2S-", tmp_path)
     assert isomer.info["below_xtb_minimum"] == pytest.approx(0.5) and isomer.info["multiplicity"] == 2
+    assert isomer.info["ligand"] == "S" and isomer.info["motifs"].count("/") == 2
     assert np.allclose(isomer.positions, bridged.positions)
     assert list(dft_atom_values("Mo2S-", tmp_path, atoms=minimum)["charge"]) == pytest.approx([0.1, -0.3, -0.8])
     assert list(dft_atom_values("Mo2S-", tmp_path, atoms=isomer)["charge"]) == pytest.approx([-0.1, -0.1, -0.8])
