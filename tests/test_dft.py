@@ -130,7 +130,8 @@ def test_an_upload_runs_in_the_background_with_progress_and_cleans_up():
         seen.append(job.poll())
         time.sleep(0.2)
     assert job.poll().state == "done", job.poll().message
-    assert any(s.state == "running" and s.rung == "smeared" and s.cycles > 0 for s in seen), "no SCF progress seen"
+    # Co: the ladder starts at the Newton rung (DFTConfig.unsmeared_elements)
+    assert any(s.state == "running" and s.rung == "newton" and s.cycles > 0 for s in seen), "no SCF progress seen"
     result = job.result()
     assert result.charges.sum() == pytest.approx(0.0, abs=1e-3) and result.spin.sum() == pytest.approx(2.0, abs=1e-2)
     assert not work.exists()
