@@ -3,11 +3,12 @@
 GFN-xTB ranks Mo-S isomers backwards (it puts S terminal where PBE bridges or caps), and its
 carbide and nitride minima are ligand chains hanging off one metal (Ta2C3-: a C3 chain; PBE
 puts isolated bridging C 1.45 eV lower). This stage re-ranks the clusters with S, C or N at
-the DFT stage's level of theory, rearranging one ligand element per cluster
+the DFT stage's level of theory, placing all their S, C and N atoms anew
+(:func:`rearranged_ligands`; hydrogen stays) and reporting the motifs of one of them
 (:func:`rearranged_ligand`: S if present, else C, else N):
 
-1. :func:`ligand_starts`: from the framework of the xTB minimum without that element, its
-   atoms are put on edge-bridging (mu2), face-capping (mu3) and terminal sites in several
+1. :func:`ligand_starts`: from the framework of the xTB minimum without those atoms, they
+   are put on edge-bridging (mu2), face-capping (mu3) and terminal sites in several
    arrangements (C and N also as side-on dimers); around a single metal atom, on a sphere.
 2. :func:`pre_relax`: each start is relaxed with a machine-learned potential (CHGNet,
    optional extra ``[dft]``); ML isomer gaps are 3-10x too large, so it only cleans the
@@ -34,7 +35,7 @@ from .datasets import load_structure, structure_path
 from .errors import ClusterGNNError
 from .structures import fragments, is_metal
 
-__all__ = ["ligand_motifs", "ligand_starts", "rearranged_ligand", "pre_relax", "isomer_candidates",
+__all__ = ["ligand_motifs", "ligand_starts", "rearranged_ligand", "rearranged_ligands", "pre_relax", "isomer_candidates",
            "isomer_clusters", "run_isomer_job", "rank_isomers", "isomer_summary", "ranked_records", "candidate_name",
            "ISOMERS_DIR_NAME", "LIGAND_GEOMETRY"]
 
@@ -59,11 +60,10 @@ def candidate_name(cluster: str, k: int) -> str:
 
 
 def rearranged_ligand(atoms_or_symbols) -> str | None:
-    """The ligand element whose placement the isomer stage varies: S if the cluster has S,
-    else C, else N (None for hydrides and bare metal clusters)."""
-    symbols = set(atoms_or_symbols.get_chemical_symbols() if hasattr(atoms_or_symbols, "get_chemical_symbols")
-                  else atoms_or_symbols)
-    return next((e for e in LIGAND_GEOMETRY if e in symbols), None)
+    """The ligand element whose motifs the isomer stage reports: S if the cluster has S, else
+    C, else N (None for hydrides and bare metal clusters); :func:`rearranged_ligands` are all
+    the elements it places anew."""
+    return next(iter(rearranged_ligands(atoms_or_symbols)), None)
 
 
 def ligand_motifs(atoms, element: str = "S", cutoff: float | None = None) -> dict:
@@ -144,56 +144,77 @@ def _units(site: np.ndarray, metal_pos: np.ndarray, dimer: float | None) -> list
     return [site + dimer / 2 * axis, site - dimer / 2 * axis]
 
 
-def ligand_starts(atoms, element: str | None = None, n_starts: int = 8, seed: int = 0) -> list:
-    """Arrangements of the cluster's ``element`` atoms (default :func:`rearranged_ligand`) on
-    mu3, mu2 and terminal sites of the framework of ``atoms`` (the other atoms stay where
-    they are), with the geometry of :data:`LIGAND_GEOMETRY`.
+def rearranged_ligands(atoms_or_symbols) -> tuple:
+    """Every ligand element the isomer stage places anew: each of S, C and N the cluster has,
+    in that order (hydrogen stays where the xTB minimum has it). In the xTB minima of the
+    S-C clusters the lone C is terminal, so it moves with the S."""
+    symbols = set(atoms_or_symbols.get_chemical_symbols() if hasattr(atoms_or_symbols, "get_chemical_symbols")
+                  else atoms_or_symbols)
+    return tuple(e for e in LIGAND_GEOMETRY if e in symbols)
+
+
+def _site_pool(sites: dict, attempt: int, rng) -> list:
+    """The sites of one element in the order a start tries them: capping first (attempt 0),
+    bridging first (attempt 1), else a random draw favouring capping and bridging sites."""
+    orders = [["mu3", "mu2", "terminal"], ["mu2", "mu3", "terminal"]]
+    if attempt < len(orders):
+        return [p for kind in orders[attempt] for p in rng.permutation(np.array(sites[kind]).reshape(-1, 3))]
+    weight = {"mu3": 3.0, "mu2": 2.0, "terminal": 1.0}
+    pool = [(p, weight[k] * rng.random()) for k in sites for p in sites[k]]
+    return [p for p, _ in sorted(pool, key=lambda t: -t[1])]
+
+
+def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> list:
+    """Arrangements of the cluster's ligand atoms of ``elements`` (an element or a tuple;
+    default :func:`rearranged_ligands`) on mu3, mu2 and terminal sites of the framework of
+    ``atoms`` (the other atoms stay where they are), with the geometry of
+    :data:`LIGAND_GEOMETRY`.
 
     The first start caps faces first, the second bridges edges first, the rest draw sites at
-    random with capping and bridging sites favoured. For C and N every other start places
+    random with capping and bridging sites favoured; with two elements, even attempts place
+    the last one first (C before S), odd ones the first. For C and N every other start places
     the atoms as side-on dimers where it can (C2 and N2 units are common in carbides). Two
-    units are kept the element's ``separation`` apart, a ligand atom and a staying atom its
-    ``clearance``. Returns up to ``n_starts`` distinct :class:`ase.Atoms` (fewer when the
-    framework has fewer arrangements)."""
+    units are kept the smaller of their elements' ``separation`` apart, a ligand atom and a
+    staying atom its ``clearance``. Returns up to ``n_starts`` distinct :class:`ase.Atoms`
+    (fewer when the framework has fewer arrangements)."""
     symbols = atoms.get_chemical_symbols()
-    element = element or rearranged_ligand(symbols)
-    n_lig = symbols.count(element) if element else 0
-    if n_lig == 0:
+    elements = (elements,) if isinstance(elements, str) else tuple(elements or rearranged_ligands(symbols))
+    counts = {e: symbols.count(e) for e in elements if symbols.count(e)}
+    if not counts:
         return []
-    geometry = LIGAND_GEOMETRY[element]
-    keep = [i for i, s in enumerate(symbols) if s != element]
+    keep = [i for i, s in enumerate(symbols) if s not in counts]
     base = atoms[keep]
     metal_pos = np.array([atoms.positions[i] for i in keep if is_metal(symbols[i])])
-    sites = _sites(metal_pos, geometry["bonds"])
+    sites = {e: _sites(metal_pos, LIGAND_GEOMETRY[e]["bonds"]) for e in counts}
+    primary = next(iter(counts))
     rng = np.random.default_rng(seed)
-    orders = [["mu3", "mu2", "terminal"], ["mu2", "mu3", "terminal"]]
     starts, seen = [], set()
     for attempt in range(20 * n_starts):
         if len(starts) >= n_starts:
             break
-        if attempt < len(orders):
-            pool = [p for kind in orders[attempt] for p in rng.permutation(np.array(sites[kind]).reshape(-1, 3))]
-        else:
-            weight = {"mu3": 3.0, "mu2": 2.0, "terminal": 1.0}
-            pool = [(p, weight[k] * rng.random()) for k in sites for p in sites[k]]
-            pool = [p for p, _ in sorted(pool, key=lambda t: -t[1])]
-        dimers = geometry["dimer"] is not None and n_lig >= 2 and len(starts) % 2 == 1
-        chosen: list = []
-        for p in pool:
-            unit = _units(p, metal_pos, geometry["dimer"] if dimers and n_lig - len(chosen) >= 2 else None)
-            clear = all(np.min(np.linalg.norm(base.positions - q, axis=1)) >= geometry["clearance"] for q in unit)
-            apart = all(np.linalg.norm(c - q) >= geometry["separation"] for c in chosen for q in unit)
-            if clear and apart:
-                chosen += unit
-            if len(chosen) == n_lig:
+        chosen: list = []  # (element, position)
+        for element in (list(counts)[::-1] if attempt % 2 == 0 else list(counts)):
+            geometry, n_lig, placed = LIGAND_GEOMETRY[element], counts[element], 0
+            dimers = geometry["dimer"] is not None and n_lig >= 2 and len(starts) % 2 == 1
+            for p in _site_pool(sites[element], attempt, rng):
+                unit = _units(p, metal_pos, geometry["dimer"] if dimers and n_lig - placed >= 2 else None)
+                clear = all(np.min(np.linalg.norm(base.positions - q, axis=1)) >= geometry["clearance"] for q in unit)
+                apart = all(np.linalg.norm(c - q) >= min(geometry["separation"], LIGAND_GEOMETRY[e]["separation"])
+                            for e, c in chosen for q in unit)
+                if clear and apart:
+                    chosen += [(element, q) for q in unit]
+                    placed += len(unit)
+                if placed == n_lig:
+                    break
+            if placed < n_lig:
                 break
-        if len(chosen) < n_lig:
+        if len(chosen) < sum(counts.values()):
             continue
         start = base.copy()
-        for p in chosen:
+        for element, p in chosen:
             start.append(element)
             start.positions[-1] = p
-        key = tuple(ligand_motifs(start, element).values()) + tuple(np.round(np.sort(start.get_all_distances().ravel()), 1))
+        key = tuple(ligand_motifs(start, primary).values()) + tuple(np.round(np.sort(start.get_all_distances().ravel()), 1))
         if key not in seen:
             seen.add(key)
             start.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
@@ -250,7 +271,8 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     (``xtb-isomer``) and ``n_ml`` CHGNet-relaxed ligand arrangements (``ml-start``,
     :func:`ligand_starts`): the lowest of each motif pattern first, then the lowest others.
     Each has ``atoms.info`` ``charge``, ``multiplicity``, ``source``, ``ligand`` (the element
-    rearranged), ``motifs`` (its terminal/mu2/mu3 counts as ``"t/b/c"``) and, for ML ones,
+    whose motifs are reported), ``rearranged`` (the elements placed anew, e.g. ``"S,C"``),
+    ``motifs`` (the ligand's terminal/mu2/mu3 counts as ``"t/b/c"``) and, for ML ones,
     ``ml_energy`` (eV). A structure already among the candidates (same sorted interatomic
     distances within 0.05 Å RMS) is left out."""
     from ase.io import read
@@ -262,7 +284,7 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     if path.is_file() and n_xtb > 0:
         found += [(a, "xtb-isomer", None) for a in read(path, index=":")[:n_xtb]]
     element = rearranged_ligand(minimum)
-    relaxed = pre_relax(ligand_starts(minimum, element, n_starts=n_starts, seed=seed), calculator=calculator)
+    relaxed = pre_relax(ligand_starts(minimum, n_starts=n_starts, seed=seed), calculator=calculator)
     picked, patterns = [], set()
     for i, (atoms, _) in enumerate(relaxed):  # lowest of each motif pattern, lowest first
         if _motif_key(atoms, element) not in patterns:
@@ -278,7 +300,8 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
         prints.append(d)
         atoms = atoms.copy()
         atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
-                      "ligand": element, "motifs": "/".join(map(str, _motif_key(atoms, element))),
+                      "ligand": element, "rearranged": ",".join(rearranged_ligands(minimum)),
+                      "motifs": "/".join(map(str, _motif_key(atoms, element))),
                       **({} if energy is None else {"ml_energy": round(energy, 5)})}
         out.append(atoms)
     return out

@@ -44,12 +44,17 @@ def test_starts_put_sulfur_on_faces_edges_and_tops_without_clashes():
         d = atoms.get_all_distances()[np.triu_indices(len(atoms), 1)]
         assert d.min() > 2.0 and len(fragments(atoms)) == 1
         assert atoms.info["charge"] == -1 and atoms.info["multiplicity"] == minimum.info["multiplicity"]
-    # carbon stays where the xTB minimum has it
-    carbide = load_structure("Mo2S2C-")
-    for atoms in ligand_starts(carbide):
-        c = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "C"]
-        assert np.allclose(atoms.positions[c], carbide.positions[[i for i, s in enumerate(carbide.get_chemical_symbols())
-                                                                  if s == "C"]])
+    # an S-C cluster: the terminal C of the xTB minimum is placed anew with the S, hydrogen stays
+    mixed = load_structure("Mo2S2C-")
+    assert ligand_motifs(mixed, "C") == {"terminal": 1, "mu2": 0, "mu3": 0}
+    starts = ligand_starts(mixed)
+    assert starts and all(sorted(a.get_chemical_symbols()) == sorted(mixed.get_chemical_symbols()) for a in starts)
+    assert max(ligand_motifs(a, "C")["mu2"] + ligand_motifs(a, "C")["mu3"] for a in starts) >= 1
+    hydride = load_structure("Ta3N3H-")
+    h = hydride.get_chemical_symbols().index("H")
+    for atoms in ligand_starts(hydride, n_starts=3):
+        assert np.allclose(atoms.positions[[i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "H"]],
+                           hydride.positions[h])
 
 
 def test_carbides_get_bridging_carbon_and_side_on_dimers_where_xtb_has_a_chain():
