@@ -135,8 +135,9 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
         choice = col_structure.selectbox("Structure", range(len(labels)), format_func=labels.__getitem__, key=f"{key}_isomer",
                               help=f"The {LEVEL} structure search kept these runner-up minima; for sulfides, "
                                    "carbides and nitrides, PBE/def2-SVP single points may put another isomer "
-                                   "(bridging or capping S, C or N) lowest. The table holds the global minimum; an isomer is predicted live "
-                                   "(with every member, so a measured cluster's prediction is then not out-of-fold).")
+                                   "(bridging or capping S, C or N) lowest. The table holds the global minimum; "
+                                   "an isomer is predicted live (with every member, so a measured cluster's "
+                                   "prediction is then not out-of-fold).")
     if choice:
         atoms = found[choice - 1]
         result = run_live(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))
