@@ -149,6 +149,9 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
                     status = None  # unreadable: redo it
                 if status is not None and record.get("multiplicity") not in (None, int(multiplicity)):
                     status = None  # computed for another spin state: redo it
+                made = np.asarray(record.get("positions", atoms.positions), float) if status else None
+                if status and (made.shape != atoms.positions.shape or np.abs(made - atoms.positions).max() > 1e-3):
+                    status = None  # computed for another structure (searched again, candidates made anew): redo it
                 if status == "ok" or (status == "failed" and not retry_failed):
                     counts["skipped"] += 1
                     continue

@@ -116,6 +116,22 @@ def test_a_live_lock_keeps_a_second_writer_out(tmp_path):
     assert err.value.reason == "locked"
 
 
+def test_a_record_made_for_another_structure_or_spin_state_is_redone(tmp_path):
+    """A record counts only for the structure and multiplicity it was made at (a structure
+    searched again, isomer candidates made anew): the job redoes it, and keeps one that fits."""
+    atoms = _coh()
+    moved = atoms.copy()
+    moved.positions[1, 2] += 0.2
+    fake = {"cluster": "CoH", "status": "ok", "multiplicity": 3, "positions": moved.positions.tolist(), "result": {}}
+    (tmp_path / "CoH.json").write_text(json.dumps(fake))
+    counts = run_dft_job([("CoH", atoms, 0, 3)], tmp_path, FAST, progress=False)
+    assert counts["done"] + counts["failed"] == 1 and counts["skipped"] == 0
+    record = json.loads((tmp_path / "CoH.json").read_text())
+    assert np.allclose(record["positions"], atoms.positions)
+    again = run_dft_job([("CoH", atoms, 0, 3)], tmp_path, FAST, progress=False)
+    assert again["skipped"] == 1 and again["done"] == again["failed"] == 0
+
+
 @pytest.mark.slow
 def test_an_upload_runs_in_the_background_with_progress_and_cleans_up():
     import tempfile
