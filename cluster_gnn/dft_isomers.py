@@ -270,8 +270,10 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     ``source`` ``xtb-minimum``), the search's ``n_xtb`` lowest runner-up isomers
     (``xtb-isomer``) and ``n_ml`` CHGNet-relaxed ligand arrangements (``ml-start``,
     :func:`ligand_starts`): the lowest of each motif pattern first, then the lowest others.
-    Each has ``atoms.info`` ``charge``, ``multiplicity``, ``source``, ``ligand`` (the element
-    whose motifs are reported), ``rearranged`` (the elements placed anew, e.g. ``"S,C"``),
+    With S and C both present, half of them place the S alone (C where the xTB minimum has
+    it: Mo2S2C- is lower so) and half every S and C atom (Ta3SC is lower so). Each has
+    ``atoms.info`` ``charge``, ``multiplicity``, ``source``, ``ligand`` (the element whose
+    motifs are reported), ``rearranged`` (the elements an ML start placed anew, e.g. ``"S,C"``),
     ``motifs`` (the ligand's terminal/mu2/mu3 counts as ``"t/b/c"``) and, for ML ones,
     ``ml_energy`` (eV). A structure already among the candidates (same sorted interatomic
     distances within 0.05 Å RMS) is left out."""
@@ -284,23 +286,29 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     if path.is_file() and n_xtb > 0:
         found += [(a, "xtb-isomer", None) for a in read(path, index=":")[:n_xtb]]
     element = rearranged_ligand(minimum)
-    relaxed = pre_relax(ligand_starts(minimum, n_starts=n_starts, seed=seed), calculator=calculator)
-    picked, patterns = [], set()
-    for i, (atoms, _) in enumerate(relaxed):  # lowest of each motif pattern, lowest first
-        if _motif_key(atoms, element) not in patterns:
-            patterns.add(_motif_key(atoms, element))
-            picked.append(i)
-    picked = sorted(picked[:n_ml] + [i for i in range(len(relaxed)) if i not in picked][:max(0, n_ml - len(picked))])
-    found += [(relaxed[i][0], "ml-start", relaxed[i][1]) for i in picked]
+    families = [rearranged_ligands(minimum)]
+    if len(families[0]) > 1:  # also the S alone, the rest where the xTB minimum has it
+        families.insert(0, (element,))
+    for k, family in enumerate(families):
+        n_pick = n_ml // len(families) + (k < n_ml % len(families))
+        relaxed = pre_relax(ligand_starts(minimum, family, n_starts=n_starts, seed=seed), calculator=calculator)
+        picked, patterns = [], set()
+        for i, (atoms, _) in enumerate(relaxed):  # lowest of each motif pattern, lowest first
+            if _motif_key(atoms, element) not in patterns:
+                patterns.add(_motif_key(atoms, element))
+                picked.append(i)
+        rest = [i for i in range(len(relaxed)) if i not in picked]
+        picked = sorted(picked[:n_pick] + rest[:max(0, n_pick - len(picked))])
+        found += [(relaxed[i][0], "ml-start", relaxed[i][1], family) for i in picked]
     out, prints = [], []
-    for atoms, source, energy in found:
+    for atoms, source, energy, *family in found:
         d = np.sort(atoms.get_all_distances()[np.triu_indices(len(atoms), 1)])
         if any(np.sqrt(np.mean((d - q) ** 2)) < 0.05 for q in prints):
             continue  # the same structure as an earlier candidate (MoC- has one)
         prints.append(d)
         atoms = atoms.copy()
         atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
-                      "ligand": element, "rearranged": ",".join(rearranged_ligands(minimum)),
+                      "ligand": element, "rearranged": ",".join(family[0]) if family else "",
                       "motifs": "/".join(map(str, _motif_key(atoms, element))),
                       **({} if energy is None else {"ml_energy": round(energy, 5)})}
         out.append(atoms)

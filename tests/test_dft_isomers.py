@@ -82,6 +82,23 @@ def test_carbides_get_bridging_carbon_and_side_on_dimers_where_xtb_has_a_chain()
     assert single and all(len(fragments(a)) == 1 for a in single)
 
 
+def test_an_s_c_cluster_gets_candidates_with_the_s_alone_and_with_every_ligand_placed():
+    """Mo2S2C-: half the ML starts move the S alone (C where the xTB minimum has it), half
+    move S and C; a Lennard-Jones stand-in replaces CHGNet (the test is about the mix)."""
+    from ase.calculators.lj import LennardJones
+
+    from cluster_gnn.dft_isomers import isomer_candidates
+
+    candidates = isomer_candidates("Mo2S2C-", n_xtb=0, calculator=LennardJones(sigma=2.2, epsilon=0.1, rc=6.0))
+    assert candidates[0].info["source"] == "xtb-minimum"
+    families = [a.info["rearranged"] for a in candidates[1:]]
+    assert "S" in families and "S,C" in families
+    for atoms in candidates[1:]:
+        if atoms.info["rearranged"] == "S":  # the pre-relaxation moves every atom a little
+            assert ligand_motifs(atoms, "C") == ligand_motifs(candidates[0], "C")
+        assert atoms.info["ligand"] == "S"
+
+
 def test_the_isomer_stage_covers_every_one_metal_cluster_with_s_c_or_n_fast_metals_first():
     names = isomer_clusters()
     assert {"Mo2S-", "Ta2C3-", "Ta3N3-", "Fe2C2-"} <= set(names)
