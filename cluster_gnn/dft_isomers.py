@@ -308,8 +308,8 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
         prints.append(d)
         atoms = atoms.copy()
         atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
-                      "ligand": element, "rearranged": ",".join(family[0]) if family else "",
-                      "motifs": "/".join(map(str, _motif_key(atoms, element))),
+                      "ligand": element, "motifs": "/".join(map(str, _motif_key(atoms, element))),
+                      **({"rearranged": ",".join(family[0])} if family else {}),
                       **({} if energy is None else {"ml_energy": round(energy, 5)})}
         out.append(atoms)
     return out

@@ -82,7 +82,7 @@ def test_carbides_get_bridging_carbon_and_side_on_dimers_where_xtb_has_a_chain()
     assert single and all(len(fragments(a)) == 1 for a in single)
 
 
-def test_an_s_c_cluster_gets_candidates_with_the_s_alone_and_with_every_ligand_placed():
+def test_an_s_c_cluster_gets_candidates_with_the_s_alone_and_with_every_ligand_placed(tmp_path):
     """Mo2S2C-: half the ML starts move the S alone (C where the xTB minimum has it), half
     move S and C; a Lennard-Jones stand-in replaces CHGNet (the test is about the mix)."""
     from ase.calculators.lj import LennardJones
@@ -97,6 +97,12 @@ def test_an_s_c_cluster_gets_candidates_with_the_s_alone_and_with_every_ligand_p
         if atoms.info["rearranged"] == "S":  # the pre-relaxation moves every atom a little
             assert ligand_motifs(atoms, "C") == ligand_motifs(candidates[0], "C")
         assert atoms.info["ligand"] == "S"
+    write(tmp_path / "c.xyz", candidates, format="extxyz")  # the job reads them back from this file
+    from ase.io import read
+
+    back = read(tmp_path / "c.xyz", index=":")
+    assert [a.info["motifs"] for a in back] == [a.info["motifs"] for a in candidates]
+    assert [a.info.get("rearranged") for a in back] == [a.info.get("rearranged") for a in candidates]
 
 
 def test_the_isomer_stage_covers_every_one_metal_cluster_with_s_c_or_n_fast_metals_first():
