@@ -53,23 +53,16 @@ MIN_MIXED = 5  # fewer measured mixed clusters with a record: no mixtures split
 def dft_subset():
     """``(table, records)``: the cluster table indexed by name and ``{name: DFTResult}`` for the
     records at the committed structure (positions within 1e-3 Å) and the table's multiplicity."""
-    from cluster_gnn.datasets import load_clusters, load_structure
-    from cluster_gnn.dft import DFTResult
-    from cluster_gnn.dft_job import load_dft_results
     from cluster_gnn.config import DATA_DIR
+    from cluster_gnn.datasets import load_clusters
+    from cluster_gnn.dft import DFTResult
+    from cluster_gnn.dft_job import current_structures, load_dft_results, record_is_current
 
     table = load_clusters().set_index("name")
-    out = {}
-    for name, record in load_dft_results(DATA_DIR / "features" / "dft").items():
-        if record.get("status") != "ok" or name not in table.index:
-            continue
-        if int(record["multiplicity"]) != int(table.loc[name, "multiplicity"]):
-            continue  # made for another spin state; the job redoes it
-        atoms = load_structure(name)
-        pos = np.asarray(record["positions"], float)
-        if pos.shape != atoms.positions.shape or np.abs(pos - atoms.positions).max() > 1e-3:
-            continue  # the committed structure has changed since
-        out[name] = DFTResult.from_dict(record["result"])
+    records = {n: r for n, r in load_dft_results(DATA_DIR / "features" / "dft").items()
+               if r.get("status") == "ok" and n in table.index}
+    current = current_structures(list(records))  # a record at another structure or spin state: the job redoes it
+    out = {n: DFTResult.from_dict(r["result"]) for n, r in records.items() if record_is_current(r, current)}
     return table, out
 
 

@@ -282,9 +282,9 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
     minimum = load_structure(name, directory)
     charge, multiplicity = minimum.info["charge"], minimum.info["multiplicity"]
     path = structure_path(name, directory).with_suffix(".isomers.xyz")
-    found = [(minimum, "xtb-minimum", None)]
+    found = [(minimum, "xtb-minimum", None, None)]
     if path.is_file() and n_xtb > 0:
-        found += [(a, "xtb-isomer", None) for a in read(path, index=":")[:n_xtb]]
+        found += [(a, "xtb-isomer", None, None) for a in read(path, index=":")[:n_xtb]]
     element = rearranged_ligand(minimum)
     families = [rearranged_ligands(minimum)]
     if len(families[0]) > 1:  # also the S alone, the rest where the xTB minimum has it
@@ -301,7 +301,7 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
         picked = sorted(picked[:n_pick] + rest[:max(0, n_pick - len(picked))])
         found += [(relaxed[i][0], "ml-start", relaxed[i][1], family) for i in picked]
     out, prints = [], []
-    for atoms, source, energy, *family in found:
+    for atoms, source, energy, family in found:
         d = np.sort(atoms.get_all_distances()[np.triu_indices(len(atoms), 1)])
         if any(np.sqrt(np.mean((d - q) ** 2)) < 0.05 for q in prints):
             continue  # the same structure as an earlier candidate (MoC- has one)
@@ -309,7 +309,7 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 1, n_starts: int = 
         atoms = atoms.copy()
         atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
                       "ligand": element, "motifs": "/".join(map(str, _motif_key(atoms, element))),
-                      **({"rearranged": ",".join(family[0])} if family else {}),
+                      **({"rearranged": ",".join(family)} if family else {}),
                       **({} if energy is None else {"ml_energy": round(energy, 5)})}
         out.append(atoms)
     return out
@@ -444,7 +444,8 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
 def ranked_records(out_dir) -> dict:
     """``{cluster: (record, label)}``: the DFT record of the PBE-lowest candidate of every
     cluster whose ranking is complete and whose lowest is not the xTB minimum, with a label
-    such as ``PBE-ranked isomer (ml-start S 0/2/0)``; the input ``ranked`` of
+    such as ``PBE-ranked isomer (ml-start S 0/2/0)``; the record also carries ``ligand`` and
+    ``motifs`` (``"0/2/0"``). The input ``ranked`` of
     :func:`~cluster_gnn.dft_job.dft_tables`."""
     from .dft_job import load_dft_results
 
@@ -455,6 +456,7 @@ def ranked_records(out_dir) -> dict:
     if summary.empty:
         return {}
     records = load_dft_results(out_dir)
-    return {row.cluster: (records[candidate_name(row.cluster, row.dft_candidate)],
+    return {row.cluster: ({**records[candidate_name(row.cluster, row.dft_candidate)], "ligand": row.ligand,
+                           "motifs": row.dft_motifs},
                           f"PBE-ranked isomer ({row.dft_source} {row.ligand} {row.dft_motifs})")
             for row in summary.itertuples() if row.changed}

@@ -27,8 +27,8 @@ from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
 from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
-__all__ = ["run_dft_job", "bundled_clusters", "current_structures", "load_dft_results", "load_dft_atoms", "dft_tables",
-           "write_dft_tables", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
+__all__ = ["run_dft_job", "bundled_clusters", "current_structures", "record_is_current", "load_dft_results",
+           "load_dft_atoms", "dft_tables", "write_dft_tables", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
 #: How the Explorer and the descriptor table name DFT charges.
 DFT_CHARGE_LABEL = "PBE/def2-SVP NPA"
@@ -149,8 +149,7 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
                     status = None  # unreadable: redo it
                 if status is not None and record.get("multiplicity") not in (None, int(multiplicity)):
                     status = None  # computed for another spin state: redo it
-                made = np.asarray(record.get("positions", atoms.positions), float) if status else None
-                if status and (made.shape != atoms.positions.shape or np.abs(made - atoms.positions).max() > 1e-3):
+                if status and not _same_positions(record.get("positions", atoms.positions), atoms.positions):
                     status = None  # computed for another structure (searched again, candidates made anew): redo it
                 if status == "ok" or (status == "failed" and not retry_failed):
                     counts["skipped"] += 1
@@ -268,16 +267,20 @@ def current_structures(names) -> dict:
     return {name: (mult, atoms.positions.copy()) for name, atoms, _, mult in bundled_clusters(names)}
 
 
-def _is_current(record: dict, current: dict | None) -> bool:
-    """Whether a record was made for the structure and multiplicity in ``current`` (always,
-    for a cluster ``current`` does not know)."""
+def _same_positions(made, positions, tolerance: float = 1e-3) -> bool:
+    """Whether a record's positions (Å) are those of ``positions`` within ``tolerance`` Å."""
+    made, positions = np.asarray(made, float), np.asarray(positions, float)
+    return made.shape == positions.shape and float(np.abs(made - positions).max()) < tolerance
+
+
+def record_is_current(record: dict, current: dict | None) -> bool:
+    """Whether a record was made for the structure and multiplicity in ``current``
+    (:func:`current_structures`; always, for a cluster ``current`` does not know)."""
     name = record.get("cluster")
     if current is None or name not in current:
         return True
     mult, positions = current[name]
-    made = np.asarray(record.get("positions", []), float)
-    return (int(record.get("multiplicity", -1)) == int(mult) and made.shape == positions.shape
-            and float(np.abs(made - positions).max()) < 1e-3)
+    return int(record.get("multiplicity", -1)) == int(mult) and _same_positions(record.get("positions", []), positions)
 
 
 def dft_tables(out_dir, ranked: dict | None = None, current: dict | None = None):
@@ -297,7 +300,7 @@ def dft_tables(out_dir, ranked: dict | None = None, current: dict | None = None)
     changed) are left out; the job redoes them."""
     ranked = ranked or {}
     rows, atom_rows = [], []
-    records = {n: r for n, r in load_dft_results(out_dir).items() if _is_current(r, current)}
+    records = {n: r for n, r in load_dft_results(out_dir).items() if record_is_current(r, current)}
     for name in sorted(set(records) | set(ranked)):
         record, label = ranked.get(name, (records.get(name), "xTB minimum"))
         if record is None or record.get("status") != "ok":

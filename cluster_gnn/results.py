@@ -261,9 +261,8 @@ def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     result = record["result"]
     first = json.loads((directory / f"{normalize_name(name)}~0.json").read_text())
     atoms = Atoms(result["symbols"], positions=record["positions"])
-    words = label.rstrip(")").split()
     atoms.info.update(charge=int(result["charge"]), multiplicity=int(result["multiplicity"]), label=label,
-                      ligand=words[-2] if words[-2] in ("S", "C", "N") else "S", motifs=words[-1],
+                      ligand=record["ligand"], motifs=record["motifs"],
                       below_xtb_minimum=float(first["result"]["energy"]) - float(result["energy"]),
                       dft={"charge": np.asarray(result["charges"], float), "spin": np.asarray(result["spin"], float)})
     return atoms
