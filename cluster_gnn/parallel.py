@@ -57,14 +57,23 @@ def die_with_parent(pdeathsig: bool = False) -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if a process ``pid`` exists (it may belong to another user)."""
+    """True if a process ``pid`` runs (it may belong to another user).
+
+    A zombie is dead: a worker killed with its parent is re-parented, and until its new
+    parent reaps it (a container's PID 1 may never) ``kill(pid, 0)`` still finds it, so
+    the lock it held would look taken for good.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): trust kill()
 
 
 class PidLock:

@@ -184,6 +184,26 @@ def test_pid_lock_keeps_a_second_writer_out_and_recovers_a_stale_one(tmp_path):
         assert lock.read_text() == str(os.getpid())
 
 
+def test_a_lock_held_by_an_unreaped_killed_process_is_stale(tmp_path):
+    """A worker killed with its parent stays a zombie until someone reaps it (CI's PID 1 may
+    be slow to, or never): its lock must not refuse the resume."""
+    lock = tmp_path / "x.lock"
+    zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        zombie.send_signal(signal.SIGKILL)
+        deadline = time.time() + 10
+        while time.time() < deadline and _running(zombie.pid):
+            time.sleep(0.02)
+        os.kill(zombie.pid, 0)  # not reaped yet: the pid still exists
+        assert not pid_alive(zombie.pid)
+        lock.write_text(str(zombie.pid))
+        with PidLock(lock, "structure search"):
+            assert lock.read_text() == str(os.getpid())
+    finally:
+        zombie.wait()
+    assert pid_alive(os.getpid())
+
+
 @pytest.mark.slow
 def test_a_live_search_lock_refuses_a_second_search(tmp_path):
     from cluster_gnn.search import search_cluster
@@ -213,6 +233,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _running(pid: int) -> bool:
+    """Alive and not a zombie (the test's own view, independent of :func:`pid_alive`)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
