@@ -86,7 +86,8 @@ def test_kill_9_during_search_loses_nothing(tmp_path):
     assert (tmp_path / "Rh3-.xyz").exists() and not (tmp_path / "Fe3C2-.xyz").exists()
     finished_before = (tmp_path / "Rh3-.xyz").read_bytes()
     kept = [line for line in _lines(ckpt) if line.endswith("}")]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert (tmp_path / "Rh3-.xyz").read_bytes() == finished_before
     after = _lines(ckpt)
     assert after[: len(kept)] == kept  # no checkpointed relaxation redone or lost
