@@ -3,50 +3,30 @@
 Compares ``data/features/dft_descriptors.csv`` (written by ``cluster-gnn dft --tables-only``:
 one row per cluster with a finished DFT record at its current structure; the PBE-lowest isomer
 where the isomer stage has ranked the cluster, else the committed xTB minimum) with the
-authors' published values (``data/nbo_descriptors.csv``; for the mixed clusters they published
-``1_Qmin``, ``2_Q``, ``2_nsave``, ``2_ndave`` and ``2_σave``, so ``2_Qave`` = ``2_Q`` / metal
-atoms and ``1_Qmax`` is missing). GFN1-xTB Mulliken charges at the committed structures are
-compared on the same clusters for reference.
+authors' published values (:func:`cluster_gnn.dft_job.authors_agreement`; for the mixed
+clusters the authors give no ``1_Qmax`` and ``2_Qave`` is their ``2_Q`` over the metal atoms).
+GFN1-xTB Mulliken metal charges at the committed structures are compared on the same clusters
+for reference.
 
-Per descriptor: Pearson r, mean |ours - authors| and n, over all clusters with a record and by
-subset (one-metal / mixed, structure the NPA was taken at, ligand, metal).
+Per descriptor: Pearson r and n, and for ``2_Qave`` the mean |ours - authors|, over all
+clusters with a record and by subset (one-metal / mixed, structure the NPA was taken at,
+ligand, metal).
 
     python benchmarks/dft_agreement.py [--write]
 
-``--write`` saves ``benchmarks/results/dft_agreement.json``.
+``--write`` saves ``benchmarks/results/dft_agreement.csv``.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DESCRIPTORS = ["2_Qave", "1_Qmax", "1_Qmin", "2_nsave", "2_ndave", "2_σave"]
-XTB = ["2_Qave", "1_Qmax", "1_Qmin"]  # charge descriptors xTB gives at the same structures
-MIN_N = 5  # smaller subsets get no r
-
-
-def authors_values() -> pd.DataFrame:
-    """The authors' descriptors indexed by cluster name, ``2_Qave`` filled for the mixed clusters."""
-    from cluster_gnn.datasets import load_clusters, load_nbo_descriptors
-
-    nbo = load_nbo_descriptors().set_index("name")
-    clusters = load_clusters().set_index("name")
-    metal_atoms = clusters.loc[nbo.index, "formula"].map(_metal_atoms)
-    nbo["2_Qave"] = nbo["2_Qave"].fillna(nbo["2_Q"] / metal_atoms)
-    return nbo[DESCRIPTORS]
-
-
-def _metal_atoms(formula: str) -> int:
-    from ase.formula import Formula
-
-    from cluster_gnn.structures import is_metal
-
-    return sum(k for e, k in Formula(formula).count().items() if is_metal(e))
+XTB = ("2_Qave", "1_Qmax", "1_Qmin")  # the charge descriptors xTB gives at the same structures
 
 
 def xtb_values(names) -> pd.DataFrame:
@@ -63,73 +43,65 @@ def xtb_values(names) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def _stats(ours: pd.Series, theirs: pd.Series) -> dict:
-    pair = pd.concat([ours, theirs], axis=1).dropna().to_numpy(float)
-    n = len(pair)
-    r = float(np.corrcoef(pair[:, 0], pair[:, 1])[0, 1]) if n >= MIN_N and pair.std(0).min() > 0 else None
-    return {"n": n, "r": None if r is None else round(r, 3),
-            "mae": round(float(np.abs(pair[:, 0] - pair[:, 1]).mean()), 3) if n else None}
-
-
-def agreement() -> dict:
+def agreement() -> pd.DataFrame:
+    """:func:`~cluster_gnn.dft_job.authors_agreement` with ``xTB <d> r`` columns beside."""
     from cluster_gnn.config import DATA_DIR
+    from cluster_gnn.dft_job import authors_agreement, authors_values, pearson
+
+    ours = pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv")
+    table = authors_agreement(ours)
+    # the same subsets again, xTB against the authors
+    names = ours["cluster"].to_numpy()
+    xtb, theirs = xtb_values(names), authors_values(names)
+    masks = _subset_masks(ours)
+    for d in XTB:
+        table[f"xTB {d} r"] = [pearson(xtb.loc[names[m], d], theirs.loc[names[m], d])[0] for m in masks]
+    return table
+
+
+def _subset_masks(ours: pd.DataFrame) -> list:
+    """Boolean masks over ``ours`` in the order of ``authors_agreement``'s rows."""
     from cluster_gnn.datasets import load_clusters
 
-    ours = pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv").set_index("cluster")
-    clusters = load_clusters().set_index("name")
-    theirs = authors_values().loc[ours.index]
-    xtb = xtb_values(ours.index)
-    info = clusters.loc[ours.index]
+    info = load_clusters().set_index("name").loc[ours["cluster"]]
     structure = np.where(ours["structure"].str.startswith("PBE"), "PBE-ranked isomer", "xTB minimum")
-    ligand = info["ligands"].fillna("").replace("", "none").str.replace(";", "–")
-    subsets = {"all": np.ones(len(ours), bool),
-               "one-metal": (info["kind"] == "homonuclear").to_numpy(),
-               "mixed": (info["kind"] != "homonuclear").to_numpy()}
-    subsets |= {f"structure: {s}": structure == s for s in ("xTB minimum", "PBE-ranked isomer")}
-    subsets |= {f"ligand: {g}": (ligand == g).to_numpy() for g in sorted(ligand.unique())}
-    subsets |= {f"metal: {m}": (info["metals"].str.replace(";", "–") == m).to_numpy()
-                for m in sorted(info["metals"].unique())}
-    out = {"clusters_with_record": int(len(ours)), "clusters": int(len(clusters)), "subsets": {}}
-    for label, mask in subsets.items():
-        if not mask.any():
-            continue
-        idx = ours.index[mask]
-        row = {"n_clusters": int(mask.sum())}
-        row["ours"] = {k: _stats(ours.loc[idx, k], theirs.loc[idx, k]) for k in DESCRIPTORS}
-        row["xTB"] = {k: _stats(xtb.loc[idx, k], theirs.loc[idx, k]) for k in XTB}
-        out["subsets"][label] = row
-    return out
+    ligand = info["ligands"].fillna("").replace("", "none").str.replace(";", "–").to_numpy()
+    metal = info["metals"].str.replace(";", "–").to_numpy()
+    kind = info["kind"].to_numpy()
+    masks = [np.ones(len(ours), bool), kind == "homonuclear", kind != "homonuclear"]
+    masks += [structure == s for s in ("xTB minimum", "PBE-ranked isomer")]
+    masks += [ligand == g for g in sorted(set(ligand))] + [metal == m for m in sorted(set(metal))]
+    return [m for m in masks if m.any()]
 
 
-def _fmt(s: dict) -> str:
-    return "–" if s["r"] is None else f"{s['r']:.2f} ({s['n']})"
+def print_table(table: pd.DataFrame, total: int) -> None:
+    from cluster_gnn.dft_job import AGREEMENT_DESCRIPTORS
 
-
-def print_table(result: dict) -> None:
-    print(f"{result['clusters_with_record']} of {result['clusters']} clusters with a current DFT record")
-    print("Pearson r with the authors (n); xTB Mulliken on the same clusters after the slash\n")
-    print("| subset | clusters | " + " | ".join(DESCRIPTORS) + " | 2_Qave mean abs. diff. (e) |")
-    print("|---" * (len(DESCRIPTORS) + 3) + "|")
-    for label, row in result["subsets"].items():
+    print(f"{table.loc[0, 'clusters']} of {total} clusters with a current DFT record")
+    print("Pearson r with the authors (n); xTB Mulliken at the committed structures after the slash\n")
+    print("| subset | clusters | " + " | ".join(AGREEMENT_DESCRIPTORS) + " | 2_Qave mean abs. diff. (e) |")
+    print("|---" * (len(AGREEMENT_DESCRIPTORS) + 3) + "|")
+    for _, row in table.iterrows():
         cells = []
-        for k in DESCRIPTORS:
-            cell = _fmt(row["ours"][k])
-            if k in XTB and row["xTB"][k]["r"] is not None:
-                cell += f" / {row['xTB'][k]['r']:.2f}"
+        for d in AGREEMENT_DESCRIPTORS:
+            cell = "–" if math.isnan(row[f"{d} r"]) else f"{row[f'{d} r']:.2f} ({row[f'{d} n']})"
+            if d in XTB and not math.isnan(row[f"xTB {d} r"]):
+                cell += f" / {row[f'xTB {d} r']:.2f}"
             cells.append(cell)
-        mae = row["ours"]["2_Qave"]["mae"]
-        print(f"| {label} | {row['n_clusters']} | " + " | ".join(cells) + f" | {'–' if mae is None else mae} |")
+        print(f"| {row['subset']} | {row['clusters']} | " + " | ".join(cells) + f" | {row['2_Qave mad']:.3f} |")
 
 
 def main(argv=None):
+    from cluster_gnn.datasets import load_clusters
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="save benchmarks/results/dft_agreement.json")
+    parser.add_argument("--write", action="store_true", help="save benchmarks/results/dft_agreement.csv")
     args = parser.parse_args(argv)
-    result = agreement()
-    print_table(result)
+    table = agreement()
+    print_table(table, len(load_clusters()))
     if args.write:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "dft_agreement.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        table.round(3).to_csv(RESULTS / "dft_agreement.csv", index=False, lineterminator="\n")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
 __all__ = ["run_dft_job", "bundled_clusters", "current_structures", "record_is_current", "load_dft_results",
-           "load_dft_atoms", "dft_tables", "write_dft_tables", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
+           "load_dft_atoms", "dft_tables", "write_dft_tables", "authors_values", "authors_agreement", "pearson",
+           "AGREEMENT_DESCRIPTORS", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
 #: How the Explorer and the descriptor table name DFT charges.
 DFT_CHARGE_LABEL = "PBE/def2-SVP NPA"
@@ -333,3 +334,68 @@ def write_dft_tables(out_dir, dest_dir, ranked: dict | None = None) -> dict:
     descriptors.sort_values("cluster").to_csv(paths["descriptors"], index=False, lineterminator="\n")
     atoms.sort_values(["cluster", "index"]).round(4).to_csv(paths["atoms"], index=False, lineterminator="\n")
     return paths
+
+
+#: The descriptors :func:`authors_agreement` compares, as the authors name them.
+AGREEMENT_DESCRIPTORS = ("2_Qave", "1_Qmax", "1_Qmin", "2_nsave", "2_ndave", "2_σave")
+
+
+def authors_values(names=None) -> pd.DataFrame:
+    """The authors' DFT-NBO values of :data:`AGREEMENT_DESCRIPTORS`, indexed by cluster name.
+    For the mixed clusters they published the total metal charge ``2_Q`` and no ``1_Qmax``:
+    ``2_Qave`` is ``2_Q`` over the metal atoms, ``1_Qmax`` NaN."""
+    from ase.formula import Formula
+
+    from .datasets import load_nbo_descriptors
+    from .structures import is_metal
+
+    nbo = load_nbo_descriptors().set_index("name")
+    formula = load_clusters().set_index("name")["formula"]
+    metal_atoms = formula.loc[nbo.index].map(
+        lambda f: sum(k for e, k in Formula(f).count().items() if is_metal(e)))
+    nbo["2_Qave"] = nbo["2_Qave"].fillna(nbo["2_Q"] / metal_atoms)
+    out = nbo[list(AGREEMENT_DESCRIPTORS)]
+    return out if names is None else out.loc[list(names)]
+
+
+def pearson(x, y, min_n: int = 5) -> tuple:
+    """``(r, n)`` over the pairs where both are known; r is NaN below ``min_n`` pairs or for a
+    constant side."""
+    pair = pd.concat([pd.Series(np.asarray(x, float)), pd.Series(np.asarray(y, float))], axis=1).dropna()
+    a, b = pair.to_numpy().T
+    ok = len(pair) >= min_n and a.std() > 0 and b.std() > 0
+    return (float(np.corrcoef(a, b)[0, 1]) if ok else float("nan")), len(pair)
+
+
+def authors_agreement(descriptors: pd.DataFrame, min_n: int = 5) -> pd.DataFrame:
+    """How closely our NPA descriptors follow the authors' NBO ones, over every cluster of
+    ``descriptors`` (:func:`dft_tables`' first table) and by subset.
+
+    One row per subset (``subset``: ``all``, ``one-metal``, ``mixed``, ``xTB minimum`` and
+    ``PBE-ranked isomer`` for the structure the NPA was taken at, ``ligand: S`` …, ``metal: Mo`` …)
+    with ``clusters`` and, per descriptor ``d``, ``d r`` (Pearson; NaN below ``min_n`` pairs),
+    ``d n`` and ``d mad`` (mean |ours − authors|, e or electrons)."""
+    ours = descriptors.set_index("cluster")
+    theirs = authors_values(ours.index)
+    info = load_clusters().set_index("name").loc[ours.index]
+    structure = np.where(ours["structure"].str.startswith("PBE"), "PBE-ranked isomer", "xTB minimum")
+    ligand = info["ligands"].fillna("").replace("", "none").str.replace(";", "–").to_numpy()
+    metal = info["metals"].str.replace(";", "–").to_numpy()
+    kind = info["kind"].to_numpy()
+    subsets = [("all", np.ones(len(ours), bool)), ("one-metal", kind == "homonuclear"),
+               ("mixed", kind != "homonuclear")]
+    subsets += [(s, structure == s) for s in ("xTB minimum", "PBE-ranked isomer")]
+    subsets += [(f"ligand: {g}", ligand == g) for g in sorted(set(ligand))]
+    subsets += [(f"metal: {m}", metal == m) for m in sorted(set(metal))]
+    rows = []
+    for label, mask in subsets:
+        if not mask.any():
+            continue
+        row = {"subset": label, "clusters": int(mask.sum())}
+        for d in AGREEMENT_DESCRIPTORS:
+            a, b = ours.loc[mask, d].to_numpy(float), theirs.loc[mask, d].to_numpy(float)
+            row[f"{d} r"], row[f"{d} n"] = pearson(a, b, min_n)
+            diff = np.abs(a - b)
+            row[f"{d} mad"] = float(np.nanmean(diff)) if np.isfinite(diff).any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -69,6 +69,22 @@ def test_pages_open(page):
     assert not at.exception
 
 
+def test_model_page_says_where_the_charges_come_from_and_how_they_compare():
+    import pandas as pd
+
+    from cluster_gnn.config import DATA_DIR
+
+    done = pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv")
+    at = _app().run()
+    at.switch_page(MODEL).run()
+    assert not at.exception
+    assert any(e.label.startswith(f"DFT charges: {len(done)} of 216 clusters") for e in at.expander)
+    table = next(d.value for d in at.dataframe if "mean metal charge r" in d.value.columns)
+    assert table.iloc[0]["subset"] == "all" and table.iloc[0]["clusters"] == len(done)
+    text = " ".join(m.value for m in at.markdown)
+    assert "PBE/def2-SVP" in text and "charge source" in text
+
+
 def test_predict_page_opens_on_upload_without_xtb():
     at = _app("Upload XYZ").run()
     at.switch_page(PREDICT).run()

@@ -9,7 +9,7 @@ import pytest
 from ase import Atoms
 from ase.io import write
 
-from cluster_gnn.datasets import load_structure
+from cluster_gnn.datasets import load_nbo_descriptors, load_structure
 from cluster_gnn.dft import DFTResult
 from cluster_gnn.dft_isomers import (candidate_name, isomer_clusters, isomer_summary, ligand_motifs, ligand_starts,
                                      rank_isomers, ranked_records, rearranged_ligand, run_isomer_job)
@@ -206,6 +206,33 @@ def test_tables_leave_out_records_made_at_another_structure_or_spin_state(tmp_pa
         descriptors, atoms = dft_tables(tmp_path, current=now)
         assert descriptors.empty and atoms.empty
         assert list(dft_tables(tmp_path)[0].cluster) == ["Mo2S-"]  # without ``current`` nothing is checked
+
+
+def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
+    """Our descriptors against the authors': r and mean difference per subset; a mixed
+    cluster's mean metal charge is the authors' total metal charge over its metal atoms."""
+    from cluster_gnn.dft_job import AGREEMENT_DESCRIPTORS, authors_agreement, authors_values
+
+    ranked = ["Mo2S-", "Mo2S2-", "Mo3S-", "Ta3S", "Ta3S2", "Mo2S3-"]
+    xtb = ["Rh3-", "Rh3H-", "Ta3H-", "Co3H2-", "Ta2H2-"]
+    names = ranked + xtb + ["FeV2C-"]
+    theirs = authors_values(names)
+    assert theirs.loc["FeV2C-", "2_Qave"] == pytest.approx(
+        load_nbo_descriptors().set_index("name").loc["FeV2C-", "2_Q"] / 3)  # Fe + 2 V
+    assert np.isnan(theirs.loc["FeV2C-", "1_Qmax"])
+    ours = theirs.copy()
+    ours.loc[ranked] += 0.05  # a shift: r 1 at the ranked isomers
+    rng = np.random.default_rng(0)
+    ours.loc[xtb + ["FeV2C-"]] = rng.normal(size=(len(xtb) + 1, len(AGREEMENT_DESCRIPTORS)))
+    ours["structure"] = ["PBE-ranked isomer (ml-start S 0/1/0)"] * len(ranked) + ["xTB minimum"] * (len(xtb) + 1)
+    table = authors_agreement(ours.rename_axis("cluster").reset_index()).set_index("subset")
+    assert table.loc["all", "clusters"] == 12 and table.loc["mixed", "clusters"] == 1
+    assert table.loc["PBE-ranked isomer", "2_Qave r"] == pytest.approx(1.0)
+    assert table.loc["PBE-ranked isomer", "2_Qave mad"] == pytest.approx(0.05)
+    assert table.loc["xTB minimum", "2_Qave r"] < 0.9
+    assert table.loc["xTB minimum", "1_Qmax n"] == 5  # the mixed cluster has no authors' 1_Qmax
+    assert np.isnan(table.loc["mixed", "2_Qave r"])  # one pair: no r
+    assert table.loc["ligand: H", "clusters"] == 4 and table.loc["metal: Fe–V", "clusters"] == 1
 
 
 @pytest.mark.slow
