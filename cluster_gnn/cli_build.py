@@ -186,8 +186,7 @@ class DFT(Subcommand):
         parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
         parser.add_argument("--isomers", action="store_true",
                             help="rank isomers by PBE instead (default: the one-metal clusters with S, C or N, "
-                                 "Mo and Ta first): the xTB minimum, a runner-up and CHGNet-relaxed bridged/capping "
-                                 "starts; records under data/features/dft_isomers/, table data/features/dft_isomers.csv")
+                                 "Mo and Ta first): the xTB minimum and CHGNet-relaxed bridged/capping starts; records under data/features/dft_isomers/, table data/features/dft_isomers.csv")
 
     @classmethod
     def run(cls, args):
@@ -223,7 +222,28 @@ class DFT(Subcommand):
             print(f"wrote {path}")
         if ranked:
             print(f"{len(ranked)} clusters' descriptors at the PBE-ranked isomer: {', '.join(sorted(ranked))}")
+        cls.print_agreement(features_dir)
         return 0
+
+    @staticmethod
+    def print_agreement(features_dir) -> None:
+        """One line per structure kind: Pearson r of the written descriptors with the authors'."""
+        import math
+
+        import pandas as pd
+
+        from .dft_job import authors_agreement
+
+        path = features_dir / "dft_descriptors.csv"
+        if not path.is_file() or path.stat().st_size < 10:
+            return
+        table = authors_agreement(pd.read_csv(path)).set_index("subset")
+        for subset in ("all", "xTB minimum", "PBE-ranked isomer"):
+            if subset in table.index:
+                row = table.loc[subset]
+                cells = [f"{d} {row[f'{d} r']:.2f} ({int(row[f'{d} n'])})" for d in ("2_Qave", "1_Qmax", "1_Qmin")
+                         if not math.isnan(row[f"{d} r"])]
+                print(f"r with the authors, {subset} ({int(row['clusters'])} clusters): {', '.join(cells) or '-'}")
 
     @classmethod
     def run_isomers(cls, args, records, features_dir, commit) -> int:
@@ -244,6 +264,7 @@ class DFT(Subcommand):
         table.to_csv(path, index=False, lineterminator="\n")
         print(f"wrote {path}")
         write_dft_tables(records, features_dir, ranked_records(out_dir))
+        cls.print_agreement(features_dir)
         summary = isomer_summary(table)
         if not summary.empty:
             print(summary.to_string(index=False))

@@ -235,6 +235,20 @@ def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
     assert table.loc["ligand: H", "clusters"] == 4 and table.loc["metal: Fe–V", "clusters"] == 1
 
 
+def test_the_dft_command_reports_the_agreement_of_the_tables_it_wrote(tmp_path, capsys):
+    from cluster_gnn.cli_build import DFT
+    from cluster_gnn.dft_job import authors_values
+
+    names = ["Mo2S-", "Mo2S2-", "Mo3S-", "Ta3S", "Ta3S2", "Rh3H-"]
+    ours = (authors_values(names) * 2 + 0.1).rename_axis("cluster").reset_index()
+    ours["structure"] = "xTB minimum"
+    ours.to_csv(tmp_path / "dft_descriptors.csv", index=False)
+    DFT.print_agreement(tmp_path)
+    out = capsys.readouterr().out
+    assert "r with the authors, all (6 clusters): 2_Qave 1.00 (6), 1_Qmax 1.00 (6), 1_Qmin 1.00 (6)" in out
+    assert "PBE-ranked isomer" not in out  # no such rows: no line
+
+
 @pytest.mark.slow
 def test_isomer_job_ranks_a_tiny_sulfide_and_resumes_without_repeating(tmp_path):
     pytest.importorskip("pyscf")
