@@ -2,16 +2,18 @@
 
 Every model is scored on the same clusters: those with a finished DFT record at the committed
 structure and at the table's multiplicity (``data/features/dft/``, written by ``cluster-gnn dft``),
-so the three levels of theory differ only in their numbers. Two kinds of model:
+so the sources differ only in their numbers (and the ranked one in its structure). Two kinds of model:
 
-- **Descriptor models** on the five metal descriptors all three sources give, for the mixed
+- **Descriptor models** on the five metal descriptors all the sources give, for the mixed
   clusters too: smallest and mean metal charge (``1_Qmin``, ``2_Qave``; e), mean metal valence
   s and d occupancy (``2_nsave``, ``2_ndave``; e) and mean metal spin density (``2_σave``;
   unpaired electrons per metal atom), each with the ``composition+metal`` descriptors
   (:mod:`cluster_gnn.baselines`) for context; ridge regression and extra trees. xTB's five
   come from GFN1-xTB Mulliken charges and shell populations at the same structure (xTB here is
   spin-restricted, so its spin density is (multiplicity - 1) / metal atoms); ours from the PBE
-  natural population analysis of the record; the authors' from their published NBO values
+  natural population analysis of the record, or (``PBE-NPA, PBE-ranked isomer``, the table
+  ``data/features/dft_descriptors.csv``) of the lowest isomer where the isomer stage has ranked
+  the cluster; the authors' from their published NBO values
   (``2_Qave`` = ``2_Q`` / metal atoms for the mixed clusters). ``composition+metal`` alone is
   the floor.
 - **GIN**: the ``cluster-gnn train`` recipe with the per-atom charges and s/p/d populations of
@@ -46,7 +48,8 @@ import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIVE = ["1_Qmin", "2_Qave", "2_nsave", "2_ndave", "2_σave"]
-SOURCES = ("xTB", "PBE-NPA (ours)", "NBO (authors)")
+RANKED = "PBE-NPA, PBE-ranked isomer"
+SOURCES = ("xTB", "PBE-NPA (ours)", RANKED, "NBO (authors)")
 MIN_MIXED = 5  # fewer measured mixed clusters with a record: no mixtures split
 
 
@@ -77,22 +80,23 @@ def _xtb_five(atoms, features, multiplicity: int) -> dict:
 
 def descriptor_rows(names, table, records) -> dict[str, pd.DataFrame]:
     """The five descriptors of every source, ``{source: DataFrame indexed by name}``."""
-    from cluster_gnn.datasets import load_nbo_descriptors
+    from cluster_gnn.config import DATA_DIR
     from cluster_gnn.dft import dft_descriptors
+    from cluster_gnn.dft_job import authors_values
     from cluster_gnn.electronic import load_feature_tables
 
     feats = load_feature_tables()
-    nbo = load_nbo_descriptors().set_index("name")
+    authors = authors_values(names)
+    ranked = pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv").set_index("cluster")
     rows = {s: [] for s in SOURCES}
     for n in names:
         atoms, f = feats[n]
         rows["xTB"].append(_xtb_five(atoms, f, int(table.loc[n, "multiplicity"])))
-        rows["PBE-NPA (ours)"].append({k: v for k, v in dft_descriptors(records[n]).items() if k in FIVE})
-        a = nbo.loc[n].copy()
-        if np.isnan(a["2_Qave"]):
-            n_metal = sum(1 for x in atoms.get_chemical_symbols() if x in ("Mo", "Fe", "V", "Ta", "Co", "Rh"))
-            a["2_Qave"] = a["2_Q"] / n_metal
-        rows["NBO (authors)"].append({k: float(a[k]) for k in FIVE})
+        own = {k: v for k, v in dft_descriptors(records[n]).items() if k in FIVE}
+        rows["PBE-NPA (ours)"].append(own)
+        # a record newer than the table is at the committed structure
+        rows[RANKED].append({k: float(ranked.loc[n, k]) for k in FIVE} if n in ranked.index else own)
+        rows["NBO (authors)"].append({k: float(authors.loc[n, k]) for k in FIVE})
     return {s: pd.DataFrame(v, index=list(names)).astype(float) for s, v in rows.items()}
 
 
@@ -242,7 +246,7 @@ def main(argv=None):
                     add(f"GIN ({args.seeds} members per test set, seed {base_seed})", source, split_name, pred)
 
     agreement = {}
-    for source in ("xTB", "PBE-NPA (ours)"):
+    for source in ("xTB", "PBE-NPA (ours)", RANKED):
         agreement[source] = {k: round(float(np.corrcoef(five[source][k], five["NBO (authors)"][k])[0, 1]), 3)
                              for k in FIVE}
     print("\nPearson r with the authors' NBO values on these clusters:")
