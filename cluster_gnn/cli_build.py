@@ -249,8 +249,8 @@ class DFT(Subcommand):
     def run_isomers(cls, args, records, features_dir, commit) -> int:
         """PBE ranking of isomers (:mod:`cluster_gnn.dft_isomers`), then its table."""
         from .datasets import find_cluster
-        from .dft_isomers import (ISOMERS_DIR_NAME, isomer_clusters, isomer_summary, rank_isomers, ranked_records,
-                                  run_isomer_job)
+        from .dft_isomers import (ISOMERS_DIR_NAME, isomer_clusters, isomer_summary, motif_totals, rank_isomers,
+                                  ranked_records, run_isomer_job)
         from .dft_job import write_dft_tables
 
         out_dir = features_dir / ISOMERS_DIR_NAME
@@ -269,7 +269,8 @@ class DFT(Subcommand):
         if not summary.empty:
             print(summary.to_string(index=False))
             print(f"PBE-lowest differs from the xTB minimum for {int(summary['changed'].sum())} of {len(summary)} "
-                  "clusters ranked")
+                  "clusters ranked; ligand motifs terminal/mu2/mu3 summed, xTB minima -> PBE-lowest:")
+            print(motif_totals(summary).to_string(index=False))
         return 0
 
     @classmethod

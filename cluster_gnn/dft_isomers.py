@@ -37,7 +37,7 @@ from .structures import fragments, is_metal
 
 __all__ = ["ligand_motifs", "ligand_starts", "rearranged_ligand", "rearranged_ligands", "pre_relax", "isomer_candidates",
            "isomer_clusters", "run_isomer_job", "rank_isomers", "isomer_summary", "ranked_records", "candidate_name",
-           "ISOMERS_DIR_NAME", "LIGAND_GEOMETRY"]
+           "ISOMERS_DIR_NAME", "LIGAND_GEOMETRY", "motif_totals"]
 
 #: Per rearranged ligand element: ``cutoff`` (Å; a ligand atom with k metal atoms this close
 #: is terminal for k <= 1, mu2 for 2, mu3 for 3 or more), metal-ligand bond lengths of the
@@ -441,6 +441,18 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
                      "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
                      "n_ok": len(ok), "n_candidates": len(group), "mixed_rungs": bool(group["mixed_rungs"].iloc[0])})
     return pd.DataFrame(rows)
+
+
+def motif_totals(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per ligand element of :func:`isomer_summary`: ``clusters`` ranked, how many ``changed``,
+    and the ligand atoms that are terminal/mu2/mu3 summed over them, in the xTB minima
+    (``xtb_motifs``) and in the PBE-lowest structures (``dft_motifs``)."""
+    rows = []
+    for ligand, group in summary.groupby("ligand"):
+        total = {k: np.sum([list(map(int, m.split("/"))) for m in group[k]], axis=0) for k in ("xtb_motifs", "dft_motifs")}
+        rows.append({"ligand": ligand, "clusters": len(group), "changed": int(group["changed"].sum()),
+                     **{k: "/".join(map(str, v)) for k, v in total.items()}})
+    return pd.DataFrame(rows, columns=["ligand", "clusters", "changed", "xtb_motifs", "dft_motifs"])
 
 
 def ranked_records(out_dir) -> dict:

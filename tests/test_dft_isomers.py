@@ -5,6 +5,7 @@ cleanly without the ``[dft]`` extra."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from ase import Atoms
 from ase.io import write
@@ -12,7 +13,7 @@ from ase.io import write
 from cluster_gnn.datasets import load_nbo_descriptors, load_structure
 from cluster_gnn.dft import DFTResult
 from cluster_gnn.dft_isomers import (candidate_name, isomer_clusters, isomer_summary, ligand_motifs, ligand_starts,
-                                     rank_isomers, ranked_records, rearranged_ligand, run_isomer_job)
+                                     motif_totals, rank_isomers, ranked_records, rearranged_ligand, run_isomer_job)
 from cluster_gnn.dft_job import dft_tables
 from cluster_gnn.structures import fragments
 
@@ -165,6 +166,9 @@ def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_pat
     ranked = ranked_records(tmp_path)
     assert list(ranked) == ["Mo3S-"] and ranked["Mo3S-"][0]["cluster"] == "Mo3S-~1"
     assert ranked["Mo3S-"][1] == "PBE-ranked isomer (ml-start S 0/0/1)"
+    two = pd.concat([summary, summary.assign(cluster="Mo4S2-", xtb_motifs="2/0/0", dft_motifs="2/0/0", changed=False)])
+    totals = motif_totals(two).set_index("ligand").loc["S"]
+    assert (totals.clusters, totals.changed, totals.xtb_motifs, totals.dft_motifs) == (2, 1, "3/0/0", "2/0/1")
 
 
 def _result(charges, energy):
