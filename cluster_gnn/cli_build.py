@@ -184,6 +184,8 @@ class DFT(Subcommand):
         parser.add_argument("--retry-failed", action="store_true", help="run clusters whose record is a failure again")
         parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
         parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
+        parser.add_argument("--status", action="store_true",
+                            help="only say where the job (and the isomer ranking) stands: done, failed, stale, pending")
         parser.add_argument("--isomers", action="store_true",
                             help="rank isomers by PBE instead (default: the one-metal clusters with S, C or N, "
                                  "Mo and Ta first): the xTB minimum and CHGNet-relaxed bridged/capping starts; records under data/features/dft_isomers/, table data/features/dft_isomers.csv")
@@ -208,6 +210,8 @@ class DFT(Subcommand):
             for cmd in (["git", "add", str(path)], ["git", "commit", "-q", "-m", f"DFT record: {path.stem}", "--", str(path)]):
                 subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, check=False)
 
+        if args.status:
+            return cls.print_status(args, records, features_dir)
         if args.isomers:
             return cls.run_isomers(args, records, features_dir, commit)
         if not args.tables_only:
@@ -223,6 +227,38 @@ class DFT(Subcommand):
         if ranked:
             print(f"{len(ranked)} clusters' descriptors at the PBE-ranked isomer: {', '.join(sorted(ranked))}")
         cls.print_agreement(features_dir)
+        return 0
+
+    @staticmethod
+    def print_status(args, records, features_dir) -> int:
+        """Per group of clusters (one-metal, mixed measured, mixed withheld): records done,
+        failed (by reason), stale, pending; then the isomer rankings."""
+        import pandas as pd
+
+        from .datasets import load_clusters
+        from .dft_isomers import ISOMERS_DIR_NAME, isomer_clusters, rank_isomers
+        from .dft_job import bundled_clusters, job_status
+
+        status = job_status(bundled_clusters(args.names), records)
+        info = load_clusters().set_index("name").loc[status["cluster"]]
+        status["group"] = ["one-metal" if k == "homonuclear" else "mixed, withheld" if pd.isna(y) else "mixed, measured"
+                           for k, y in zip(info["kind"], info["lg_k1"])]
+        table = pd.crosstab(status["group"], status["state"], margins=True, margins_name="all")
+        print(f"DFT records under {records}:")
+        print(table.to_string())
+        for state in ("failed", "stale"):
+            rows = status[status["state"] == state]
+            if len(rows):
+                print(f"{state}: " + ", ".join(f"{c} ({r})" for c, r in zip(rows["cluster"], rows["reason"])))
+        running = status.loc[status["running"], "cluster"].tolist()
+        print(f"running now: {', '.join(running) or 'none'}")
+        ranking = rank_isomers(features_dir / ISOMERS_DIR_NAME)
+        todo = isomer_clusters()
+        if not ranking.empty:
+            started = set(ranking["cluster"])
+            complete = set(ranking.loc[ranking["complete"], "cluster"])
+            print(f"isomer rankings: {len(complete)} complete, {len(started - complete)} under way, "
+                  f"{len([n for n in todo if n not in started])} not started, of {len(todo)}")
         return 0
 
     @staticmethod

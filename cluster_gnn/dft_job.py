@@ -27,7 +27,7 @@ from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
 from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
-__all__ = ["run_dft_job", "bundled_clusters", "current_structures", "record_is_current", "load_dft_results",
+__all__ = ["run_dft_job", "record_state", "job_status", "bundled_clusters", "current_structures", "record_is_current", "load_dft_results",
            "load_dft_atoms", "dft_tables", "write_dft_tables", "authors_values", "authors_agreement", "pearson",
            "AGREEMENT_DESCRIPTORS", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
@@ -106,6 +106,39 @@ def _write_json(path: Path, record: dict) -> None:
     tmp.replace(path)
 
 
+def record_state(path, atoms, multiplicity: int) -> tuple:
+    """``(state, reason)`` of the record at ``path`` for a cluster at ``atoms`` in spin state
+    ``multiplicity``: ``("ok", None)``, ``("failed", reason)``, ``("stale", why)`` when it was
+    made for another multiplicity or structure (searched again, candidates made anew) or cannot
+    be read, ``(None, None)`` when there is none. The job redoes stale and missing ones."""
+    path = Path(path)
+    if not path.is_file():
+        return None, None
+    try:
+        record = json.loads(path.read_text())
+        status = record["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "stale", "unreadable"
+    if record.get("multiplicity") not in (None, int(multiplicity)):
+        return "stale", "another multiplicity"
+    if not _same_positions(record.get("positions", atoms.positions), atoms.positions):
+        return "stale", "another structure"
+    return status, record.get("reason")
+
+
+def job_status(clusters, out_dir) -> pd.DataFrame:
+    """Where the job stands: one row per ``(name, atoms, charge, multiplicity)`` of
+    ``clusters`` with ``cluster``, ``state`` (``ok``, ``failed``, ``stale``, ``pending``),
+    ``reason`` and ``running`` (a worker is on it now: its progress file exists)."""
+    out_dir = Path(out_dir)
+    rows = []
+    for name, atoms, _, multiplicity in clusters:
+        state, reason = record_state(out_dir / f"{name}.json", atoms, multiplicity)
+        rows.append({"cluster": name, "state": state or "pending", "reason": reason,
+                     "running": (out_dir / f".{name}.progress").is_file()})
+    return pd.DataFrame(rows, columns=["cluster", "state", "reason", "running"])
+
+
 def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int = 1,
                 time_limit_s: float = 3600.0, retry_failed: bool = False, on_record=None,
                 progress: bool = True, stop=None) -> dict:
@@ -141,20 +174,10 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     with _JobLock(out_dir):
         todo = []
         for name, atoms, charge, multiplicity in clusters:
-            path = out_dir / f"{name}.json"
-            if path.is_file():
-                try:
-                    record = json.loads(path.read_text())
-                    status = record.get("status")
-                except (OSError, ValueError):
-                    status = None  # unreadable: redo it
-                if status is not None and record.get("multiplicity") not in (None, int(multiplicity)):
-                    status = None  # computed for another spin state: redo it
-                if status and not _same_positions(record.get("positions", atoms.positions), atoms.positions):
-                    status = None  # computed for another structure (searched again, candidates made anew): redo it
-                if status == "ok" or (status == "failed" and not retry_failed):
-                    counts["skipped"] += 1
-                    continue
+            status = record_state(out_dir / f"{name}.json", atoms, multiplicity)[0]
+            if status == "ok" or (status == "failed" and not retry_failed):
+                counts["skipped"] += 1
+                continue
             buf = io.StringIO()
             write(buf, atoms, format="extxyz")
             todo.append((name, buf.getvalue(), int(charge), int(multiplicity), len(atoms)))

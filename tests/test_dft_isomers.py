@@ -212,6 +212,35 @@ def test_tables_leave_out_records_made_at_another_structure_or_spin_state(tmp_pa
         assert list(dft_tables(tmp_path)[0].cluster) == ["Mo2S-"]  # without ``current`` nothing is checked
 
 
+def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, capsys):
+    from cluster_gnn.cli_build import DFT
+    from cluster_gnn.dft_job import bundled_clusters, job_status
+
+    clusters = list(bundled_clusters(["Mo2S-", "Rh3-", "Ta3S", "Mo3S-", "FeV2C-"]))
+    (name, atoms, _, mult), *_ = clusters
+    ok = {"cluster": name, "status": "ok", "multiplicity": mult, "positions": atoms.positions.tolist(),
+          "result": _result([0.1, -0.3, -0.8], -10.0).to_dict()}
+    (tmp_path / "Mo2S-.json").write_text(json.dumps(ok))
+    (tmp_path / "Rh3-.json").write_text(json.dumps({"cluster": "Rh3-", "status": "failed", "reason": "timeout"}))
+    (tmp_path / "Ta3S.json").write_text(json.dumps({**ok, "cluster": "Ta3S", "multiplicity": 9}))
+    (tmp_path / "Mo3S-.json").write_text("{half a rec")
+    (tmp_path / ".FeV2C-.progress").write_text("{}")
+    status = job_status(clusters, tmp_path).set_index("cluster")
+    assert status["state"].to_dict() == {"Mo2S-": "ok", "Rh3-": "failed", "Ta3S": "stale", "Mo3S-": "stale",
+                                         "FeV2C-": "pending"}
+    assert status.loc["Rh3-", "reason"] == "timeout" and status.loc["Ta3S", "reason"] == "another multiplicity"
+    assert status["running"].tolist() == [False, False, False, False, True]
+
+    class Args:
+        names = [n for n, *_ in clusters]
+    features = tmp_path / "features"
+    (features / "dft_isomers").mkdir(parents=True)
+    DFT.print_status(Args, tmp_path, features)
+    out = capsys.readouterr().out
+    assert "failed: Rh3- (timeout)" in out and "running now: FeV2C-" in out
+    assert "stale: Ta3S (another multiplicity), Mo3S- (unreadable)" in out
+
+
 def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
     """Our descriptors against the authors': r and mean difference per subset; a mixed
     cluster's mean metal charge is the authors' total metal charge over its metal atoms."""
