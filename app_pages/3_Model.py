@@ -2,6 +2,7 @@
 evaluation tables, the paper's finding, the level of theory and the sources, folded."""
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -62,6 +63,30 @@ def dft_agreement(mtime: float) -> pd.DataFrame | None:
     return authors_agreement(pd.read_csv(path)) if path.is_file() else None
 
 
+@st.cache_data(show_spinner=False)
+def dft_pairs(mtime: float) -> pd.DataFrame:
+    """Our mean metal charge against the authors', per cluster (``mtime`` keys the cache)."""
+    from cluster_gnn.dft_job import authors_pairs
+
+    return authors_pairs(pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv"))
+
+
+def parity_chart(pairs: pd.DataFrame) -> alt.Chart:
+    """Ours against the authors' mean metal charge, coloured by the structure the NPA was taken at."""
+    lo = float(min(pairs["ours"].min(), pairs["authors"].min())) - 0.05
+    hi = float(max(pairs["ours"].max(), pairs["authors"].max())) + 0.05
+    scale = alt.Scale(domain=[lo, hi])
+    diagonal = alt.Chart(pd.DataFrame({"x": [lo, hi], "y": [lo, hi]})).mark_line(
+        color="grey", strokeDash=[4, 4]).encode(x=alt.X("x:Q", scale=scale), y=alt.Y("y:Q", scale=scale))
+    points = alt.Chart(pairs).mark_point(filled=True, size=60).encode(
+        x=alt.X("authors:Q", scale=scale, title="authors' mean metal NBO charge (e)"),
+        y=alt.Y("ours:Q", scale=scale, title="our mean metal NPA charge (e)"),
+        color=alt.Color("structure:N", title="structure"), shape=alt.Shape("ligand:N", title="ligands"),
+        tooltip=["cluster", alt.Tooltip("ours:Q", format=".2f"), alt.Tooltip("authors:Q", format=".2f"),
+                 "structure", "ligand"])
+    return (diagonal + points).properties(height=360)
+
+
 def _structure_sentence(table: pd.DataFrame) -> str:
     """The mean metal charge's r at PBE-ranked isomers against at xTB minima, when both are known."""
     by = table.set_index("subset")
@@ -98,6 +123,7 @@ def dft_section() -> None:
         view = table[["subset", "clusters", *cols]].rename(columns=cols)
         st.dataframe(view, hide_index=True, key="dft_agreement",
                      column_config={c: st.column_config.NumberColumn(format="%.2f") for c in cols.values()})
+        st.altair_chart(parity_chart(dft_pairs(path.stat().st_mtime)), width="stretch")
 
 
 def accuracy() -> bool:

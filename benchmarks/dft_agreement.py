@@ -46,32 +46,17 @@ def xtb_values(names) -> pd.DataFrame:
 def agreement() -> pd.DataFrame:
     """:func:`~cluster_gnn.dft_job.authors_agreement` with ``xTB <d> r`` columns beside."""
     from cluster_gnn.config import DATA_DIR
-    from cluster_gnn.dft_job import authors_agreement, authors_values, pearson
+    from cluster_gnn.dft_job import agreement_subsets, authors_agreement, authors_values, pearson
 
     ours = pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv")
     table = authors_agreement(ours)
     # the same subsets again, xTB against the authors
     names = ours["cluster"].to_numpy()
     xtb, theirs = xtb_values(names), authors_values(names)
-    masks = _subset_masks(ours)
+    masks = [mask for _, mask in agreement_subsets(ours)]
     for d in XTB:
         table[f"xTB {d} r"] = [pearson(xtb.loc[names[m], d], theirs.loc[names[m], d])[0] for m in masks]
     return table
-
-
-def _subset_masks(ours: pd.DataFrame) -> list:
-    """Boolean masks over ``ours`` in the order of ``authors_agreement``'s rows."""
-    from cluster_gnn.datasets import load_clusters
-
-    info = load_clusters().set_index("name").loc[ours["cluster"]]
-    structure = np.where(ours["structure"].str.startswith("PBE"), "PBE-ranked isomer", "xTB minimum")
-    ligand = info["ligands"].fillna("").replace("", "none").str.replace(";", "–").to_numpy()
-    metal = info["metals"].str.replace(";", "–").to_numpy()
-    kind = info["kind"].to_numpy()
-    masks = [np.ones(len(ours), bool), kind == "homonuclear", kind != "homonuclear"]
-    masks += [structure == s for s in ("xTB minimum", "PBE-ranked isomer")]
-    masks += [ligand == g for g in sorted(set(ligand))] + [metal == m for m in sorted(set(metal))]
-    return [m for m in masks if m.any()]
 
 
 def print_table(table: pd.DataFrame, total: int) -> None:

@@ -27,8 +27,9 @@ from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
 from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
-__all__ = ["run_dft_job", "record_state", "job_status", "bundled_clusters", "current_structures", "record_is_current", "load_dft_results",
-           "load_dft_atoms", "dft_tables", "write_dft_tables", "authors_values", "authors_agreement", "pearson",
+__all__ = ["run_dft_job", "record_state", "job_status", "bundled_clusters", "current_structures",
+           "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
+           "authors_values", "authors_agreement", "authors_pairs", "agreement_subsets", "pearson",
            "AGREEMENT_DESCRIPTORS", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
 #: How the Explorer and the descriptor table name DFT charges.
@@ -381,6 +382,28 @@ def authors_values(names=None) -> pd.DataFrame:
     return out if names is None else out.loc[list(names)]
 
 
+def authors_pairs(descriptors: pd.DataFrame, descriptor: str = "2_Qave") -> pd.DataFrame:
+    """Ours against the authors' for one descriptor, one row per cluster of ``descriptors``
+    (:func:`dft_tables`' first table) where both are known: ``cluster``, ``ours``,
+    ``authors``, ``structure`` (``xTB minimum`` or ``PBE-ranked isomer``) and ``ligand``."""
+    ours = descriptors.set_index("cluster")
+    labels = _labels(descriptors)
+    out = pd.DataFrame({"cluster": ours.index, "ours": ours[descriptor].to_numpy(float),
+                        "authors": authors_values(ours.index)[descriptor].to_numpy(float),
+                        "structure": labels["structure"], "ligand": labels["ligand"]})
+    return out.dropna(subset=["ours", "authors"]).reset_index(drop=True)
+
+
+def _labels(descriptors: pd.DataFrame) -> dict:
+    """Per row of ``descriptors``: ``structure`` (``xTB minimum`` / ``PBE-ranked isomer``),
+    ``ligand`` and ``metal`` (``S–C``, ``Fe–V``; ``none``), ``one_metal`` (bool)."""
+    info = load_clusters().set_index("name").loc[descriptors["cluster"]]
+    return {"structure": np.where(descriptors["structure"].str.startswith("PBE"), "PBE-ranked isomer", "xTB minimum"),
+            "ligand": info["ligands"].fillna("").replace("", "none").str.replace(";", "–").to_numpy(),
+            "metal": info["metals"].str.replace(";", "–").to_numpy(),
+            "one_metal": (info["kind"] == "homonuclear").to_numpy()}
+
+
 def pearson(x, y, min_n: int = 5) -> tuple:
     """``(r, n)`` over the pairs where both are known; r is NaN below ``min_n`` pairs or for a
     constant side."""
@@ -388,6 +411,18 @@ def pearson(x, y, min_n: int = 5) -> tuple:
     a, b = pair.to_numpy().T
     ok = len(pair) >= min_n and a.std() > 0 and b.std() > 0
     return (float(np.corrcoef(a, b)[0, 1]) if ok else float("nan")), len(pair)
+
+
+def agreement_subsets(descriptors: pd.DataFrame) -> list:
+    """``[(label, mask)]`` over the rows of ``descriptors``: ``all``, ``one-metal``, ``mixed``,
+    ``xTB minimum``, ``PBE-ranked isomer``, ``ligand: …``, ``metal: …``; empty ones left out."""
+    labels = _labels(descriptors)
+    subsets = [("all", np.ones(len(descriptors), bool)), ("one-metal", labels["one_metal"]),
+               ("mixed", ~labels["one_metal"])]
+    subsets += [(s, labels["structure"] == s) for s in ("xTB minimum", "PBE-ranked isomer")]
+    subsets += [(f"ligand: {g}", labels["ligand"] == g) for g in sorted(set(labels["ligand"]))]
+    subsets += [(f"metal: {m}", labels["metal"] == m) for m in sorted(set(labels["metal"]))]
+    return [(label, mask) for label, mask in subsets if mask.any()]
 
 
 def authors_agreement(descriptors: pd.DataFrame, min_n: int = 5) -> pd.DataFrame:
@@ -400,20 +435,9 @@ def authors_agreement(descriptors: pd.DataFrame, min_n: int = 5) -> pd.DataFrame
     ``d n`` and ``d mad`` (mean |ours − authors|, e or electrons)."""
     ours = descriptors.set_index("cluster")
     theirs = authors_values(ours.index)
-    info = load_clusters().set_index("name").loc[ours.index]
-    structure = np.where(ours["structure"].str.startswith("PBE"), "PBE-ranked isomer", "xTB minimum")
-    ligand = info["ligands"].fillna("").replace("", "none").str.replace(";", "–").to_numpy()
-    metal = info["metals"].str.replace(";", "–").to_numpy()
-    kind = info["kind"].to_numpy()
-    subsets = [("all", np.ones(len(ours), bool)), ("one-metal", kind == "homonuclear"),
-               ("mixed", kind != "homonuclear")]
-    subsets += [(s, structure == s) for s in ("xTB minimum", "PBE-ranked isomer")]
-    subsets += [(f"ligand: {g}", ligand == g) for g in sorted(set(ligand))]
-    subsets += [(f"metal: {m}", metal == m) for m in sorted(set(metal))]
+    subsets = agreement_subsets(descriptors)
     rows = []
     for label, mask in subsets:
-        if not mask.any():
-            continue
         row = {"subset": label, "clusters": int(mask.sum())}
         for d in AGREEMENT_DESCRIPTORS:
             a, b = ours.loc[mask, d].to_numpy(float), theirs.loc[mask, d].to_numpy(float)

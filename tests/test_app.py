@@ -70,6 +70,8 @@ def test_pages_open(page):
 
 
 def test_model_page_says_where_the_charges_come_from_and_how_they_compare():
+    import json
+
     import pandas as pd
 
     from cluster_gnn.config import DATA_DIR
@@ -83,6 +85,9 @@ def test_model_page_says_where_the_charges_come_from_and_how_they_compare():
     assert table.iloc[0]["subset"] == "all" and table.iloc[0]["clusters"] == len(done)
     text = " ".join(m.value for m in at.markdown)
     assert "PBE/def2-SVP" in text and "charge source" in text
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    parity = [s for s in specs if "layer" in s and s["layer"][1]["encoding"]["x"]["field"] == "authors"]
+    assert len(parity) == 1 and parity[0]["layer"][1]["encoding"]["color"]["field"] == "structure"
 
 
 def test_predict_page_opens_on_upload_without_xtb():

@@ -244,7 +244,7 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
 def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
     """Our descriptors against the authors': r and mean difference per subset; a mixed
     cluster's mean metal charge is the authors' total metal charge over its metal atoms."""
-    from cluster_gnn.dft_job import AGREEMENT_DESCRIPTORS, authors_agreement, authors_values
+    from cluster_gnn.dft_job import AGREEMENT_DESCRIPTORS, authors_agreement, authors_pairs, authors_values
 
     ranked = ["Mo2S-", "Mo2S2-", "Mo3S-", "Ta3S", "Ta3S2", "Mo2S3-"]
     xtb = ["Rh3-", "Rh3H-", "Ta3H-", "Co3H2-", "Ta2H2-"]
@@ -266,6 +266,10 @@ def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
     assert table.loc["xTB minimum", "1_Qmax n"] == 5  # the mixed cluster has no authors' 1_Qmax
     assert np.isnan(table.loc["mixed", "2_Qave r"])  # one pair: no r
     assert table.loc["ligand: H", "clusters"] == 4 and table.loc["metal: Fe–V", "clusters"] == 1
+    pairs = authors_pairs(ours.rename_axis("cluster").reset_index(), "1_Qmax").set_index("cluster")
+    assert len(pairs) == 11 and "FeV2C-" not in pairs.index  # no authors' 1_Qmax for a mixed cluster
+    assert pairs.loc["Mo2S-", "ours"] - pairs.loc["Mo2S-", "authors"] == pytest.approx(0.05)
+    assert pairs.loc["Mo2S-", "structure"] == "PBE-ranked isomer" and pairs.loc["Rh3H-", "ligand"] == "H"
 
 
 def test_the_dft_command_reports_the_agreement_of_the_tables_it_wrote(tmp_path, capsys):
