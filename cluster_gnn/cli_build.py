@@ -215,11 +215,16 @@ class DFT(Subcommand):
         if args.isomers:
             return cls.run_isomers(args, records, features_dir, commit)
         if not args.tables_only:
+            from .isomer_ranking import ISOMERS_DIR_NAME, adopt_isomer_minima
+
+            adopted = adopt_isomer_minima(features_dir / ISOMERS_DIR_NAME, records, commit if args.commit else None)
+            if adopted:
+                print(f"taken from the isomer ranking (its xTB-minimum records): {', '.join(adopted)}")
             counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
                                  time_limit_s=args.time_limit or 3600.0, retry_failed=args.retry_failed,
                                  on_record=commit if args.commit else None)
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
-        from .dft_isomers import ISOMERS_DIR_NAME, ranked_records
+        from .isomer_ranking import ISOMERS_DIR_NAME, ranked_records
 
         ranked = ranked_records(features_dir / ISOMERS_DIR_NAME)
         for path in write_dft_tables(records, features_dir, ranked).values():
@@ -236,7 +241,8 @@ class DFT(Subcommand):
         import pandas as pd
 
         from .datasets import load_clusters
-        from .dft_isomers import ISOMERS_DIR_NAME, isomer_clusters, rank_isomers
+        from .dft_isomers import isomer_clusters
+        from .isomer_ranking import ISOMERS_DIR_NAME, rank_isomers
         from .dft_job import bundled_clusters, job_status
 
         status = job_status(bundled_clusters(args.names), records)
@@ -285,8 +291,9 @@ class DFT(Subcommand):
     def run_isomers(cls, args, records, features_dir, commit) -> int:
         """PBE ranking of isomers (:mod:`cluster_gnn.dft_isomers`), then its table."""
         from .datasets import find_cluster
-        from .dft_isomers import (ISOMERS_DIR_NAME, isomer_clusters, isomer_summary, motif_totals, rank_isomers,
-                                  ranked_records, run_isomer_job)
+        from .dft_isomers import isomer_clusters
+        from .isomer_ranking import (ISOMERS_DIR_NAME, isomer_summary, motif_totals, rank_isomers, ranked_records,
+                                     run_isomer_job)
         from .dft_job import write_dft_tables
 
         out_dir = features_dir / ISOMERS_DIR_NAME

@@ -14,30 +14,24 @@ the DFT stage's level of theory, placing all their S, C and N atoms anew
    optional extra ``[dft]``); ML isomer gaps are 3-10x too large, so it only cleans the
    geometry and drops duplicates, it does not choose.
 3. :func:`isomer_candidates`: the xTB minimum and the lowest ML-relaxed starts (the
-   search's runner-up isomers on request).
-4. :func:`~cluster_gnn.dft_job.run_dft_job` runs a PBE single point with natural
-   population analysis on every candidate (resumable, one record per candidate under
-   ``data/features/dft_isomers/``, named ``<cluster>~<k>``; candidate 0 is the xTB minimum).
-5. :func:`rank_isomers`: the lowest converged candidate per cluster, whether it differs from
-   the xTB minimum and the ligand motifs before and after.
+   search's runner-up isomers on request); :func:`isomer_clusters`: which clusters.
+
+:mod:`cluster_gnn.isomer_ranking` runs PBE on them and ranks them.
 
 Energies are in eV; distances in Å.
 """
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .datasets import load_structure, structure_path
 from .errors import ClusterGNNError
 from .structures import fragments, is_metal
 
 __all__ = ["ligand_motifs", "ligand_starts", "rearranged_ligand", "rearranged_ligands", "pre_relax", "isomer_candidates",
-           "isomer_clusters", "run_isomer_job", "rank_isomers", "isomer_summary", "ranked_records", "candidate_name",
-           "ISOMERS_DIR_NAME", "LIGAND_GEOMETRY", "motif_totals"]
+           "isomer_clusters", "LIGAND_GEOMETRY"]
 
 #: Per rearranged ligand element: ``cutoff`` (Å; a ligand atom with k metal atoms this close
 #: is terminal for k <= 1, mu2 for 2, mu3 for 3 or more), metal-ligand bond lengths of the
@@ -49,14 +43,7 @@ LIGAND_GEOMETRY = {
     "C": {"cutoff": 2.45, "bonds": (1.90, 2.05, 2.15), "separation": 2.4, "clearance": 1.75, "dimer": 1.30},
     "N": {"cutoff": 2.35, "bonds": (1.80, 1.95, 2.05), "separation": 2.4, "clearance": 1.75, "dimer": 1.25},
 }
-#: folder of the candidates' DFT records under ``data/features``
-ISOMERS_DIR_NAME = "dft_isomers"
 _MM_EDGE = 3.2  # metal-metal distance (Å) below which an edge or face carries a ligand
-
-
-def candidate_name(cluster: str, k: int) -> str:
-    """The DFT record name of candidate ``k`` of ``cluster`` (``Mo5S4-~0`` is the xTB minimum)."""
-    return f"{cluster}~{k}"
 
 
 def rearranged_ligand(atoms_or_symbols) -> str | None:
@@ -332,145 +319,3 @@ def isomer_clusters() -> list:
                   & (table["n_atoms"] >= 3)]  # a diatomic has one arrangement
     table = table.assign(slow=table["metals"].str.contains("Fe|V|Co"))
     return list(table.sort_values(["slow", "n_atoms", "name"])["name"])
-
-
-def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: float = 3600.0, on_record=None,
-                   progress: bool = True, candidates_kw: dict | None = None) -> dict:
-    """Rank the isomers of each cluster in ``names`` by PBE, resumably.
-
-    Per cluster: the candidates (:func:`isomer_candidates`) are made once and written to
-    ``out_dir/<cluster>.candidates.xyz``; candidate 0's record is taken from the DFT job's
-    record of the xTB minimum in ``main_dir`` when it converged there at the same level of
-    theory (:meth:`~cluster_gnn.dft.DFTConfig.same_theory` of ``config``, default settings);
-    then :func:`~cluster_gnn.dft_job.run_dft_job` runs the rest, one record per candidate,
-    skipping finished ones. ``on_record(path)`` is called for each file written.
-    Returns the summed counts of the DFT job."""
-    import json
-
-    from ase.io import read, write
-
-    from .dft import DFTConfig
-    from .dft_job import run_dft_job
-
-    config = config or DFTConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    counts = {"done": 0, "failed": 0, "skipped": 0}
-    for n, name in enumerate(names, 1):
-        path = out_dir / f"{name}.candidates.xyz"
-        if not path.is_file():
-            candidates = isomer_candidates(name, **(candidates_kw or {}))
-            write(path.with_suffix(".tmp"), candidates, format="extxyz")
-            path.with_suffix(".tmp").replace(path)
-            if on_record is not None:
-                on_record(path)
-        candidates = read(path, index=":")
-        main = Path(main_dir) / f"{name}.json" if main_dir else None
-        first = out_dir / f"{candidate_name(name, 0)}.json"
-        if main is not None and main.is_file() and not first.is_file():
-            record = json.loads(main.read_text())
-            if record.get("status") == "ok" and config.same_theory(record.get("config")):
-                record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
-                first.write_text(json.dumps(record) + "\n")
-                if on_record is not None:
-                    on_record(first)
-        if progress:
-            print(f"[{n}/{len(names)}] {name}: {len(candidates)} candidates "
-                  f"({', '.join(a.info['source'] + ' ' + str(a.info['motifs']) for a in candidates)})", flush=True)
-        jobs = [(candidate_name(name, k), a, int(a.info["charge"]), int(a.info["multiplicity"]))
-                for k, a in enumerate(candidates)]
-        got = run_dft_job(jobs, out_dir, config, time_limit_s=time_limit_s, on_record=on_record, progress=progress)
-        for key in counts:
-            counts[key] += got.get(key, 0)
-    return counts
-
-
-def rank_isomers(out_dir) -> pd.DataFrame:
-    """One row per candidate of every cluster with a candidates file in ``out_dir``:
-    ``cluster``, ``candidate`` (0 = the xTB minimum), ``source``, ``terminal``/``mu2``/``mu3``
-    (motifs of the ``ligand`` element rearranged, S for candidates made before C and N
-    were), ``status`` (``ok``, ``failed`` or ``pending``), ``energy`` (eV), ``rung``,
-    ``relative_energy`` (eV above the lowest converged candidate of the cluster), ``lowest``,
-    ``complete`` (every candidate of the cluster has a record) and ``mixed_rungs`` (the
-    cluster compares smeared free energies with unsmeared energies, which differ by the
-    smearing entropy: read such a ranking with care)."""
-    from ase.io import read
-
-    from .dft_job import load_dft_results
-
-    out_dir = Path(out_dir)
-    records = load_dft_results(out_dir)
-    rows = []
-    for path in sorted(out_dir.glob("*.candidates.xyz")):
-        cluster = path.name[: -len(".candidates.xyz")]
-        for k, atoms in enumerate(read(path, index=":")):
-            record = records.get(candidate_name(cluster, k), {})
-            result = record.get("result") or {}
-            rows.append({"cluster": cluster, "candidate": k, "source": atoms.info.get("source", ""),
-                         "ligand": atoms.info.get("ligand", "S"), **ligand_motifs(atoms, atoms.info.get("ligand", "S")),
-                         "status": record.get("status", "pending"),
-                         "energy": result.get("energy", np.nan), "rung": result.get("rung")})
-    columns = ["cluster", "candidate", "source", "ligand", "terminal", "mu2", "mu3", "status", "energy", "rung"]
-    table = pd.DataFrame(rows, columns=columns)
-    low = table.groupby("cluster")["energy"].transform("min")
-    table["relative_energy"] = (table["energy"] - low).round(4)
-    table["lowest"] = table["energy"].notna() & (table["energy"] == low)
-    table["complete"] = table.groupby("cluster")["status"].transform(lambda s: bool((s != "pending").all()))
-    smeared = table["rung"].where(table["status"] == "ok").map(lambda r: None if pd.isna(r) else r == "smeared")
-    table["mixed_rungs"] = smeared.groupby(table["cluster"]).transform(lambda s: s.dropna().nunique() > 1)
-    return table.astype({"complete": bool, "mixed_rungs": bool})
-
-
-def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cluster whose ranking is complete and whose xTB minimum converged: the ``ligand``
-    rearranged, its motifs in the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and
-    in the PBE-lowest candidate
-    (``dft_motifs``), that candidate (``dft_candidate``, ``dft_source``), ``changed`` (the
-    PBE-lowest is not the xTB minimum), the xTB minimum's energy above it (``xtb_above``, eV)
-    and ``mixed_rungs``."""
-    rows = []
-    for cluster, group in table[table["complete"]].groupby("cluster"):
-        first, ok = group[group["candidate"] == 0], group[group["status"] == "ok"]
-        if first.empty or first["status"].iloc[0] != "ok":
-            continue
-        best = ok.loc[ok["energy"].idxmin()]
-        motifs = lambda r: f"{int(r['terminal'])}/{int(r['mu2'])}/{int(r['mu3'])}"  # noqa: E731
-        rows.append({"cluster": cluster, "ligand": first["ligand"].iloc[0], "xtb_motifs": motifs(first.iloc[0]),
-                     "dft_motifs": motifs(best),
-                     "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
-                     "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
-                     "n_ok": len(ok), "n_candidates": len(group), "mixed_rungs": bool(group["mixed_rungs"].iloc[0])})
-    return pd.DataFrame(rows)
-
-
-def motif_totals(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per ligand element of :func:`isomer_summary`: ``clusters`` ranked, how many ``changed``,
-    and the ligand atoms that are terminal/mu2/mu3 summed over them, in the xTB minima
-    (``xtb_motifs``) and in the PBE-lowest structures (``dft_motifs``)."""
-    rows = []
-    for ligand, group in summary.groupby("ligand"):
-        total = {k: np.sum([list(map(int, m.split("/"))) for m in group[k]], axis=0) for k in ("xtb_motifs", "dft_motifs")}
-        rows.append({"ligand": ligand, "clusters": len(group), "changed": int(group["changed"].sum()),
-                     **{k: "/".join(map(str, v)) for k, v in total.items()}})
-    return pd.DataFrame(rows, columns=["ligand", "clusters", "changed", "xtb_motifs", "dft_motifs"])
-
-
-def ranked_records(out_dir) -> dict:
-    """``{cluster: (record, label)}``: the DFT record of the PBE-lowest candidate of every
-    cluster whose ranking is complete and whose lowest is not the xTB minimum, with a label
-    such as ``PBE-ranked isomer (ml-start S 0/2/0)``; the record also carries ``ligand`` and
-    ``motifs`` (``"0/2/0"``). The input ``ranked`` of
-    :func:`~cluster_gnn.dft_job.dft_tables`."""
-    from .dft_job import load_dft_results
-
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return {}
-    summary = isomer_summary(rank_isomers(out_dir))
-    if summary.empty:
-        return {}
-    records = load_dft_results(out_dir)
-    return {row.cluster: ({**records[candidate_name(row.cluster, row.dft_candidate)], "ligand": row.ligand,
-                           "motifs": row.dft_motifs},
-                          f"PBE-ranked isomer ({row.dft_source} {row.ligand} {row.dft_motifs})")
-            for row in summary.itertuples() if row.changed}

@@ -315,7 +315,7 @@ def dft_tables(out_dir, ranked: dict | None = None, current: dict | None = None)
     ``s_valence``, ``p_valence``, ``d_valence``, ``spin``).
 
     ``ranked`` maps a cluster to ``(record, label)``: the DFT record of a structure PBE puts
-    lower than the committed one (:func:`~cluster_gnn.dft_isomers.ranked_records`). Its
+    lower than the committed one (:func:`~cluster_gnn.isomer_ranking.ranked_records`). Its
     descriptors replace the committed structure's, with ``structure`` = ``label``
     (otherwise ``xTB minimum``); the per-atom rows stay those of the committed structure,
     the one the app draws.

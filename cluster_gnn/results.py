@@ -234,7 +234,7 @@ def dft_atom_values(name: str | None, data_dir: Path | str | None = None, atoms=
 
 @lru_cache(maxsize=4)
 def _ranked(directory: str, stamp: tuple) -> dict:
-    from .dft_isomers import ranked_records
+    from .isomer_ranking import ranked_records
 
     return ranked_records(directory)
 
@@ -248,7 +248,7 @@ def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     values in e); else None."""
     from ase import Atoms
 
-    from .dft_isomers import ISOMERS_DIR_NAME
+    from .isomer_ranking import ISOMERS_DIR_NAME
 
     directory = Path(data_dir or DATA_DIR) / "features" / ISOMERS_DIR_NAME
     if name is None or not directory.is_dir():

@@ -12,8 +12,9 @@ from ase.io import write
 
 from cluster_gnn.datasets import load_nbo_descriptors, load_structure
 from cluster_gnn.dft import DFTResult
-from cluster_gnn.dft_isomers import (candidate_name, isomer_clusters, isomer_summary, ligand_motifs, ligand_starts,
-                                     motif_totals, rank_isomers, ranked_records, rearranged_ligand, run_isomer_job)
+from cluster_gnn.dft_isomers import isomer_clusters, ligand_motifs, ligand_starts, rearranged_ligand
+from cluster_gnn.isomer_ranking import (candidate_name, isomer_summary, motif_totals, rank_isomers, ranked_records,
+                                        run_isomer_job)
 from cluster_gnn.dft_job import dft_tables
 from cluster_gnn.structures import fragments
 
@@ -210,6 +211,32 @@ def test_tables_leave_out_records_made_at_another_structure_or_spin_state(tmp_pa
         descriptors, atoms = dft_tables(tmp_path, current=now)
         assert descriptors.empty and atoms.empty
         assert list(dft_tables(tmp_path)[0].cluster) == ["Mo2S-"]  # without ``current`` nothing is checked
+
+
+def test_the_dft_job_takes_xtb_minimum_records_the_isomer_ranking_made(tmp_path):
+    """A single point the isomer stage ran on an xTB minimum is not run again by the DFT job:
+    it fills a missing or failed record, never replaces a converged one, and a record the
+    isomer stage itself copied from the job is not copied back."""
+    from cluster_gnn.isomer_ranking import adopt_isomer_minima
+
+    isomers, main = tmp_path / "isomers", tmp_path / "dft"
+    isomers.mkdir(), main.mkdir()
+    made = _record("Mo2S-~0", -50.0)
+    for name in ("Mo2S-", "Rh3-", "Ta3S", "Mo3S-"):
+        (isomers / f"{candidate_name(name, 0)}.json").write_text(json.dumps({**made, "cluster": f"{name}~0"}))
+    (isomers / "Mo3S-~0.json").write_text(json.dumps({**made, "reused_from": "Mo3S-.json"}))
+    (isomers / "Mo2S-~1.json").write_text(json.dumps(made))  # not an xTB minimum
+    (main / "Rh3-.json").write_text(json.dumps({"cluster": "Rh3-", "status": "failed", "reason": "timeout"}))
+    (main / "Ta3S.json").write_text(json.dumps({**made, "cluster": "Ta3S", "energy_marker": "the job's own"}))
+    written = []
+    assert adopt_isomer_minima(isomers, main, on_record=written.append) == ["Mo2S-", "Rh3-"]
+    assert [p.name for p in written] == ["Mo2S-.json", "Rh3-.json"]
+    record = json.loads((main / "Mo2S-.json").read_text())
+    assert record["cluster"] == "Mo2S-" and record["adopted_from"] == "Mo2S-~0.json" and record["status"] == "ok"
+    assert json.loads((main / "Ta3S.json").read_text())["energy_marker"] == "the job's own"
+    assert not (main / "Mo3S-.json").exists()
+    assert adopt_isomer_minima(isomers, main) == []  # done once
+    assert not list(main.glob(".*.tmp"))
 
 
 def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, capsys):

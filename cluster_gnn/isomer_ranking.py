@@ -1,0 +1,202 @@
+"""The PBE ranking of isomer candidates as a resumable job, and what it found.
+
+:func:`~cluster_gnn.dft_isomers.isomer_candidates` proposes the structures; here
+:func:`run_isomer_job` runs a PBE single point with natural population analysis on each
+(through :func:`~cluster_gnn.dft_job.run_dft_job`: resumable, one record per candidate under
+``data/features/dft_isomers/``, named ``<cluster>~<k>``; candidate 0 is the xTB minimum, its
+record shared with the DFT job both ways, :func:`adopt_isomer_minima`), and
+:func:`rank_isomers`, :func:`isomer_summary` and :func:`motif_totals` say which candidate PBE
+puts lowest, whether it differs from the xTB minimum and how the ligands bind before and
+after. :func:`ranked_records` hands the PBE-lowest records to the DFT tables.
+
+Energies are in eV.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dft_isomers import isomer_candidates, ligand_motifs
+
+__all__ = ["ISOMERS_DIR_NAME", "candidate_name", "adopt_isomer_minima", "run_isomer_job", "rank_isomers",
+           "isomer_summary", "motif_totals", "ranked_records"]
+
+#: folder of the candidates' DFT records under ``data/features``
+ISOMERS_DIR_NAME = "dft_isomers"
+
+
+def candidate_name(cluster: str, k: int) -> str:
+    """The DFT record name of candidate ``k`` of ``cluster`` (``Mo5S4-~0`` is the xTB minimum)."""
+    return f"{cluster}~{k}"
+
+
+def adopt_isomer_minima(out_dir, main_dir, on_record=None) -> list:
+    """Give the DFT job the converged records of xTB minima (``<cluster>~0``, made here, not
+    copied from the job) that it lacks or failed, as ``main_dir/<cluster>.json``, so no single
+    point runs twice (the job still checks structure and multiplicity). ``on_record(path)`` is
+    called for each file written; returns the clusters adopted."""
+    import json
+
+    def status(path):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    adopted = []
+    for path in sorted(Path(out_dir).glob("*~0.json")):
+        record, name = status(path), path.name[: -len("~0.json")]
+        target = Path(main_dir) / f"{name}.json"
+        if record.get("status") != "ok" or "reused_from" in record or status(target).get("status") == "ok":
+            continue
+        record.update(cluster=name, adopted_from=path.name)
+        target.with_name(f".{target.name}.tmp").write_text(json.dumps(record, indent=1) + "\n")
+        target.with_name(f".{target.name}.tmp").replace(target)
+        adopted.append(name)
+        if on_record is not None:
+            on_record(target)
+    return adopted
+
+
+def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: float = 3600.0, on_record=None,
+                   progress: bool = True, candidates_kw: dict | None = None) -> dict:
+    """Rank the isomers of each cluster in ``names`` by PBE, resumably.
+
+    Per cluster: the candidates (:func:`isomer_candidates`) are made once and written to
+    ``out_dir/<cluster>.candidates.xyz``; candidate 0's record is taken from the DFT job's
+    record of the xTB minimum in ``main_dir`` when it converged there at the same level of
+    theory (:meth:`~cluster_gnn.dft.DFTConfig.same_theory` of ``config``, default settings);
+    then :func:`~cluster_gnn.dft_job.run_dft_job` runs the rest, one record per candidate,
+    skipping finished ones. ``on_record(path)`` is called for each file written.
+    Returns the summed counts of the DFT job."""
+    import json
+
+    from ase.io import read, write
+
+    from .dft import DFTConfig
+    from .dft_job import run_dft_job
+
+    config = config or DFTConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    for n, name in enumerate(names, 1):
+        path = out_dir / f"{name}.candidates.xyz"
+        if not path.is_file():
+            candidates = isomer_candidates(name, **(candidates_kw or {}))
+            write(path.with_suffix(".tmp"), candidates, format="extxyz")
+            path.with_suffix(".tmp").replace(path)
+            if on_record is not None:
+                on_record(path)
+        candidates = read(path, index=":")
+        main = Path(main_dir) / f"{name}.json" if main_dir else None
+        first = out_dir / f"{candidate_name(name, 0)}.json"
+        if main is not None and main.is_file() and not first.is_file():
+            record = json.loads(main.read_text())
+            if record.get("status") == "ok" and config.same_theory(record.get("config")):
+                record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
+                first.write_text(json.dumps(record) + "\n")
+                if on_record is not None:
+                    on_record(first)
+        if progress:
+            print(f"[{n}/{len(names)}] {name}: {len(candidates)} candidates "
+                  f"({', '.join(a.info['source'] + ' ' + str(a.info['motifs']) for a in candidates)})", flush=True)
+        jobs = [(candidate_name(name, k), a, int(a.info["charge"]), int(a.info["multiplicity"]))
+                for k, a in enumerate(candidates)]
+        got = run_dft_job(jobs, out_dir, config, time_limit_s=time_limit_s, on_record=on_record, progress=progress)
+        for key in counts:
+            counts[key] += got.get(key, 0)
+    return counts
+
+
+def rank_isomers(out_dir) -> pd.DataFrame:
+    """One row per candidate of every cluster with a candidates file in ``out_dir``:
+    ``cluster``, ``candidate`` (0 = the xTB minimum), ``source``, ``terminal``/``mu2``/``mu3``
+    (motifs of the ``ligand`` element rearranged, S for candidates made before C and N
+    were), ``status`` (``ok``, ``failed`` or ``pending``), ``energy`` (eV), ``rung``,
+    ``relative_energy`` (eV above the lowest converged candidate of the cluster), ``lowest``,
+    ``complete`` (every candidate of the cluster has a record) and ``mixed_rungs`` (the
+    cluster compares smeared free energies with unsmeared energies, which differ by the
+    smearing entropy: read such a ranking with care)."""
+    from ase.io import read
+
+    from .dft_job import load_dft_results
+
+    out_dir = Path(out_dir)
+    records = load_dft_results(out_dir)
+    rows = []
+    for path in sorted(out_dir.glob("*.candidates.xyz")):
+        cluster = path.name[: -len(".candidates.xyz")]
+        for k, atoms in enumerate(read(path, index=":")):
+            record = records.get(candidate_name(cluster, k), {})
+            result = record.get("result") or {}
+            rows.append({"cluster": cluster, "candidate": k, "source": atoms.info.get("source", ""),
+                         "ligand": atoms.info.get("ligand", "S"), **ligand_motifs(atoms, atoms.info.get("ligand", "S")),
+                         "status": record.get("status", "pending"),
+                         "energy": result.get("energy", np.nan), "rung": result.get("rung")})
+    columns = ["cluster", "candidate", "source", "ligand", "terminal", "mu2", "mu3", "status", "energy", "rung"]
+    table = pd.DataFrame(rows, columns=columns)
+    low = table.groupby("cluster")["energy"].transform("min")
+    table["relative_energy"] = (table["energy"] - low).round(4)
+    table["lowest"] = table["energy"].notna() & (table["energy"] == low)
+    table["complete"] = table.groupby("cluster")["status"].transform(lambda s: bool((s != "pending").all()))
+    smeared = table["rung"].where(table["status"] == "ok").map(lambda r: None if pd.isna(r) else r == "smeared")
+    table["mixed_rungs"] = smeared.groupby(table["cluster"]).transform(lambda s: s.dropna().nunique() > 1)
+    return table.astype({"complete": bool, "mixed_rungs": bool})
+
+
+def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cluster whose ranking is complete and whose xTB minimum converged: the ``ligand``
+    rearranged, its motifs in the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and
+    in the PBE-lowest candidate
+    (``dft_motifs``), that candidate (``dft_candidate``, ``dft_source``), ``changed`` (the
+    PBE-lowest is not the xTB minimum), the xTB minimum's energy above it (``xtb_above``, eV)
+    and ``mixed_rungs``."""
+    rows = []
+    for cluster, group in table[table["complete"]].groupby("cluster"):
+        first, ok = group[group["candidate"] == 0], group[group["status"] == "ok"]
+        if first.empty or first["status"].iloc[0] != "ok":
+            continue
+        best = ok.loc[ok["energy"].idxmin()]
+        motifs = lambda r: f"{int(r['terminal'])}/{int(r['mu2'])}/{int(r['mu3'])}"  # noqa: E731
+        rows.append({"cluster": cluster, "ligand": first["ligand"].iloc[0], "xtb_motifs": motifs(first.iloc[0]),
+                     "dft_motifs": motifs(best),
+                     "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
+                     "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
+                     "n_ok": len(ok), "n_candidates": len(group), "mixed_rungs": bool(group["mixed_rungs"].iloc[0])})
+    return pd.DataFrame(rows)
+
+
+def motif_totals(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per ligand element of :func:`isomer_summary`: ``clusters`` ranked, how many ``changed``,
+    and the ligand atoms that are terminal/mu2/mu3 summed over them, in the xTB minima
+    (``xtb_motifs``) and in the PBE-lowest structures (``dft_motifs``)."""
+    rows = []
+    for ligand, group in summary.groupby("ligand"):
+        total = {k: np.sum([list(map(int, m.split("/"))) for m in group[k]], axis=0) for k in ("xtb_motifs", "dft_motifs")}
+        rows.append({"ligand": ligand, "clusters": len(group), "changed": int(group["changed"].sum()),
+                     **{k: "/".join(map(str, v)) for k, v in total.items()}})
+    return pd.DataFrame(rows, columns=["ligand", "clusters", "changed", "xtb_motifs", "dft_motifs"])
+
+
+def ranked_records(out_dir) -> dict:
+    """``{cluster: (record, label)}``: the DFT record of the PBE-lowest candidate of every
+    cluster whose ranking is complete and whose lowest is not the xTB minimum, with a label
+    such as ``PBE-ranked isomer (ml-start S 0/2/0)``; the record also carries ``ligand`` and
+    ``motifs`` (``"0/2/0"``). The input ``ranked`` of
+    :func:`~cluster_gnn.dft_job.dft_tables`."""
+    from .dft_job import load_dft_results
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return {}
+    summary = isomer_summary(rank_isomers(out_dir))
+    if summary.empty:
+        return {}
+    records = load_dft_results(out_dir)
+    return {row.cluster: ({**records[candidate_name(row.cluster, row.dft_candidate)], "ligand": row.ligand,
+                           "motifs": row.dft_motifs},
+                          f"PBE-ranked isomer ({row.dft_source} {row.ligand} {row.dft_motifs})")
+            for row in summary.itertuples() if row.changed}
