@@ -300,7 +300,7 @@ class DFT(Subcommand):
         if not args.tables_only:
             names = [find_cluster(n)["name"] for n in args.names] or isomer_clusters()
             counts = run_isomer_job(names, out_dir, main_dir=records, time_limit_s=args.time_limit or 3600.0,
-                                    on_record=commit if args.commit else None)
+                                    on_record=commit if args.commit else None, workers=args.workers)
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
         table = rank_isomers(out_dir)
         path = features_dir / "dft_isomers.csv"

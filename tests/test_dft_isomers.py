@@ -321,7 +321,8 @@ def test_isomer_job_ranks_a_tiny_sulfide_and_resumes_without_repeating(tmp_path)
 
     config = DFTConfig(basis="sto-3g", ecp_elements=())  # seconds instead of minutes; the recipe is the same
     kw = {"n_ml": 2, "n_xtb": 0, "n_starts": 3}
-    counts = run_isomer_job(["Mo2S-"], tmp_path, config=config, time_limit_s=600, progress=False, candidates_kw=kw)
+    counts = run_isomer_job(["Mo2S-"], tmp_path, config=config, time_limit_s=600, progress=False, candidates_kw=kw,
+                            workers=2)  # the candidates side by side
     table = rank_isomers(tmp_path)
     assert counts["done"] + counts["failed"] == len(table) >= 2
     assert table["complete"].all() and table["status"].isin(["ok", "failed"]).all()
