@@ -219,7 +219,8 @@ class DFT(Subcommand):
         if not args.tables_only:
             from .isomer_ranking import ISOMERS_DIR_NAME, adopt_isomer_minima
 
-            adopted = adopt_isomer_minima(features_dir / ISOMERS_DIR_NAME, records, commit if args.commit else None)
+            adopted = adopt_isomer_minima(features_dir / ISOMERS_DIR_NAME, records,
+                                          on_record=commit if args.commit else None)
             if adopted:
                 print(f"taken from the isomer ranking (its xTB-minimum records): {', '.join(adopted)}")
             counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
@@ -291,7 +292,7 @@ class DFT(Subcommand):
 
     @classmethod
     def run_isomers(cls, args, records, features_dir, commit) -> int:
-        """PBE ranking of isomers (:mod:`cluster_gnn.dft_isomers`), then its table."""
+        """PBE ranking of isomers (:mod:`cluster_gnn.isomer_ranking`), then its table."""
         from .datasets import find_cluster
         from .dft_isomers import isomer_clusters
         from .isomer_ranking import (ISOMERS_DIR_NAME, isomer_summary, motif_totals, rank_isomers, ranked_records,

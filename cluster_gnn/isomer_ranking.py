@@ -32,12 +32,17 @@ def candidate_name(cluster: str, k: int) -> str:
     return f"{cluster}~{k}"
 
 
-def adopt_isomer_minima(out_dir, main_dir, on_record=None) -> list:
-    """Give the DFT job the converged records of xTB minima (``<cluster>~0``, made here, not
-    copied from the job) that it lacks or failed, as ``main_dir/<cluster>.json``, so no single
-    point runs twice (the job still checks structure and multiplicity). ``on_record(path)`` is
-    called for each file written; returns the clusters adopted."""
+def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
+    """Give the DFT job the converged records of xTB minima (``<cluster>~0``, made here at the
+    level of theory of ``config``, default settings, and not copied from the job) that it lacks
+    or failed, as ``main_dir/<cluster>.json``, so no single point runs twice (the job still
+    checks structure and multiplicity). ``on_record(path)`` is called for each file written;
+    returns the clusters adopted."""
     import json
+
+    from .dft import DFTConfig
+
+    config = config or DFTConfig()
 
     def status(path):
         try:
@@ -49,7 +54,8 @@ def adopt_isomer_minima(out_dir, main_dir, on_record=None) -> list:
     for path in sorted(Path(out_dir).glob("*~0.json")):
         record, name = status(path), path.name[: -len("~0.json")]
         target = Path(main_dir) / f"{name}.json"
-        if record.get("status") != "ok" or "reused_from" in record or status(target).get("status") == "ok":
+        if (record.get("status") != "ok" or "reused_from" in record or not config.same_theory(record.get("config"))
+                or status(target).get("status") == "ok"):
             continue
         record.update(cluster=name, adopted_from=path.name)
         target.with_name(f".{target.name}.tmp").write_text(json.dumps(record, indent=1) + "\n")
