@@ -86,9 +86,9 @@ def _sphere(n: int) -> np.ndarray:
 def _sites(metal_pos: np.ndarray, bonds=(2.15, 2.40, 2.45)) -> dict:
     """Candidate ligand positions on a metal framework, ``{"mu3": [...], "mu2": [...],
     "terminal": [...]}``, on the outer side of each face, edge and atom; both sides of a face
-    or edge that passes through the framework's centre (a planar Mo3, the Mo2 axis); 14
-    terminal sites on a sphere around a single metal atom. ``bonds``: terminal, bridging and
-    capping metal-ligand distances (Å)."""
+    through the framework's centre (a planar Mo3), four bridging sites around an edge through
+    it (an M2 axis), 14 terminal sites on a sphere around a single metal atom. ``bonds``:
+    terminal, bridging and capping metal-ligand distances (Å)."""
     terminal, bridge, cap = bonds
     centre = metal_pos.mean(axis=0)
     n = len(metal_pos)
@@ -106,7 +106,12 @@ def _sites(metal_pos: np.ndarray, bonds=(2.15, 2.40, 2.45)) -> dict:
         mid, edge = (metal_pos[i] + metal_pos[j]) / 2, metal_pos[j] - metal_pos[i]
         height = np.sqrt(max(bridge**2 - (np.linalg.norm(edge) / 2) ** 2, 0.5))
         d = (mid - centre) - np.dot(mid - centre, edge) / np.dot(edge, edge) * edge
-        dirs = [d / np.linalg.norm(d)] if np.linalg.norm(d) > 0.3 else [_perpendicular(edge), -_perpendicular(edge)]
+        if np.linalg.norm(d) > 0.3:
+            dirs = [d / np.linalg.norm(d)]
+        else:  # the edge passes through the centre (M2): four sites around it
+            u = _perpendicular(edge)
+            v = np.cross(edge / np.linalg.norm(edge), u)
+            dirs = [u, -u, v, -v]
         sites["mu2"] += [mid + height * u for u in dirs]
     for i, j, k in itertools.combinations(range(n), 3):
         if {(i, j), (i, k), (j, k)} <= close:
@@ -182,7 +187,8 @@ def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> lis
         chosen: list = []  # (element, position)
         for element in (list(counts)[::-1] if attempt % 2 == 0 else list(counts)):
             geometry, n_lig, placed = LIGAND_GEOMETRY[element], counts[element], 0
-            dimers = geometry["dimer"] is not None and n_lig >= 2 and len(starts) % 2 == 1
+            # every other start (every other attempt until one succeeds: Ta2C5- fits only with dimers)
+            dimers = geometry["dimer"] is not None and n_lig >= 2 and (len(starts) if starts else attempt) % 2 == 1
             for p in _site_pool(sites[element], attempt, rng):
                 unit = _units(p, metal_pos, geometry["dimer"] if dimers and n_lig - placed >= 2 else None)
                 clear = all(np.min(np.linalg.norm(base.positions - q, axis=1)) >= geometry["clearance"] for q in unit)

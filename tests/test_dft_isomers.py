@@ -12,7 +12,7 @@ from ase.io import write
 
 from cluster_gnn.datasets import load_nbo_descriptors, load_structure
 from cluster_gnn.dft import DFTResult
-from cluster_gnn.dft_isomers import isomer_clusters, ligand_motifs, ligand_starts, rearranged_ligand
+from cluster_gnn.dft_isomers import LIGAND_GEOMETRY, isomer_clusters, ligand_motifs, ligand_starts, rearranged_ligand
 from cluster_gnn.isomer_ranking import (candidate_name, isomer_summary, motif_totals, rank_isomers, ranked_records,
                                         run_isomer_job)
 from cluster_gnn.dft_job import dft_tables
@@ -82,6 +82,18 @@ def test_carbides_get_bridging_carbon_and_side_on_dimers_where_xtb_has_a_chain()
     assert max(ligand_motifs(a, "C")["mu2"] for a in starts) >= 2
     single = ligand_starts(load_structure("TaC4-"), n_starts=4)
     assert single and all(len(fragments(a)) == 1 for a in single)
+
+
+def test_a_dimetal_with_more_ligands_than_single_sites_gets_dimer_starts():
+    """Ta2 offers 2 terminal and 4 bridging sites: Ta2C5- fits only with side-on C2 units, so
+    dimers must be tried before any single-atom start has worked (it had no start at all)."""
+    starts = ligand_starts(load_structure("Ta2C5-"))
+    assert starts
+    for start in starts:
+        c = start.positions[[i for i, s in enumerate(start.get_chemical_symbols()) if s == "C"]]
+        d = np.linalg.norm(c[:, None] - c[None], axis=-1)[np.triu_indices(5, 1)]
+        assert np.sum(np.isclose(d, LIGAND_GEOMETRY["C"]["dimer"], atol=0.01)) >= 2  # two C2 units
+        assert d.min() > 1.2
 
 
 def test_an_s_c_cluster_gets_candidates_with_the_s_alone_and_with_every_ligand_placed(tmp_path):
