@@ -279,10 +279,13 @@ class DFT(Subcommand):
 
         from .dft_job import authors_agreement
 
-        path = features_dir / "dft_descriptors.csv"
-        if not path.is_file() or path.stat().st_size < 10:
+        try:
+            descriptors = pd.read_csv(features_dir / "dft_descriptors.csv")
+        except (FileNotFoundError, pd.errors.EmptyDataError):  # no table, or one without a record yet
             return
-        table = authors_agreement(pd.read_csv(path)).set_index("subset")
+        if descriptors.empty:
+            return
+        table = authors_agreement(descriptors).set_index("subset")
         for subset in ("all", "xTB minimum", "PBE-ranked isomer"):
             if subset in table.index:
                 row = table.loc[subset]

@@ -27,7 +27,7 @@ from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
 from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
-__all__ = ["run_dft_job", "record_state", "job_status", "bundled_clusters", "current_structures",
+__all__ = ["run_dft_job", "record_state", "write_record", "job_status", "bundled_clusters", "current_structures",
            "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
            "authors_values", "authors_agreement", "authors_pairs", "agreement_subsets", "pearson",
            "AGREEMENT_DESCRIPTORS", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
@@ -80,7 +80,7 @@ def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict:
     started = time.perf_counter()
 
     def on_cycle(rung, cycles):
-        _write_json(Path(progress_path), {"rung": rung, "cycles": cycles,
+        write_record(Path(progress_path), {"rung": rung, "cycles": cycles,
                                            "seconds": round(time.perf_counter() - started, 1)})
     try:
         record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config,
@@ -101,7 +101,9 @@ class _JobLock(PidLock):
 _alive = pid_alive
 
 
-def _write_json(path: Path, record: dict) -> None:
+def write_record(path, record: dict) -> None:
+    """Write a JSON record atomically (a temporary file beside it, then a rename)."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(path)
@@ -194,7 +196,7 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             path = out_dir / f"{name}.json"
             (out_dir / f".{name}.progress").unlink(missing_ok=True)
             record["seconds_wall"] = round(time.perf_counter() - started, 1)
-            _write_json(path, record)
+            write_record(path, record)
             counts["done" if record["status"] == "ok" else "failed"] += 1
             if progress:
                 n = counts["done"] + counts["failed"]

@@ -41,6 +41,7 @@ def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
     import json
 
     from .dft import DFTConfig
+    from .dft_job import write_record
 
     config = config or DFTConfig()
 
@@ -58,8 +59,7 @@ def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
                 or status(target).get("status") == "ok"):
             continue
         record.update(cluster=name, adopted_from=path.name)
-        target.with_name(f".{target.name}.tmp").write_text(json.dumps(record, indent=1) + "\n")
-        target.with_name(f".{target.name}.tmp").replace(target)
+        write_record(target, record)
         adopted.append(name)
         if on_record is not None:
             on_record(target)
@@ -83,7 +83,7 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
     from ase.io import read, write
 
     from .dft import DFTConfig
-    from .dft_job import run_dft_job
+    from .dft_job import run_dft_job, write_record
 
     config = config or DFTConfig()
     out_dir = Path(out_dir)
@@ -104,7 +104,7 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
             record = json.loads(main.read_text())
             if record.get("status") == "ok" and config.same_theory(record.get("config")):
                 record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
-                first.write_text(json.dumps(record) + "\n")
+                write_record(first, record)
                 if on_record is not None:
                     on_record(first)
         if progress:
