@@ -19,7 +19,8 @@ Methods (:data:`METHODS`), each giving per-atom values for each ensemble member:
   it also gives the bond importances (the chemical bonds of
   :func:`~cluster_gnn.graphs.bond_edges`, summed over both directions and members).
 
-An atom's importance is its share of the member-averaged absolute values (shares sum to 1).
+An atom's importance is its share of the absolute values of the member mean (the signed values
+are averaged over the members first, as the ensemble's prediction is; shares sum to 1).
 Reported with it: the deletion fidelity of each method's ranking
 (:func:`~cluster_gnn.attribution.deletion_fidelity`, lg units, > 0 when hiding the top-ranked
 atoms first moves the prediction faster than a random order), the agreement of the members
