@@ -23,7 +23,7 @@ import pandas as pd
 from ase.io import read, write
 
 from .datasets import find_cluster, load_clusters, load_structure
-from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft
+from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft, smeared_result
 from .errors import ClusterGNNError, DFTConvergenceError
 from .parallel import PidLock, die_with_parent, pid_alive
 
@@ -112,8 +112,8 @@ def write_record(path, record: dict) -> None:
 def record_state(path, atoms, multiplicity: int) -> tuple:
     """``(state, reason)`` of the record at ``path`` for a cluster at ``atoms`` in spin state
     ``multiplicity``: ``("ok", None)``, ``("failed", reason)``, ``("stale", why)`` when it was
-    made for another multiplicity or structure (searched again, candidates made anew) or cannot
-    be read, ``(None, None)`` when there is none. The job redoes stale and missing ones."""
+    made for another multiplicity or structure (searched again, candidates made anew), holds a
+    smeared energy (:func:`~cluster_gnn.dft.smeared_result`) or cannot be read, ``(None, None)`` when there is none. The job redoes stale and missing ones."""
     path = Path(path)
     if not path.is_file():
         return None, None
@@ -126,6 +126,8 @@ def record_state(path, atoms, multiplicity: int) -> tuple:
         return "stale", "another multiplicity"
     if not _same_positions(record.get("positions", atoms.positions), atoms.positions):
         return "stale", "another structure"
+    if smeared_result(record):
+        return "stale", "smeared energy"
     return status, record.get("reason")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .dft import smeared_result
 from .dft_isomers import isomer_candidates, ligand_motifs
 
 __all__ = ["ISOMERS_DIR_NAME", "candidate_name", "adopt_isomer_minima", "run_isomer_job", "rank_isomers",
@@ -30,6 +31,12 @@ ISOMERS_DIR_NAME = "dft_isomers"
 def candidate_name(cluster: str, k: int) -> str:
     """The DFT record name of candidate ``k`` of ``cluster`` (``Mo5S4-~0`` is the xTB minimum)."""
     return f"{cluster}~{k}"
+
+
+def _usable(record: dict, config) -> bool:
+    """Whether a converged record can stand in for a single point at ``config``: same level of
+    theory and an unsmeared energy."""
+    return record.get("status") == "ok" and config.same_theory(record.get("config")) and not smeared_result(record)
 
 
 def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
@@ -55,8 +62,9 @@ def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
     for path in sorted(Path(out_dir).glob("*~0.json")):
         record, name = status(path), path.name[: -len("~0.json")]
         target = Path(main_dir) / f"{name}.json"
-        if (record.get("status") != "ok" or "reused_from" in record or not config.same_theory(record.get("config"))
-                or status(target).get("status") == "ok"):
+        held = status(target)
+        if (not _usable(record, config) or "reused_from" in record
+                or (held.get("status") == "ok" and not smeared_result(held))):
             continue
         record.update(cluster=name, adopted_from=path.name)
         write_record(target, record)
@@ -100,9 +108,9 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
         candidates = read(path, index=":")
         main = Path(main_dir) / f"{name}.json" if main_dir else None
         first = out_dir / f"{candidate_name(name, 0)}.json"
-        if main is not None and main.is_file() and not first.is_file():
+        if main is not None and main.is_file() and (not first.is_file() or smeared_result(json.loads(first.read_text()))):
             record = json.loads(main.read_text())
-            if record.get("status") == "ok" and config.same_theory(record.get("config")):
+            if _usable(record, config):
                 record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
                 write_record(first, record)
                 if on_record is not None:
@@ -125,9 +133,9 @@ def rank_isomers(out_dir) -> pd.DataFrame:
     (motifs of the ``ligand`` element rearranged, S for candidates made before C and N
     were), ``status`` (``ok``, ``failed`` or ``pending``), ``energy`` (eV), ``rung``,
     ``relative_energy`` (eV above the lowest converged candidate of the cluster), ``lowest``,
-    ``complete`` (every candidate of the cluster has a record) and ``mixed_rungs`` (the
-    cluster compares smeared free energies with unsmeared energies, which differ by the
-    smearing entropy: read such a ranking with care)."""
+    and ``complete`` (every candidate of the cluster has a record). Every energy compared is
+    unsmeared: a record with a smeared energy (:func:`~cluster_gnn.dft.smeared_result`, made
+    before the smeared rung was polished) is ``stale``, not ranked, until the job redoes it."""
     from ase.io import read
 
     from .dft_job import load_dft_results
@@ -139,29 +147,26 @@ def rank_isomers(out_dir) -> pd.DataFrame:
         cluster = path.name[: -len(".candidates.xyz")]
         for k, atoms in enumerate(read(path, index=":")):
             record = records.get(candidate_name(cluster, k), {})
-            result = record.get("result") or {}
+            result = {} if smeared_result(record) else record.get("result") or {}
             rows.append({"cluster": cluster, "candidate": k, "source": atoms.info.get("source", ""),
                          "ligand": atoms.info.get("ligand", "S"), **ligand_motifs(atoms, atoms.info.get("ligand", "S")),
-                         "status": record.get("status", "pending"),
+                         "status": "stale" if smeared_result(record) else record.get("status", "pending"),
                          "energy": result.get("energy", np.nan), "rung": result.get("rung")})
     columns = ["cluster", "candidate", "source", "ligand", "terminal", "mu2", "mu3", "status", "energy", "rung"]
     table = pd.DataFrame(rows, columns=columns)
     low = table.groupby("cluster")["energy"].transform("min")
     table["relative_energy"] = (table["energy"] - low).round(4)
     table["lowest"] = table["energy"].notna() & (table["energy"] == low)
-    table["complete"] = table.groupby("cluster")["status"].transform(lambda s: bool((s != "pending").all()))
-    smeared = table["rung"].where(table["status"] == "ok").map(lambda r: None if pd.isna(r) else r == "smeared")
-    table["mixed_rungs"] = smeared.groupby(table["cluster"]).transform(lambda s: s.dropna().nunique() > 1)
-    return table.astype({"complete": bool, "mixed_rungs": bool})
+    table["complete"] = table.groupby("cluster")["status"].transform(lambda s: bool(s.isin(["ok", "failed"]).all()))
+    return table.astype({"complete": bool})
 
 
 def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per cluster whose ranking is complete and whose xTB minimum converged: the ``ligand``
     rearranged, its motifs in the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and
-    in the PBE-lowest candidate
-    (``dft_motifs``), that candidate (``dft_candidate``, ``dft_source``), ``changed`` (the
-    PBE-lowest is not the xTB minimum), the xTB minimum's energy above it (``xtb_above``, eV)
-    and ``mixed_rungs``."""
+    in the PBE-lowest candidate (``dft_motifs``), that candidate (``dft_candidate``,
+    ``dft_source``), ``changed`` (the PBE-lowest is not the xTB minimum) and the xTB
+    minimum's energy above it (``xtb_above``, eV)."""
     rows = []
     for cluster, group in table[table["complete"]].groupby("cluster"):
         first, ok = group[group["candidate"] == 0], group[group["status"] == "ok"]
@@ -173,7 +178,7 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
                      "dft_motifs": motifs(best),
                      "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
                      "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
-                     "n_ok": len(ok), "n_candidates": len(group), "mixed_rungs": bool(group["mixed_rungs"].iloc[0])})
+                     "n_ok": len(ok), "n_candidates": len(group)})
     return pd.DataFrame(rows)
 
 

@@ -45,6 +45,19 @@ def test_npa_charges_sum_to_the_total_charge_and_spin_to_the_unpaired_electrons(
 
 
 @pytest.mark.slow
+def test_the_smeared_rung_ends_in_an_unsmeared_energy_below_the_smeared_one():
+    """Smearing only gets the SCF started: its E(T) lies above the ground state (0.57 eV for
+    Mo2- here), so the rung is polished without smearing and every result is comparable."""
+    result = run_dft(Atoms("Mo2", positions=[[0, 0, 0], [0, 0, 2.2]]), -1, 2,
+                     DFTConfig(basis="sto-3g", ecp_elements=()))
+    assert result.rung == "smeared" and result.smearing == 0.0
+    hot, polished = result.energy_trace["smeared"][-1], result.energy_trace["polish"][-1]
+    assert (hot - polished) * 27.211386245988 > 0.1
+    assert result.energy == pytest.approx(polished * 27.211386245988, abs=1e-3)
+    assert sum(map(len, result.energy_trace.values())) == result.cycles
+
+
+@pytest.mark.slow
 def test_impossible_spin_state_is_a_clean_error():
     with pytest.raises(DFTConvergenceError, match="multiplicity 2") as err:
         run_dft(Atoms("VC", positions=[[0, 0, 0], [0, 0, 1.7]]), -1, 2, FAST)
