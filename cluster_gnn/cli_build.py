@@ -257,8 +257,8 @@ class DFT(Subcommand):
         print(table.to_string())
         for state in ("failed", "stale"):
             rows = status[status["state"] == state]
-            if len(rows):
-                print(f"{state}: " + ", ".join(f"{c} ({r})" for c, r in zip(rows["cluster"], rows["reason"])))
+            for reason, group in rows.groupby("reason", sort=False):  # e.g. "stale, smeared energy (37): Mo2S-, ..."
+                print(f"{state}, {reason} ({len(group)}): " + ", ".join(group["cluster"]))
         running = status.loc[status["running"], "cluster"].tolist()
         print(f"running now: {', '.join(running) or 'none'}")
         ranking = rank_isomers(features_dir / ISOMERS_DIR_NAME)

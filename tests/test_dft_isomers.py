@@ -308,8 +308,8 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
     (features / "dft_isomers").mkdir(parents=True)
     DFT.print_status(Args, tmp_path, features)
     out = capsys.readouterr().out
-    assert "failed: Rh3- (timeout)" in out and "running now: FeV2C-" in out
-    assert "stale: Ta3S (another multiplicity), Mo3S- (unreadable)" in out
+    assert "failed, timeout (1): Rh3-" in out and "running now: FeV2C-" in out
+    assert "stale, another multiplicity (1): Ta3S" in out and "stale, unreadable (1): Mo3S-" in out
 
 
 def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
