@@ -113,7 +113,8 @@ def record_state(path, atoms, multiplicity: int) -> tuple:
     """``(state, reason)`` of the record at ``path`` for a cluster at ``atoms`` in spin state
     ``multiplicity``: ``("ok", None)``, ``("failed", reason)``, ``("stale", why)`` when it was
     made for another multiplicity or structure (searched again, candidates made anew), holds a
-    smeared energy (:func:`~cluster_gnn.dft.smeared_result`) or cannot be read, ``(None, None)`` when there is none. The job redoes stale and missing ones."""
+    smeared energy (:func:`~cluster_gnn.dft.smeared_result`) or cannot be read, ``(None, None)``
+    when there is none. The job redoes stale and missing ones."""
     path = Path(path)
     if not path.is_file():
         return None, None

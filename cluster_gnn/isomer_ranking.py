@@ -131,7 +131,7 @@ def rank_isomers(out_dir) -> pd.DataFrame:
     """One row per candidate of every cluster with a candidates file in ``out_dir``:
     ``cluster``, ``candidate`` (0 = the xTB minimum), ``source``, ``terminal``/``mu2``/``mu3``
     (motifs of the ``ligand`` element rearranged, S for candidates made before C and N
-    were), ``status`` (``ok``, ``failed`` or ``pending``), ``energy`` (eV), ``rung``,
+    were), ``status`` (``ok``, ``failed``, ``stale`` or ``pending``), ``energy`` (eV), ``rung``,
     ``relative_energy`` (eV above the lowest converged candidate of the cluster), ``lowest``,
     and ``complete`` (every candidate of the cluster has a record). Every energy compared is
     unsmeared: a record with a smeared energy (:func:`~cluster_gnn.dft.smeared_result`, made
