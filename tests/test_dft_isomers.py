@@ -281,6 +281,13 @@ def test_the_dft_job_takes_xtb_minimum_records_the_isomer_ranking_made(tmp_path)
     assert not (main / "Mo3S-.json").exists() and not (main / "Ta3S2.json").exists()  # copied back; other theory
     assert adopt_isomer_minima(isomers, main) == []  # done once
     assert not list(main.glob(".*.tmp"))
+    # a smeared energy (made before the polish) is replaced by a polished record, never adopted
+    hot = {**made, "cluster": "Ta3S", "result": {**made["result"], "smearing": 0.01}}
+    (main / "Ta3S.json").write_text(json.dumps(hot))
+    (isomers / "Ta4S~0.json").write_text(json.dumps({**hot, "cluster": "Ta4S~0"}))
+    assert adopt_isomer_minima(isomers, main) == ["Ta3S"]
+    assert json.loads((main / "Ta3S.json").read_text())["adopted_from"] == "Ta3S~0.json"
+    assert not (main / "Ta4S.json").exists()
 
 
 def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, capsys):
