@@ -592,8 +592,8 @@ def test_upload_dft_runs_in_the_background_and_colours_the_atoms(test_data, monk
 
 @pytest.mark.slow
 def test_the_pbe_lowest_isomer_is_offered_with_its_own_dft_charges():
-    """Mo2S-: PBE puts an S-bridged isomer below the xTB global minimum (committed ranking).
-    The page offers it; shown, it carries its own NPA charges, and an xTB runner-up none."""
+    """Mo2S-: PBE puts another isomer below the xTB global minimum (committed ranking). The
+    page offers it with its motifs; shown, it carries its own NPA charges, an xTB runner-up none."""
     from cluster_gnn.results import pbe_ranked_isomer
 
     isomer = pbe_ranked_isomer("Mo2S-")
@@ -604,7 +604,8 @@ def test_the_pbe_lowest_isomer_is_offered_with_its_own_dft_charges():
     at.selectbox(key="predict_cluster").select("Mo2S-").run()
     options = at.selectbox(key="predict_cluster_isomer").options
     pbe = [i for i, o in enumerate(options) if o.startswith("PBE-lowest isomer")]
-    assert len(pbe) == 1 and "S terminal/μ2/μ3 0/1/0" in options[pbe[0]] and "below the global minimum" in options[pbe[0]]
+    motifs = f"{isomer.info['ligand']} terminal/μ2/μ3 {isomer.info['motifs']}"
+    assert len(pbe) == 1 and motifs in options[pbe[0]] and "below the global minimum" in options[pbe[0]]
     assert "Charge (DFT NPA)" in at.radio(key="main_mode").options  # the global minimum's own DFT values
     at.selectbox(key="predict_cluster_isomer").set_value(options[pbe[0]]).run(timeout=XTB_TIMEOUT)
     assert not at.exception and not at.error
