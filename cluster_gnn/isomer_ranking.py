@@ -147,10 +147,11 @@ def rank_isomers(out_dir) -> pd.DataFrame:
         cluster = path.name[: -len(".candidates.xyz")]
         for k, atoms in enumerate(read(path, index=":")):
             record = records.get(candidate_name(cluster, k), {})
-            result = {} if smeared_result(record) else record.get("result") or {}
+            hot = smeared_result(record)
+            result = {} if hot else record.get("result") or {}
             rows.append({"cluster": cluster, "candidate": k, "source": atoms.info.get("source", ""),
                          "ligand": atoms.info.get("ligand", "S"), **ligand_motifs(atoms, atoms.info.get("ligand", "S")),
-                         "status": "stale" if smeared_result(record) else record.get("status", "pending"),
+                         "status": "stale" if hot else record.get("status", "pending"),
                          "energy": result.get("energy", np.nan), "rung": result.get("rung")})
     columns = ["cluster", "candidate", "source", "ligand", "terminal", "mu2", "mu3", "status", "energy", "rung"]
     table = pd.DataFrame(rows, columns=columns)
