@@ -178,6 +178,9 @@ class DFT(Subcommand):
         parser.add_argument("--multiplicity", type=flag(check_multiplicity), default=None, help="2S+1 for an XYZ file")
         parser.add_argument("--json", action="store_true", help="print JSON (XYZ files)")
         parser.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (default 1)")
+        parser.add_argument("--scheduler", default=None,
+                            help="address of a Dask distributed scheduler to run the bundled clusters on "
+                                 "(default: local worker processes)")
         parser.add_argument("--time-limit", type=float, default=None,
                             help=f"wall-time limit per cluster in s (default {DFT_TIME_LIMIT_S:g} for an XYZ file, "
                                  "3600 for bundled clusters)")
@@ -204,6 +207,8 @@ class DFT(Subcommand):
         if files:
             if len(files) != len(args.names):
                 raise ClusterGNNError("give either XYZ files or bundled cluster names to cluster-gnn dft, not both")
+            if args.scheduler:
+                raise ClusterGNNError("--scheduler runs the bundled clusters' job; XYZ files run here, one at a time")
             return cls.run_files(files, args)
         features_dir = DATA_DIR / FEATURES_DIR_NAME
         records = features_dir / DFT_DIR_NAME
@@ -225,7 +230,7 @@ class DFT(Subcommand):
                 print(f"taken from the isomer ranking (its xTB-minimum records): {', '.join(adopted)}")
             counts = run_dft_job(bundled_clusters(args.names), records, workers=args.workers,
                                  time_limit_s=args.time_limit or 3600.0, retry_failed=args.retry_failed,
-                                 on_record=commit if args.commit else None)
+                                 on_record=commit if args.commit else None, scheduler=args.scheduler)
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
         from .isomer_ranking import ISOMERS_DIR_NAME, ranked_records
 
@@ -306,7 +311,8 @@ class DFT(Subcommand):
         if not args.tables_only:
             names = [find_cluster(n)["name"] for n in args.names] or isomer_clusters()
             counts = run_isomer_job(names, out_dir, main_dir=records, time_limit_s=args.time_limit or 3600.0,
-                                    on_record=commit if args.commit else None, workers=args.workers)
+                                    on_record=commit if args.commit else None, workers=args.workers,
+                                    scheduler=args.scheduler)
             print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
         table = rank_isomers(out_dir)
         path = features_dir / "dft_isomers.csv"

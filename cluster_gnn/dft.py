@@ -281,7 +281,8 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     charge: total charge in e.
     multiplicity: spin multiplicity 2S+1.
     config: level of theory and convergence settings.
-    on_cycle: called as ``on_cycle(rung, cycles)`` after every SCF cycle (progress).
+    on_cycle: called as ``on_cycle(rung, cycles)`` after every SCF cycle (progress); an
+        exception it raises stops the calculation and reaches the caller (a time limit).
 
     Raises
     ------

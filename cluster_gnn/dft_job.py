@@ -5,7 +5,9 @@ record per cluster (the result, or the failure with its reason) written atomical
 ``data/features/dft/``, so a killed job resumes where it stopped without losing or
 repeating a cluster; a lock file with the owner's pid, so a checkpoint never has two
 writers (a lock whose owner is dead is taken over); worker processes that die with their
-parent; a wall-time limit per cluster. :func:`dft_tables` turns the records into the
+parent, or the workers of a Dask cluster (the structure search's
+:func:`~cluster_gnn.parallel.task_executor`); a wall-time limit per cluster, which the worker
+enforces itself between SCF cycles. :func:`dft_tables` turns the records into the
 tables ``data/features/dft_descriptors.csv`` (the authors' NPA descriptors, by their
 names) and ``data/features/dft_atoms.csv`` (per atom).
 """
@@ -15,6 +17,7 @@ import io
 import json
 import multiprocessing as mp
 import time
+from contextlib import ExitStack
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from ase.io import read, write
 from .datasets import find_cluster, load_clusters, load_structure
 from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft, smeared_result
 from .errors import ClusterGNNError, DFTConvergenceError
-from .parallel import PidLock, die_with_parent, pid_alive
+from .parallel import PidLock, die_with_parent, executor_slots, pid_alive, task_executor
 
 __all__ = ["run_dft_job", "record_state", "write_record", "job_status", "bundled_clusters", "current_structures",
            "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
@@ -68,25 +71,43 @@ def _die_with_parent() -> None:
     die_with_parent(pdeathsig=True)
 
 
+class _OutOfTime(Exception):
+    """Raised from the SCF callback when a cluster has used its time: the worker stops it
+    itself, between two SCF cycles, so nothing has to be killed (a Dask worker cannot be)."""
+
+
 def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict: dict,
-          progress_path: str | None = None) -> dict:
+          progress_path: str | None = None, time_limit_s: float | None = None) -> dict:
     """Worker side of the job: one cluster -> its JSON record (never raises for the cluster's
     own failures). With ``progress_path``, ``{"rung", "cycles", "seconds"}`` of the SCF is
-    rewritten there after every cycle."""
+    rewritten there after every cycle (skipped where the worker cannot write it, e.g. a Dask
+    worker on another machine). With ``time_limit_s``, the SCF stops at the first cycle past
+    it and the record is a failure with ``reason`` ``timeout``."""
     config = DFTConfig.from_dict(config_dict)
     atoms = read(io.StringIO(xyz_text), format="extxyz")
     record = {"cluster": name, "charge": charge, "multiplicity": multiplicity, "method": config.label,
               "config": config.to_dict(), "positions": np.round(atoms.get_positions(), 6).tolist()}
     started = time.perf_counter()
+    where = {"rung": "", "cycles": 0}
 
     def on_cycle(rung, cycles):
-        write_record(Path(progress_path), {"rung": rung, "cycles": cycles,
-                                           "seconds": round(time.perf_counter() - started, 1)})
+        seconds = time.perf_counter() - started
+        where.update(rung=rung, cycles=cycles)
+        if progress_path:
+            try:
+                write_record(Path(progress_path), {"rung": rung, "cycles": cycles, "seconds": round(seconds, 1)})
+            except OSError:
+                pass
+        if time_limit_s is not None and seconds > time_limit_s:
+            raise _OutOfTime
     try:
-        record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config,
-                                                   on_cycle=on_cycle if progress_path else None).to_dict())
+        record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config, on_cycle=on_cycle).to_dict())
     except DFTConvergenceError as e:
         record.update(status="failed", reason=e.reason, message=str(e))
+    except _OutOfTime:
+        record.update(status="failed", reason="timeout",
+                      message=f"the DFT single point took longer than {time_limit_s:g} s (stopped in the "
+                              f"{where['rung']} rung after {where['cycles']} SCF cycles)")
     return record
 
 
@@ -145,9 +166,14 @@ def job_status(clusters, out_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cluster", "state", "reason", "running"])
 
 
+#: A local worker still busy this long past its cluster's time limit (a stop between SCF
+#: cycles did not come: a long integral step, say) is killed: ``limit * (1 + f) + s``.
+KILL_GRACE = (0.1, 60.0)
+
+
 def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int = 1,
                 time_limit_s: float = 3600.0, retry_failed: bool = False, on_record=None,
-                progress: bool = True, stop=None) -> dict:
+                progress: bool = True, stop=None, scheduler=None) -> dict:
     """Run :func:`run_dft` over many clusters, resumably.
 
     Parameters
@@ -158,14 +184,20 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
         skipped (failed ones too, unless ``retry_failed``), so a killed job resumes where it
         stopped without losing or repeating a finished cluster; a record made for another
         multiplicity is redone.
-    workers: worker processes (one thread each); they die with this process.
-    time_limit_s: wall-time limit per cluster; a cluster past it is recorded as failed
-        (``reason`` ``timeout``) and the worker is replaced.
+    workers: local worker processes (one thread each); they die with this process.
+    time_limit_s: wall-time limit per cluster: the worker stops the SCF at the first cycle
+        past it and the cluster is recorded as failed (``reason`` ``timeout``). A local worker
+        that does not stop within :data:`KILL_GRACE` is killed and replaced.
     on_record: called with the path of each record written (to commit it, say).
     progress: print a line per cluster; the worker also keeps ``<out_dir>/.<name>.progress``
         (rung, SCF cycles, seconds) up to date while a cluster runs.
     stop: a :class:`threading.Event`; once set, the workers are killed within about a
         second and the job returns without a record for the clusters under way.
+    scheduler: the address of a Dask distributed scheduler (``"tcp://host:8786"``) or a
+        ``dask.distributed.Client``: the clusters run on its workers instead
+        (:func:`~cluster_gnn.parallel.task_executor`, as the structure search), each one
+        thread; records are written here. A Dask worker cannot be killed, so a cluster
+        that overruns its limit without stopping is recorded as a timeout and left to end.
 
     Returns
     -------
@@ -176,8 +208,9 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     out_dir = Path(out_dir)
     if not (isinstance(time_limit_s, (int, float)) and np.isfinite(time_limit_s) and 1 <= time_limit_s <= 7 * 86400):
         raise ClusterGNNError(f"time limit per cluster must be 1 s to 7 days, got {time_limit_s!r}")
+    kill_after = time_limit_s * (1 + KILL_GRACE[0]) + KILL_GRACE[1]
     counts = {"done": 0, "failed": 0, "skipped": 0}
-    with _JobLock(out_dir):
+    with _JobLock(out_dir), ExitStack() as stack:
         todo = []
         for name, atoms, charge, multiplicity in clusters:
             status = record_state(out_dir / f"{name}.json", atoms, multiplicity)[0]
@@ -189,11 +222,22 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             todo.append((name, buf.getvalue(), int(charge), int(multiplicity), len(atoms)))
         total = len(todo)
         if progress:
-            print(f"DFT ({config.label}): {total} clusters to run, {counts['skipped']} already done", flush=True)
+            where = "" if scheduler is None else f" on the Dask cluster {scheduler}"
+            print(f"DFT ({config.label}): {total} clusters to run{where}, {counts['skipped']} already done", flush=True)
+        local = scheduler is None
 
         def new_pool():
             return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn"),
                                        initializer=_die_with_parent)
+
+        def kill(pool):
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+        def failure(name, charge, multiplicity, reason, message):
+            return {"cluster": name, "charge": charge, "multiplicity": multiplicity, "method": config.label,
+                    "status": "failed", "reason": reason, "message": message}
 
         def finish(name, record, started):
             path = out_dir / f"{name}.json"
@@ -209,15 +253,22 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             if on_record is not None:
                 on_record(path)
 
-        pool = new_pool()
+        pool = new_pool() if local else stack.enter_context(task_executor(scheduler=scheduler))
         pending = list(todo)
         running = {}
+
+        def requeue_running():
+            for name, *_rest in running.values():
+                pending.insert(0, next(t for t in todo if t[0] == name))
+            running.clear()
+
         try:
             while pending or running:
-                while pending and len(running) < max(1, workers):
+                # no more at once than run at once, so that a cluster's clock starts when it does
+                while pending and len(running) < (max(1, workers) if local else executor_slots(pool)):
                     name, xyz, charge, multiplicity, _ = pending.pop(0)
                     fut = pool.submit(_task, name, xyz, charge, multiplicity, config.to_dict(),
-                                      str(out_dir / f".{name}.progress"))
+                                      str(out_dir / f".{name}.progress"), float(time_limit_s))
                     running[fut] = (name, charge, multiplicity, time.perf_counter())
                 done, _ = wait(list(running), timeout=1.0 if stop is not None else 5.0, return_when=FIRST_COMPLETED)
                 if stop is not None and stop.is_set():
@@ -230,36 +281,28 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
                         record = fut.result()
                     except Exception as e:  # noqa: BLE001 - a dead worker: record it, go on
                         broken = True
-                        record = {"cluster": name, "charge": charge, "multiplicity": multiplicity,
-                                  "method": config.label, "status": "failed", "reason": "worker-died",
-                                  "message": f"the DFT worker died: {type(e).__name__}: {e}"}
+                        record = failure(name, charge, multiplicity, "worker-died",
+                                         f"the DFT worker died: {type(e).__name__}: {e}")
                     finish(name, record, started)
-                if broken:  # a dead worker breaks the whole pool: start a new one
-                    for fut, (name, *_rest) in running.items():
-                        pending.insert(0, next(t for t in todo if t[0] == name))
-                    running.clear()
+                if broken and local:  # a dead worker breaks the whole pool: start a new one
+                    requeue_running()
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = new_pool()
-                late = [f for f, (_, _, _, t0) in running.items() if time.perf_counter() - t0 > time_limit_s]
-                if late:
-                    for fut in late:
-                        name, charge, multiplicity, started = running.pop(fut)
-                        finish(name, {"cluster": name, "charge": charge, "multiplicity": multiplicity,
-                                      "method": config.label, "status": "failed", "reason": "timeout",
-                                      "message": f"the DFT single point took longer than {time_limit_s:g} s"},
-                               started)
-                    # the pool cannot cancel a running task: replace it, resubmit the others
-                    for fut, (name, charge, multiplicity, _) in running.items():
-                        pending.insert(0, next(t for t in todo if t[0] == name))
-                    running.clear()
-                    for proc in list(getattr(pool, "_processes", {}).values()):
-                        proc.kill()
-                    pool.shutdown(wait=False, cancel_futures=True)
+                late = [f for f, (_, _, _, t0) in running.items() if time.perf_counter() - t0 > kill_after]
+                for fut in late:
+                    name, charge, multiplicity, started = running.pop(fut)
+                    fut.cancel()
+                    finish(name, failure(name, charge, multiplicity, "timeout",
+                                         f"the DFT single point took longer than {time_limit_s:g} s"), started)
+                if late and local:  # the pool cannot cancel a running task: replace it, resubmit the others
+                    requeue_running()
+                    kill(pool)
                     pool = new_pool()
         finally:
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
+            if local:
+                kill(pool)
+            else:  # cancels what is queued; a running Dask task ends at its own time limit
+                pool.shutdown(wait=False)
             for name, *_ in running.values():
                 (out_dir / f".{name}.progress").unlink(missing_ok=True)
     return counts

@@ -75,7 +75,8 @@ def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
 
 
 def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: float = 3600.0, on_record=None,
-                   progress: bool = True, candidates_kw: dict | None = None, workers: int = 1) -> dict:
+                   progress: bool = True, candidates_kw: dict | None = None, workers: int = 1,
+                   scheduler=None) -> dict:
     """Rank the isomers of each cluster in ``names`` by PBE, resumably.
 
     Per cluster: the candidates (:func:`isomer_candidates`) are made once and written to
@@ -84,7 +85,8 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
     theory (:meth:`~cluster_gnn.dft.DFTConfig.same_theory` of ``config``, default settings);
     then :func:`~cluster_gnn.dft_job.run_dft_job` runs the rest, one record per candidate,
     skipping finished ones, on ``workers`` processes (the candidates of a cluster run side by
-    side). ``on_record(path)`` is called for each file written.
+    side), or on a Dask cluster given its ``scheduler``. ``on_record(path)`` is called for
+    each file written.
     Returns the summed counts of the DFT job."""
     import json
 
@@ -121,7 +123,7 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
         jobs = [(candidate_name(name, k), a, int(a.info["charge"]), int(a.info["multiplicity"]))
                 for k, a in enumerate(candidates)]
         got = run_dft_job(jobs, out_dir, config, workers=workers, time_limit_s=time_limit_s, on_record=on_record,
-                          progress=progress)
+                          progress=progress, scheduler=scheduler)
         for key in counts:
             counts[key] += got.get(key, 0)
     return counts

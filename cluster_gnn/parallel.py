@@ -16,9 +16,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import LockedError
+from .errors import ClusterGNNError, LockedError
 
-__all__ = ["task_executor", "limit_threads", "compute_threads", "die_with_parent", "PidLock", "pid_alive"]
+__all__ = ["task_executor", "executor_slots", "limit_threads", "compute_threads", "die_with_parent", "PidLock", "pid_alive"]
 
 #: How often a worker checks that its parent still lives, in s.
 PARENT_POLL_S = 0.2
@@ -137,6 +137,15 @@ def compute_threads(most: int = 2) -> int:
         return max(1, min(most, os.cpu_count() or 1))
 
 
+def executor_slots(executor) -> int:
+    """How many tasks ``executor`` (from :func:`task_executor`) runs at once: a local pool's
+    processes, or the threads of the Dask cluster's workers now (they may come and go)."""
+    client = getattr(executor, "_client", None)  # a Dask ClientExecutor
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    return max(1, int(getattr(executor, "_max_workers", 1)))
+
+
 def _start_worker(initializer, initargs) -> None:
     die_with_parent()
     if initializer is not None:
@@ -156,7 +165,10 @@ def task_executor(workers: int = 1, scheduler=None, initializer=None, initargs=(
     if scheduler is not None:
         from dask.distributed import Client
 
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
+            raise ClusterGNNError(f"cannot reach the Dask scheduler {scheduler!r}: {e}") from None
         try:
             yield client.get_executor()
         finally:

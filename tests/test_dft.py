@@ -187,3 +187,39 @@ def test_an_upload_too_large_for_dft_is_refused_before_any_work():
     with pytest.raises(DFTConvergenceError, match="at most 13 atoms") as err:
         start_dft(atoms, -1, 2)
     assert err.value.reason == "too-many-atoms"
+
+
+@pytest.mark.slow
+def test_a_cluster_past_its_time_limit_is_stopped_by_its_worker_and_the_job_goes_on(tmp_path):
+    co4 = Atoms("Co4", positions=[[0, 0, 0], [2.3, 0, 0], [1.15, 2.0, 0], [1.15, 0.66, 1.9]])
+    started = time.perf_counter()
+    h2 = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+    counts = run_dft_job([("Co4", co4, 0, 11), ("H2", h2, 0, 1)], tmp_path, DFTConfig(basis="def2-TZVP"),
+                         time_limit_s=3, progress=False)  # Co4 in def2-TZVP: minutes of work; H2 a second
+    records = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert counts == {"done": 1, "failed": 1, "skipped": 0}
+    assert records["Co4"]["status"] == "failed" and records["Co4"]["reason"] == "timeout"
+    # the worker stopped the SCF itself between cycles (the parent's kill would not know the cycle)
+    assert "took longer than 3 s (stopped in the newton rung after" in records["Co4"]["message"]
+    assert records["H2"]["status"] == "ok"
+    assert time.perf_counter() - started < 3 * 1.1 + 60
+
+
+@pytest.mark.slow
+def test_the_job_on_a_dask_cluster_writes_the_records_a_local_run_writes(tmp_path):
+    pytest.importorskip("distributed")
+    from dask.distributed import Client, LocalCluster
+
+    clusters = [("CoH", _coh(), 0, 3), ("VH", Atoms("VH", positions=[[0, 0, 0], [0, 0, 1.7]]), 0, 5)]
+    local = run_dft_job(clusters, tmp_path / "local", FAST, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        remote = run_dft_job(clusters, tmp_path / "dask", FAST, progress=False, scheduler=client)
+        again = run_dft_job(clusters, tmp_path / "dask", FAST, progress=False, scheduler=client)
+    assert local == remote == {"done": 2, "failed": 0, "skipped": 0}
+    assert again == {"done": 0, "failed": 0, "skipped": 2}  # resumes like the local job
+    for name in ("CoH", "VH"):
+        a, b = (json.loads((tmp_path / d / f"{name}.json").read_text())["result"] for d in ("local", "dask"))
+        assert b["energy"] == pytest.approx(a["energy"], abs=1e-6)
+        np.testing.assert_allclose(b["charges"], a["charges"], atol=1e-5)
+    assert not list((tmp_path / "dask").glob(".*.progress")) and not (tmp_path / "dask" / ".lock").exists()

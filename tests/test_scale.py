@@ -83,3 +83,13 @@ def test_batch_prediction_through_dask_matches_sequential(test_data, tmp_path):
         assert "declares 4 atoms but has 2" in table.loc[1, "error"]
     np.testing.assert_allclose(pool["lg_k1"][[0, 2]].astype(float), sequential["lg_k1"][[0, 2]].astype(float), atol=1e-4)
     np.testing.assert_allclose(remote["lg_k1"][[0, 2]].astype(float), sequential["lg_k1"][[0, 2]].astype(float), atol=1e-4)
+
+
+def test_a_scheduler_that_cannot_be_reached_is_one_clear_error():
+    pytest.importorskip("distributed")
+    from cluster_gnn.errors import ClusterGNNError
+    from cluster_gnn.parallel import task_executor
+
+    with pytest.raises(ClusterGNNError, match="cannot reach the Dask scheduler 'no-such-host'"):
+        with task_executor(scheduler="no-such-host"):
+            pass
