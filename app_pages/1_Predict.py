@@ -19,6 +19,7 @@ from cluster_gnn.dft import pyscf_available
 from cluster_gnn.dft_upload import get_dft_job, start_dft
 from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.explain import contribution_summary, importance_summary
+from cluster_gnn.isomer_ranking import TIE_EV
 from cluster_gnn.limits import DFT_TIME_LIMIT_S, MAX_DFT_ATOMS
 from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
 from cluster_gnn.results import (atom_table, check_live_allowed, dft_atom_values, explain_live, known_cluster,
@@ -80,6 +81,12 @@ def live_explained(symbols: tuple, positions: tuple, charge: int, multiplicity: 
     return result_from_prediction(prediction, explain_live(prediction, _model(stamp)))
 
 
+def _tie(info: dict) -> str:
+    """Label tail for a PBE-lowest isomer whose runner-up candidate is within the tie margin."""
+    gap = info.get("next_above", float("nan"))
+    return f"; the next candidate only +{gap:.2f} eV: a tie" if gap < TIE_EV else ""
+
+
 @st.cache_data(show_spinner=False)
 def isomers(name: str) -> list:
     return load_isomers(name)
@@ -128,7 +135,7 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
     if found:
         labels = ["global minimum"] + [
             f"PBE-lowest isomer: {a.info['ligand']} terminal/μ2/μ3 {a.info['motifs']}, "
-            f"{a.info['below_xtb_minimum']:.2f} eV below the global minimum at PBE (computed live)"
+            f"{a.info['below_xtb_minimum']:.2f} eV below the global minimum at PBE{_tie(a.info)} (computed live)"
             if "below_xtb_minimum" in a.info else
             f"isomer {a.info.get('rank', k + 2)} (+{a.info['relative_energy']:.3f} eV, computed live)"
             for k, a in enumerate(found)]

@@ -22,10 +22,15 @@ from .dft import smeared_result
 from .dft_isomers import isomer_candidates, ligand_motifs
 
 __all__ = ["ISOMERS_DIR_NAME", "candidate_name", "adopt_isomer_minima", "run_isomer_job", "rank_isomers",
-           "isomer_summary", "motif_totals", "ranked_records"]
+           "isomer_summary", "motif_totals", "ranked_records", "TIE_EV"]
 
 #: folder of the candidates' DFT records under ``data/features``
 ISOMERS_DIR_NAME = "dft_isomers"
+
+#: PBE energies of two candidates closer than this (eV) are a tie: one structure can hold SCF
+#: solutions a few tenths of an eV apart (Mo3C4⁻ candidate 2: 0.21 eV, session 13), and the
+#: ranking takes the lowest solution its ladder found.
+TIE_EV = 0.3
 
 
 def candidate_name(cluster: str, k: int) -> str:
@@ -168,19 +173,23 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per cluster whose ranking is complete and whose xTB minimum converged: the ``ligand``
     rearranged, its motifs in the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and
     in the PBE-lowest candidate (``dft_motifs``), that candidate (``dft_candidate``,
-    ``dft_source``), ``changed`` (the PBE-lowest is not the xTB minimum) and the xTB
-    minimum's energy above it (``xtb_above``, eV)."""
+    ``dft_source``), ``changed`` (the PBE-lowest is not the xTB minimum), the xTB
+    minimum's energy above it (``xtb_above``, eV), the next converged candidate's
+    (``next_above``, eV; NaN with one) and ``tie`` (``next_above`` below :data:`TIE_EV`)."""
     rows = []
     for cluster, group in table[table["complete"]].groupby("cluster"):
         first, ok = group[group["candidate"] == 0], group[group["status"] == "ok"]
         if first.empty or first["status"].iloc[0] != "ok":
             continue
         best = ok.loc[ok["energy"].idxmin()]
+        above = np.sort(ok["energy"].to_numpy())[1:2] - best["energy"]
+        next_above = round(float(above[0]), 3) if above.size else np.nan
         motifs = lambda r: f"{int(r['terminal'])}/{int(r['mu2'])}/{int(r['mu3'])}"  # noqa: E731
         rows.append({"cluster": cluster, "ligand": first["ligand"].iloc[0], "xtb_motifs": motifs(first.iloc[0]),
                      "dft_motifs": motifs(best),
                      "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
                      "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
+                     "next_above": next_above, "tie": bool(next_above < TIE_EV),
                      "n_ok": len(ok), "n_candidates": len(group)})
     return pd.DataFrame(rows)
 
@@ -200,8 +209,8 @@ def motif_totals(summary: pd.DataFrame) -> pd.DataFrame:
 def ranked_records(out_dir) -> dict:
     """``{cluster: (record, label)}``: the DFT record of the PBE-lowest candidate of every
     cluster whose ranking is complete and whose lowest is not the xTB minimum, with a label
-    such as ``PBE-ranked isomer (ml-start S 0/2/0)``; the record also carries ``ligand`` and
-    ``motifs`` (``"0/2/0"``). The input ``ranked`` of
+    such as ``PBE-ranked isomer (ml-start S 0/2/0)``; the record also carries ``ligand``,
+    ``motifs`` (``"0/2/0"``) and ``next_above`` (eV, the next candidate). The input ``ranked`` of
     :func:`~cluster_gnn.dft_job.dft_tables`."""
     from .dft_job import load_dft_results
 
@@ -213,6 +222,6 @@ def ranked_records(out_dir) -> dict:
         return {}
     records = load_dft_results(out_dir)
     return {row.cluster: ({**records[candidate_name(row.cluster, row.dft_candidate)], "ligand": row.ligand,
-                           "motifs": row.dft_motifs},
+                           "motifs": row.dft_motifs, "next_above": row.next_above},
                           f"PBE-ranked isomer ({row.dft_source} {row.ligand} {row.dft_motifs})")
             for row in summary.itertuples() if row.changed}

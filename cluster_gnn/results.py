@@ -244,8 +244,9 @@ def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     ranking (``cluster-gnn dft --isomers``) found one: :class:`ase.Atoms` whose ``info`` holds
     ``charge``, ``multiplicity``, ``label`` (e.g. ``PBE-ranked isomer (ml-start S 0/2/0)``),
     ``ligand`` (the element rearranged) and ``motifs`` (its terminal/mu2/mu3 counts, e.g.
-    ``"0/2/0"``), ``below_xtb_minimum`` (eV, PBE) and ``dft`` (``{"charge", "spin"}``, its NPA
-    values in e); else None."""
+    ``"0/2/0"``), ``below_xtb_minimum`` (eV, PBE), ``next_above`` (eV, PBE: how far the next
+    candidate lies above it; below :data:`~cluster_gnn.isomer_ranking.TIE_EV` the two are a tie)
+    and ``dft`` (``{"charge", "spin"}``, its NPA values in e); else None."""
     from ase import Atoms
 
     from .isomer_ranking import ISOMERS_DIR_NAME
@@ -264,6 +265,7 @@ def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     atoms.info.update(charge=int(result["charge"]), multiplicity=int(result["multiplicity"]), label=label,
                       ligand=record["ligand"], motifs=record["motifs"],
                       below_xtb_minimum=float(first["result"]["energy"]) - float(result["energy"]),
+                      next_above=float(record.get("next_above", np.nan)),
                       dft={"charge": np.asarray(result["charges"], float), "spin": np.asarray(result["spin"], float)})
     return atoms
 

@@ -606,6 +606,9 @@ def test_the_pbe_lowest_isomer_is_offered_with_its_own_dft_charges():
     pbe = [i for i, o in enumerate(options) if o.startswith("PBE-lowest isomer")]
     motifs = f"{isomer.info['ligand']} terminal/μ2/μ3 {isomer.info['motifs']}"
     assert len(pbe) == 1 and motifs in options[pbe[0]] and "below the global minimum" in options[pbe[0]]
+    from cluster_gnn.isomer_ranking import TIE_EV
+
+    assert ("a tie" in options[pbe[0]]) == (isomer.info["next_above"] < TIE_EV)  # a near runner-up is said
     assert "Charge (DFT NPA)" in at.radio(key="main_mode").options  # the global minimum's own DFT values
     at.selectbox(key="predict_cluster_isomer").set_value(options[pbe[0]]).run(timeout=XTB_TIMEOUT)
     assert not at.exception and not at.error

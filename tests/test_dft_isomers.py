@@ -205,12 +205,26 @@ def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_pat
     row = summary.iloc[0]
     assert (row.xtb_motifs, row.dft_motifs, row.dft_candidate, bool(row.changed)) == ("1/0/0", "0/0/1", 1, True)
     assert row.xtb_above == pytest.approx(0.4) and row.n_ok == 2
+    assert row.next_above == pytest.approx(0.4) and not row.tie  # the failed candidate is not a runner-up
     ranked = ranked_records(tmp_path)
     assert list(ranked) == ["Mo3S-"] and ranked["Mo3S-"][0]["cluster"] == "Mo3S-~1"
     assert ranked["Mo3S-"][1] == "PBE-ranked isomer (ml-start S 0/0/1)"
     two = pd.concat([summary, summary.assign(cluster="Mo4S2-", xtb_motifs="2/0/0", dft_motifs="2/0/0", changed=False)])
     totals = motif_totals(two).set_index("ligand").loc["S"]
     assert (totals.clusters, totals.changed, totals.xtb_motifs, totals.dft_motifs) == (2, 1, "3/0/0", "2/0/1")
+
+
+def test_a_runner_up_within_the_tie_margin_marks_the_ranking_a_tie(tmp_path):
+    terminal, capped, bridged = _mo3([-2.1, -0.5, 0]), _mo3([1.3, 0.751, 1.85]), _mo3([1.3, -1.6, 0])
+    for atoms, source in ((terminal, "xtb-minimum"), (capped, "ml-start"), (bridged, "ml-start")):
+        atoms.info["source"] = source
+    write(tmp_path / "Mo3S-.candidates.xyz", [terminal, capped, bridged], format="extxyz")
+    for k, e in {0: -100.0, 1: -100.4, 2: -100.25}.items():
+        (tmp_path / f"{candidate_name('Mo3S-', k)}.json").write_text(json.dumps(_record(candidate_name("Mo3S-", k), e)))
+    row = isomer_summary(rank_isomers(tmp_path)).iloc[0]
+    assert row.dft_candidate == 1 and row.xtb_above == pytest.approx(0.4)
+    assert row.next_above == pytest.approx(0.15) and row.tie
+    assert ranked_records(tmp_path)["Mo3S-"][0]["next_above"] == pytest.approx(0.15)
 
 
 def _result(charges, energy):
@@ -415,6 +429,7 @@ def test_dft_values_belong_to_the_structure_shown(tmp_path):
         (features / "dft_isomers" / f"Mo2S-~{k}.json").write_text(json.dumps(record))
     isomer = pbe_ranked_isomer("Mo2S-", tmp_path)
     assert isomer.info["below_xtb_minimum"] == pytest.approx(0.5) and isomer.info["multiplicity"] == 2
+    assert isomer.info["next_above"] == pytest.approx(0.5)  # the only other candidate, not a tie
     assert isomer.info["ligand"] == "S" and isomer.info["motifs"].count("/") == 2
     assert np.allclose(isomer.positions, bridged.positions)
     assert list(dft_atom_values("Mo2S-", tmp_path, atoms=minimum)["charge"]) == pytest.approx([0.1, -0.3, -0.8])
