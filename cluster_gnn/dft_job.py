@@ -108,6 +108,9 @@ def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict:
         record.update(status="failed", reason="timeout",
                       message=f"the DFT single point took longer than {time_limit_s:g} s (stopped in the "
                               f"{where['rung']} rung after {where['cycles']} SCF cycles)")
+    finally:
+        if progress_path:  # a worker on another machine leaves none behind in its own checkout
+            Path(progress_path).unlink(missing_ok=True)
     return record
 
 
