@@ -250,7 +250,7 @@ class DFT(Subcommand):
 
         from .datasets import load_clusters
         from .dft_isomers import isomer_clusters
-        from .isomer_ranking import ISOMERS_DIR_NAME, rank_isomers
+        from .isomer_ranking import ISOMERS_DIR_NAME, TIE_EV, isomer_summary, rank_isomers
         from .dft_job import bundled_clusters, job_status
 
         status = job_status(bundled_clusters(args.names), records)
@@ -271,7 +271,9 @@ class DFT(Subcommand):
         if not ranking.empty:
             started = set(ranking["cluster"])
             complete = set(ranking.loc[ranking["complete"], "cluster"])
-            print(f"isomer rankings: {len(complete)} complete, {len(started - complete)} under way, "
+            summary = isomer_summary(ranking)
+            ties = f" ({int(summary['tie'].sum())} ties within {TIE_EV:g} eV)" if not summary.empty else ""
+            print(f"isomer rankings: {len(complete)} complete{ties}, {len(started - complete)} under way, "
                   f"{len([n for n in todo if n not in started])} not started, of {len(todo)}")
         return 0
 

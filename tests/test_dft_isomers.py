@@ -214,13 +214,18 @@ def test_ranking_picks_the_lowest_converged_candidate_and_reports_motifs(tmp_pat
     assert (totals.clusters, totals.changed, totals.xtb_motifs, totals.dft_motifs) == (2, 1, "3/0/0", "2/0/1")
 
 
-def test_a_runner_up_within_the_tie_margin_marks_the_ranking_a_tie(tmp_path):
+def _tied_mo3s(directory):
+    """A complete Mo3S- ranking whose runner-up lies 0.15 eV above the lowest (the xTB minimum 0.4)."""
     terminal, capped, bridged = _mo3([-2.1, -0.5, 0]), _mo3([1.3, 0.751, 1.85]), _mo3([1.3, -1.6, 0])
     for atoms, source in ((terminal, "xtb-minimum"), (capped, "ml-start"), (bridged, "ml-start")):
         atoms.info["source"] = source
-    write(tmp_path / "Mo3S-.candidates.xyz", [terminal, capped, bridged], format="extxyz")
+    write(directory / "Mo3S-.candidates.xyz", [terminal, capped, bridged], format="extxyz")
     for k, e in {0: -100.0, 1: -100.4, 2: -100.25}.items():
-        (tmp_path / f"{candidate_name('Mo3S-', k)}.json").write_text(json.dumps(_record(candidate_name("Mo3S-", k), e)))
+        (directory / f"{candidate_name('Mo3S-', k)}.json").write_text(json.dumps(_record(candidate_name("Mo3S-", k), e)))
+
+
+def test_a_runner_up_within_the_tie_margin_marks_the_ranking_a_tie(tmp_path):
+    _tied_mo3s(tmp_path)
     row = isomer_summary(rank_isomers(tmp_path)).iloc[0]
     assert row.dft_candidate == 1 and row.xtb_above == pytest.approx(0.4)
     assert row.next_above == pytest.approx(0.15) and row.tie
@@ -331,6 +336,9 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
     out = capsys.readouterr().out
     assert "failed, timeout (1): Rh3-" in out and "running now: FeV2C-" in out
     assert "stale, another multiplicity (1): Ta3S" in out and "stale, unreadable (1): Mo3S-" in out
+    _tied_mo3s(features / "dft_isomers")
+    DFT.print_status(Args, tmp_path, features)
+    assert "isomer rankings: 1 complete (1 ties within 0.3 eV)" in capsys.readouterr().out
 
 
 def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
