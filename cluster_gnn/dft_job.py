@@ -194,8 +194,9 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     on_record: called with the path of each record written (to commit it, say).
     progress: print a line per cluster; the worker also keeps ``<out_dir>/.<name>.progress``
         (rung, SCF cycles, seconds) up to date while a cluster runs.
-    stop: a :class:`threading.Event`; once set, the workers are killed within about a
-        second and the job returns without a record for the clusters under way.
+    stop: a :class:`threading.Event`; once set, local workers are killed within about a
+        second (Dask tasks are cancelled, or end at their time limit) and the job returns
+        without a record for the clusters under way.
     scheduler: the address of a Dask distributed scheduler (``"tcp://host:8786"``) or a
         ``dask.distributed.Client``: the clusters run on its workers instead
         (:func:`~cluster_gnn.parallel.task_executor`, as the structure search), each one
