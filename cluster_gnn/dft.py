@@ -271,8 +271,46 @@ def _check(mf, mol, config: DFTConfig):
     return None, npa
 
 
+def _checkpoint_key(atoms, charge: int, multiplicity: int, config: DFTConfig) -> str:
+    """What a checkpoint was made for: structure, charge, spin state and settings."""
+    import hashlib
+
+    made = [atoms.get_chemical_symbols(), np.round(atoms.get_positions(), 6).tolist(), int(charge),
+            int(multiplicity), config.to_dict()]
+    return hashlib.sha1(json.dumps(made, sort_keys=True).encode()).hexdigest()
+
+
+def _save_checkpoint(path, key: str, stage: str, cycles: int, seconds: float, trace: dict, dm) -> None:
+    """The density of the SCF under way, atomically (a file beside it, then a rename); a
+    folder this process cannot write to (a Dask worker elsewhere) is skipped."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, key=key, stage=stage, cycles=cycles, seconds=seconds, trace=json.dumps(trace),
+                     dm=np.asarray(dm, dtype=float))
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def _load_checkpoint(path, key: str) -> dict | None:
+    """The checkpoint at ``path`` if it was made for ``key``, else None (none, unreadable, or
+    made for another structure or setting)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["key"]) != key:
+                return None
+            return {"stage": str(saved["stage"]), "cycles": int(saved["cycles"]), "seconds": float(saved["seconds"]),
+                    "trace": json.loads(str(saved["trace"])), "dm": np.array(saved["dm"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = None,
-            on_cycle=None) -> DFTResult:
+            on_cycle=None, checkpoint=None) -> DFTResult:
     """PBE/def2-SVP single point and natural population analysis of one cluster.
 
     Parameters
@@ -283,6 +321,11 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     config: level of theory and convergence settings.
     on_cycle: called as ``on_cycle(rung, cycles)`` after every SCF cycle (progress); an
         exception it raises stops the calculation and reaches the caller (a time limit).
+    checkpoint: path of a file where the density is saved at the end of each stage of the
+        ladder (the smeared SCF, the first-order SCF before each Newton one). Given one made
+        for the same structure, spin state and settings, the calculation resumes from there
+        (``notes`` say so) and gives the result an uninterrupted one would: a killed job loses
+        only the stage under way. The caller removes it once the result is kept.
 
     Raises
     ------
@@ -302,8 +345,10 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     mol = _molecule(atoms, charge, multiplicity, config)
     start, cycles, tried = time.perf_counter(), 0, []
     counter = {"n": 0, "rung": ""}
-
     trace: dict = {}
+    key = _checkpoint_key(atoms, charge, multiplicity, config) if checkpoint else ""
+    resume = _load_checkpoint(checkpoint, key) if checkpoint else None
+    earlier = 0.0  # seconds spent before a resume
 
     def count(envs):
         counter["n"] += 1
@@ -312,6 +357,11 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             trace.setdefault(counter["rung"], []).append(round(float(energy), 8))
         if on_cycle is not None:
             on_cycle(counter["rung"], counter["n"])
+
+    def save(stage, dm):
+        """Where to go on from, should this process be killed: ``stage`` from density ``dm``."""
+        if checkpoint and dm is not None:
+            _save_checkpoint(checkpoint, key, stage, counter["n"], earlier + time.perf_counter() - start, trace, dm)
 
     def attempt(rung, mf, dm0=None):
         mf.callback = count
@@ -329,56 +379,74 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     skip = set(atoms.get_chemical_symbols()) & set(config.unsmeared_elements)
     rungs = ["smeared"] if config.smearing > 0 and not skip else []
     rungs += ["newton", "shifted"]
+    # a checkpoint's stage -> the rung it belongs to ("-pre": the first-order SCF before Newton)
+    owner = {"smeared": "smeared", "polish": "smeared", "newton-pre": "newton", "newton": "newton",
+             "shifted-pre": "shifted", "shifted": "shifted"}.get(resume["stage"]) if resume else None
+    if owner in rungs:
+        rungs = rungs[rungs.index(owner):]
+        counter["n"], earlier, trace = resume["cycles"], resume["seconds"], resume["trace"]
+        tried.append(f"resumed from a checkpoint ({resume['stage']}) after {resume['cycles']} cycles")
+    else:
+        resume = None
     dm_guess, npa, mf, used = None, None, None, None
+    errors = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)
     for rung in rungs:
         counter["rung"] = rung
+        here = resume is not None and rung == owner  # the rung the checkpoint was saved in
+        saved = resume["dm"] if here and resume["dm"].size > 1 else None  # size 1: no density to go on from
+        stage = resume["stage"] if here else ""
+        next_guess = None
         if rung == "smeared":
-            mf = _scf_object(mol, config, config.smearing)
-            mf.callback = count
-            try:
-                mf.kernel()
-            except (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError) as e:
-                tried.append(f"{rung}: {type(e).__name__}")
-            else:
-                if not mf.converged:
-                    tried.append(f"{rung}: did not converge")
-                else:  # the polish: unsmeared Newton from the smeared density
-                    hot, counter["rung"] = mf, "polish"
-                    mf = _scf_object(mol, config, 0.0).newton()
-                    mf.max_cycle = max(config.max_cycles // 2, 10)
-                    npa = attempt(f"{rung}, unsmeared polish", mf, hot.make_rdm1())
-                    if npa is None:
-                        mf = hot  # the next rung starts from the smeared density
-        elif rung == "newton":
-            pre = _scf_object(mol, config, 0.0)
-            pre.DIIS = scf.ADIIS
-            pre.max_cycle = max(config.max_cycles // 2, 10)
-            pre.callback = count
-            try:
-                pre.kernel(dm0=dm_guess)
-            except (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError):
-                pass
-            mf = _scf_object(mol, config, 0.0).newton()
-            mf.max_cycle = max(config.max_cycles // 2, 10)
-            npa = attempt(rung, mf, pre.make_rdm1())
+            hot = saved if stage == "polish" else None
+            if hot is None:
+                mf = _scf_object(mol, config, config.smearing)
+                mf.callback = count
+                try:
+                    mf.kernel(dm0=saved)
+                except errors as e:
+                    tried.append(f"{rung}: {type(e).__name__}")
+                else:
+                    if not mf.converged:
+                        tried.append(f"{rung}: did not converge")
+                    else:
+                        hot = mf.make_rdm1()
+                        save("polish", hot)
+            if hot is not None:  # the polish: unsmeared Newton from the smeared density
+                counter["rung"] = "polish"
+                mf = _scf_object(mol, config, 0.0).newton()
+                mf.max_cycle = max(config.max_cycles // 2, 10)
+                npa = attempt(f"{rung}, unsmeared polish", mf, hot)
+                next_guess = hot  # if it fails, the next rung starts from the smeared density
         else:
-            pre = _scf_object(mol, config, 0.0)
-            pre.level_shift, pre.damp, pre.max_cycle = 0.3, 0.5, config.max_cycles
-            pre.callback = count
-            try:
-                pre.kernel()
-            except (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError):
-                pass
+            newton = rung == "newton"
+            if stage == rung:  # saved just before the Newton SCF: start it from there
+                start_dm = saved
+            else:
+                pre = _scf_object(mol, config, 0.0)
+                if newton:
+                    pre.DIIS, pre.max_cycle = scf.ADIIS, max(config.max_cycles // 2, 10)
+                else:
+                    pre.level_shift, pre.damp, pre.max_cycle = 0.3, 0.5, config.max_cycles
+                pre.callback = count
+                try:  # the shifted rung starts afresh
+                    pre.kernel(dm0=(saved if saved is not None else dm_guess) if newton else None)
+                except errors:
+                    pass
+                start_dm = pre.make_rdm1()
+                save(rung, start_dm)
             mf = _scf_object(mol, config, 0.0).newton()
-            mf.max_cycle = config.max_cycles
-            npa = attempt(rung, mf, pre.make_rdm1())
+            mf.max_cycle = max(config.max_cycles // 2, 10) if newton else config.max_cycles
+            npa = attempt(rung, mf, start_dm)
         if npa is not None:
             used = rung
             break
         try:
-            dm_guess = mf.make_rdm1()
+            dm_guess = next_guess if next_guess is not None else mf.make_rdm1()
         except Exception:  # noqa: BLE001 - a failed rung may leave no density; start the next from scratch
             dm_guess = None
+        following = rungs[rungs.index(rung) + 1:]
+        if following:
+            save(f"{following[0]}-pre", dm_guess if dm_guess is not None else np.zeros(1))
     cycles = counter["n"]
     if npa is None:
         raise DFTConvergenceError(
@@ -391,7 +459,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                      d_valence=shells[:, 2], spin=spins, energy=float(mf.e_tot) * _HARTREE_EV, charge=int(charge),
                      multiplicity=int(multiplicity), s2=s2, s2_expected=s * (s + 1), rung=used,
                      smearing=0.0, cycles=cycles,
-                     seconds=time.perf_counter() - start, method=config.label, notes=tried, energy_trace=trace)
+                     seconds=earlier + time.perf_counter() - start, method=config.label, notes=tried, energy_trace=trace)
 
 
 def smeared_result(record: dict) -> bool:

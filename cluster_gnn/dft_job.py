@@ -2,9 +2,9 @@
 
 :func:`run_dft_job` runs :func:`~cluster_gnn.dft.run_dft` cluster by cluster: one JSON
 record per cluster (the result, or the failure with its reason) written atomically under
-``data/features/dft/``, so a killed job resumes where it stopped without losing or
-repeating a cluster; a lock file with the owner's pid, so a checkpoint never has two
-writers (a lock whose owner is dead is taken over); worker processes that die with their
+``data/features/dft/``, so a killed job resumes without losing or repeating a cluster (and
+the cluster it was on from its SCF's last finished stage); a lock file with the owner's pid,
+so records never have two writers (a dead owner's lock is taken over); workers that die with their
 parent, or the workers of a Dask cluster (the structure search's
 :func:`~cluster_gnn.parallel.task_executor`); a wall-time limit per cluster, which the worker
 enforces itself between SCF cycles. :func:`dft_tables` turns the records into the
@@ -28,7 +28,7 @@ from ase.io import read, write
 from .datasets import find_cluster, load_clusters, load_structure
 from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft, smeared_result
 from .errors import ClusterGNNError, DFTConvergenceError
-from .parallel import PidLock, die_with_parent, executor_slots, pid_alive, task_executor
+from .parallel import PidLock, die_with_parent, executor_slots, task_executor
 
 __all__ = ["run_dft_job", "record_state", "write_record", "job_status", "bundled_clusters", "current_structures",
            "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
@@ -77,12 +77,14 @@ class _OutOfTime(Exception):
 
 
 def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict: dict,
-          progress_path: str | None = None, time_limit_s: float | None = None) -> dict:
+          progress_path: str | None = None, time_limit_s: float | None = None,
+          checkpoint_path: str | None = None) -> dict:
     """Worker side of the job: one cluster -> its JSON record (never raises for the cluster's
     own failures). With ``progress_path``, ``{"rung", "cycles", "seconds"}`` of the SCF is
     rewritten there after every cycle (skipped where the worker cannot write it, e.g. a Dask
     worker on another machine). With ``time_limit_s``, the SCF stops at the first cycle past
-    it and the record is a failure with ``reason`` ``timeout``."""
+    it and the record is a failure with ``reason`` ``timeout``. With ``checkpoint_path``, the
+    SCF saves where it stands there and resumes from it (:func:`~cluster_gnn.dft.run_dft`)."""
     config = DFTConfig.from_dict(config_dict)
     atoms = read(io.StringIO(xyz_text), format="extxyz")
     record = {"cluster": name, "charge": charge, "multiplicity": multiplicity, "method": config.label,
@@ -101,7 +103,8 @@ def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict:
         if time_limit_s is not None and seconds > time_limit_s:
             raise _OutOfTime
     try:
-        record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config, on_cycle=on_cycle).to_dict())
+        record.update(status="ok", result=run_dft(atoms, charge, multiplicity, config, on_cycle=on_cycle,
+                                                   checkpoint=checkpoint_path).to_dict())
     except DFTConvergenceError as e:
         record.update(status="failed", reason=e.reason, message=str(e))
     except _OutOfTime:
@@ -120,9 +123,6 @@ class _JobLock(PidLock):
     def __init__(self, out_dir: Path):
         super().__init__(Path(out_dir) / ".lock", "DFT job",
                          error=lambda message: DFTConvergenceError(message, reason="locked"))
-
-
-_alive = pid_alive
 
 
 def write_record(path, record: dict) -> None:
@@ -169,8 +169,7 @@ def job_status(clusters, out_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cluster", "state", "reason", "running"])
 
 
-#: A local worker still busy this long past its cluster's time limit (a stop between SCF
-#: cycles did not come: a long integral step, say) is killed: ``limit * (1 + f) + s``.
+#: A local worker this far past its time limit (no SCF cycle came) is killed: limit*(1+f)+s.
 KILL_GRACE = (0.1, 60.0)
 
 
@@ -193,15 +192,14 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
         that does not stop within :data:`KILL_GRACE` is killed and replaced.
     on_record: called with the path of each record written (to commit it, say).
     progress: print a line per cluster; the worker also keeps ``<out_dir>/.<name>.progress``
-        (rung, SCF cycles, seconds) up to date while a cluster runs.
+        (rung, SCF cycles, seconds) up to date, and local ones the SCF's checkpoint
+        ``.<name>.scf.npz`` until the record is written (a killed cluster resumes from it).
     stop: a :class:`threading.Event`; once set, local workers are killed within about a
         second (Dask tasks are cancelled, or end at their time limit) and the job returns
         without a record for the clusters under way.
-    scheduler: the address of a Dask distributed scheduler (``"tcp://host:8786"``) or a
-        ``dask.distributed.Client``: the clusters run on its workers instead
-        (:func:`~cluster_gnn.parallel.task_executor`, as the structure search), each one
-        thread; records are written here. A Dask worker cannot be killed, so a cluster
-        that overruns its limit without stopping is recorded as a timeout and left to end.
+    scheduler: a Dask scheduler's address (``"tcp://host:8786"``) or ``Client``: the clusters
+        run on its workers (:func:`~cluster_gnn.parallel.task_executor`, as the search); records
+        are written here. A late Dask task cannot be killed: it is recorded and left to end.
 
     Returns
     -------
@@ -248,6 +246,7 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             (out_dir / f".{name}.progress").unlink(missing_ok=True)
             record["seconds_wall"] = round(time.perf_counter() - started, 1)
             write_record(path, record)
+            (out_dir / f".{name}.scf.npz").unlink(missing_ok=True)  # kept only while no record is
             counts["done" if record["status"] == "ok" else "failed"] += 1
             if progress:
                 n = counts["done"] + counts["failed"]
@@ -272,7 +271,8 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
                 while pending and len(running) < (max(1, workers) if local else executor_slots(pool)):
                     name, xyz, charge, multiplicity, _ = pending.pop(0)
                     fut = pool.submit(_task, name, xyz, charge, multiplicity, config.to_dict(),
-                                      str(out_dir / f".{name}.progress"), float(time_limit_s))
+                                      str(out_dir / f".{name}.progress"), float(time_limit_s),
+                                      str(out_dir / f".{name}.scf.npz") if local else None)
                     running[fut] = (name, charge, multiplicity, time.perf_counter())
                 done, _ = wait(list(running), timeout=1.0 if stop is not None else 5.0, return_when=FIRST_COMPLETED)
                 if stop is not None and stop.is_set():

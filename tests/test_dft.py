@@ -104,15 +104,17 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     time.sleep(2)
     assert not any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text().lower()
                    for w in workers), "a worker outlived the killed job"
-    assert not (out / "VH.json").exists()
-    # resume: the stale lock is taken over, CoH is skipped, VH is computed
+    assert not (out / "VH.json").exists() and not (out / ".CoH.scf.npz").exists()
+    checkpointed = (out / ".VH.scf.npz").exists()  # VH got past a stage of its ladder before the kill
+    # resume: the stale lock is taken over, CoH is skipped, VH is computed (from its checkpoint if any)
     counts = run_dft_job([("CoH", _coh(), 0, 3), ("VH", Atoms("VH", positions=[[0, 0, 0], [0, 0, 1.7]]), 0, 5)],
                          out, FAST, progress=False)
     assert counts == {"done": 1, "failed": 0, "skipped": 1}
     assert (out / "CoH.json").stat().st_mtime_ns == first
     records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert set(records) == {"CoH", "VH"} and all(r["status"] == "ok" for r in records.values())
-    assert not (out / ".lock").exists()
+    assert any(n.startswith("resumed from a checkpoint") for n in records["VH"]["result"]["notes"]) == checkpointed
+    assert not (out / ".lock").exists() and not list(out.glob(".*.scf.npz"))
     # a record made for another spin state is redone, the other is kept
     counts = run_dft_job([("CoH", _coh(), 0, 1), ("VH", Atoms("VH", positions=[[0, 0, 0], [0, 0, 1.7]]), 0, 5)],
                          out, FAST, progress=False)
@@ -223,3 +225,47 @@ def test_the_job_on_a_dask_cluster_writes_the_records_a_local_run_writes(tmp_pat
         assert b["energy"] == pytest.approx(a["energy"], abs=1e-6)
         np.testing.assert_allclose(b["charges"], a["charges"], atol=1e-5)
     assert not list((tmp_path / "dask").glob(".*.progress")) and not (tmp_path / "dask" / ".lock").exists()
+
+
+_KILLED_SCF = """
+import sys
+from ase import Atoms
+import cluster_gnn.dft as dft
+dft.run_dft(Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]]), -1, 2,
+            dft.DFTConfig(basis="sto-3g", ecp_elements=()), checkpoint=sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_an_scf_killed_mid_way_resumes_from_its_checkpoint_to_the_same_result(tmp_path):
+    from cluster_gnn.dft import _checkpoint_key, _load_checkpoint
+
+    mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
+    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    path = tmp_path / "Mo3-.scf.npz"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen([sys.executable, "-c", _KILLED_SCF, str(path)], env=env)
+    deadline = time.time() + 300
+    saved = None
+    while saved is None:  # the smeared SCF has converged; kill it during the polish
+        assert time.time() < deadline and job.poll() is None, "the SCF ended before it could be killed"
+        time.sleep(0.02)
+        saved = _load_checkpoint(path, str(np.load(path)["key"])) if path.is_file() else None
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert saved["stage"] == "polish" and saved["cycles"] > 0
+    resumed = run_dft(mo3, -1, 2, config, checkpoint=path)
+    assert resumed.notes[0] == f"resumed from a checkpoint (polish) after {saved['cycles']} cycles"
+    assert resumed.energy_trace["smeared"] == saved["trace"]["smeared"]  # the killed run's cycles are kept
+    assert sum(map(len, resumed.energy_trace.values())) == resumed.cycles
+    fresh = run_dft(mo3, -1, 2, config)  # uninterrupted: the same numbers
+    assert resumed.rung == fresh.rung == "smeared" and resumed.cycles == fresh.cycles
+    assert resumed.energy == pytest.approx(fresh.energy, abs=1e-6)
+    np.testing.assert_allclose(resumed.charges, fresh.charges, atol=1e-6)
+    # a checkpoint made for another spin state, structure or setting is not taken
+    assert _load_checkpoint(path, _checkpoint_key(mo3, -1, 2, config)) is not None
+    moved = mo3.copy()
+    moved.positions[0, 0] += 0.01
+    for key in (_checkpoint_key(mo3, -1, 4, config), _checkpoint_key(moved, -1, 2, config),
+                _checkpoint_key(mo3, -1, 2, DFTConfig(basis="sto-3g", ecp_elements=(), grid_level=3))):
+        assert _load_checkpoint(path, key) is None
