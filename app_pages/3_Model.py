@@ -57,7 +57,7 @@ def plain(line: str, split: str) -> str:
 @st.cache_data(show_spinner=False)
 def dft_agreement(mtime: float) -> pd.DataFrame | None:
     """Agreement of the committed DFT descriptors with the authors' (``mtime`` keys the cache)."""
-    from cluster_gnn.dft_job import authors_agreement
+    from cluster_gnn.dft_agreement import authors_agreement
 
     path = DATA_DIR / "features" / "dft_descriptors.csv"
     return authors_agreement(pd.read_csv(path)) if path.is_file() else None
@@ -66,7 +66,7 @@ def dft_agreement(mtime: float) -> pd.DataFrame | None:
 @st.cache_data(show_spinner=False)
 def dft_pairs(mtime: float) -> pd.DataFrame:
     """Our mean metal charge against the authors', per cluster (``mtime`` keys the cache)."""
-    from cluster_gnn.dft_job import authors_pairs
+    from cluster_gnn.dft_agreement import authors_pairs
 
     return authors_pairs(pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv"))
 

@@ -3,7 +3,7 @@
 Compares ``data/features/dft_descriptors.csv`` (written by ``cluster-gnn dft --tables-only``:
 one row per cluster with a finished DFT record at its current structure; the PBE-lowest isomer
 where the isomer stage has ranked the cluster, else the committed xTB minimum) with the
-authors' published values (:func:`cluster_gnn.dft_job.authors_agreement`; for the mixed
+authors' published values (:func:`cluster_gnn.dft_agreement.authors_agreement`; for the mixed
 clusters the authors give no ``1_Qmax`` and ``2_Qave`` is their ``2_Q`` over the metal atoms).
 GFN1-xTB Mulliken metal charges at the committed structures are compared on the same clusters
 for reference.
@@ -44,9 +44,9 @@ def xtb_values(names) -> pd.DataFrame:
 
 
 def agreement() -> pd.DataFrame:
-    """:func:`~cluster_gnn.dft_job.authors_agreement` with ``xTB <d> r`` columns beside."""
+    """:func:`~cluster_gnn.dft_agreement.authors_agreement` with ``xTB <d> r`` columns beside."""
     from cluster_gnn.config import DATA_DIR
-    from cluster_gnn.dft_job import agreement_subsets, authors_agreement, authors_values, pearson
+    from cluster_gnn.dft_agreement import agreement_subsets, authors_agreement, authors_values, pearson
 
     ours = pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv")
     table = authors_agreement(ours)
@@ -60,7 +60,7 @@ def agreement() -> pd.DataFrame:
 
 
 def print_table(table: pd.DataFrame, total: int) -> None:
-    from cluster_gnn.dft_job import AGREEMENT_DESCRIPTORS
+    from cluster_gnn.dft_agreement import AGREEMENT_DESCRIPTORS
 
     print(f"{table.loc[0, 'clusters']} of {total} clusters with a current DFT record")
     print("Pearson r with the authors (n); xTB Mulliken at the committed structures after the slash\n")

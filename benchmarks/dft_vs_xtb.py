@@ -82,7 +82,7 @@ def descriptor_rows(names, table, records) -> dict[str, pd.DataFrame]:
     """The five descriptors of every source, ``{source: DataFrame indexed by name}``."""
     from cluster_gnn.config import DATA_DIR
     from cluster_gnn.dft import dft_descriptors
-    from cluster_gnn.dft_job import authors_values
+    from cluster_gnn.dft_agreement import authors_values
     from cluster_gnn.electronic import load_feature_tables
 
     feats = load_feature_tables()

@@ -284,7 +284,7 @@ class DFT(Subcommand):
 
         import pandas as pd
 
-        from .dft_job import authors_agreement
+        from .dft_agreement import authors_agreement
 
         try:
             descriptors = pd.read_csv(features_dir / "dft_descriptors.csv")

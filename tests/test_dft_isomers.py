@@ -344,7 +344,7 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
 def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
     """Our descriptors against the authors': r and mean difference per subset; a mixed
     cluster's mean metal charge is the authors' total metal charge over its metal atoms."""
-    from cluster_gnn.dft_job import AGREEMENT_DESCRIPTORS, authors_agreement, authors_pairs, authors_values
+    from cluster_gnn.dft_agreement import AGREEMENT_DESCRIPTORS, authors_agreement, authors_pairs, authors_values
 
     ranked = ["Mo2S-", "Mo2S2-", "Mo3S-", "Ta3S", "Ta3S2", "Mo2S3-"]
     xtb = ["Rh3-", "Rh3H-", "Ta3H-", "Co3H2-", "Ta2H2-"]
@@ -374,7 +374,7 @@ def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
 
 def test_the_dft_command_reports_the_agreement_of_the_tables_it_wrote(tmp_path, capsys):
     from cluster_gnn.cli_build import DFT
-    from cluster_gnn.dft_job import authors_values
+    from cluster_gnn.dft_agreement import authors_values
 
     names = ["Mo2S-", "Mo2S2-", "Mo3S-", "Ta3S", "Ta3S2", "Rh3H-"]
     ours = (authors_values(names) * 2 + 0.1).rename_axis("cluster").reset_index()

@@ -21,7 +21,7 @@ LAYERS = [
     ("spin",),                        # charge and multiplicity defaults and estimates
     ("electronic", "dft"),            # xTB single points and relaxations; DFT (PySCF) single points + NPA
     ("search", "graphs", "dft_job"),  # global-minimum search; Atoms + features -> graphs; the resumable DFT job
-    ("dft_upload", "dft_isomers"),    # the DFT of one structure in the background; isomer candidates (ligand starts, CHGNet)
+    ("dft_upload", "dft_isomers", "dft_agreement"),  # one structure's DFT in the background; isomer candidates (ligand starts, CHGNet); NPA vs the authors' NBO
     ("isomer_ranking",),              # the PBE ranking of the candidates as a job, and its tables
     ("domain", "splits", "baselines", "transfer"),  # applicability domain; test sets and metrics; descriptor and transfer baselines
     ("models",),                      # the GNN, the ensemble and its record
