@@ -363,11 +363,13 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
         if checkpoint and dm is not None:
             _save_checkpoint(checkpoint, key, stage, counter["n"], earlier + time.perf_counter() - start, trace, dm)
 
+    errors = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)  # a failed SCF, not a bug
+
     def attempt(rung, mf, dm0=None):
         mf.callback = count
         try:
             mf.kernel(dm0=dm0)
-        except (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError) as e:
+        except errors as e:
             tried.append(f"{rung}: {type(e).__name__}")
             return None
         problem, npa = _check(mf, mol, config)
@@ -389,7 +391,6 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     else:
         resume = None
     dm_guess, npa, mf, used = None, None, None, None
-    errors = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)
     for rung in rungs:
         counter["rung"] = rung
         here = resume is not None and rung == owner  # the rung the checkpoint was saved in
