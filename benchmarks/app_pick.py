@@ -25,7 +25,6 @@ PICKS = ("Mo2S2-", "Fe3C2-", "Mo6S3-", "V3C4-", "Co3H3-", "Ta3C2-", "Rh3-", "Mo9
 
 
 def _rotated_upload(seed: int) -> bytes:
-    import numpy as np
     from scipy.spatial.transform import Rotation
 
     from cluster_gnn.structures import read_cluster

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import DFTConvergenceError
+from .scf_checkpoint import checkpoint_key, load_checkpoint, save_checkpoint
 
 __all__ = ["DFTConfig", "DFTResult", "run_dft", "dft_descriptors", "smeared_result", "VALENCE_SHELLS",
            "DFT_DESCRIPTORS", "pyscf_available"]
@@ -79,6 +80,10 @@ class DFTConfig:
         on the elements of ``ecp_elements``.
     ecp_elements: elements that get the def2 ECP (4d and 5d metals).
     grid_level: PySCF integration grid level (0-9).
+    hessian_grid_level: grid level of the approximate orbital Hessian in the Newton SCFs. The
+        orbital gradient, hence what counts as converged, stays on ``grid_level``; the Hessian
+        only steers the steps (level 0 against 2: Newton 2-5x faster, the same state on 4 of 5
+        clusters, another SCF solution 0.05 eV away on one; docs/experiments.md).
     conv_tol: SCF energy convergence in Hartree.
     smearing: Fermi smearing width in Hartree of the first rung (0 skips that rung).
     unsmeared_elements: clusters with any of these elements skip the smeared rung and start
@@ -94,6 +99,7 @@ class DFTConfig:
     basis: str = "def2-SVP"
     ecp_elements: tuple[str, ...] = ("Mo", "Rh", "Ta")
     grid_level: int = 2
+    hessian_grid_level: int = 0
     conv_tol: float = 1e-6
     smearing: float = 0.01
     unsmeared_elements: tuple[str, ...] = ("V", "Fe", "Co")
@@ -103,8 +109,8 @@ class DFTConfig:
     max_atoms: int = 16
 
     def __post_init__(self):
-        if not 0 <= self.grid_level <= 9:
-            raise ValueError(f"grid_level must be 0-9, got {self.grid_level}")
+        if not (0 <= self.grid_level <= 9 and 0 <= self.hessian_grid_level <= 9):
+            raise ValueError(f"grid levels must be 0-9, got {self.grid_level} and {self.hessian_grid_level}")
         if not 0 < self.conv_tol < 1e-2:
             raise ValueError(f"conv_tol must be in (0, 1e-2) Hartree, got {self.conv_tol}")
         if not 0 <= self.smearing < 0.1:
@@ -131,9 +137,15 @@ class DFTConfig:
         """Whether a record's config (``to_dict`` form) used this level of theory and SCF
         target: functional, basis, ECPs, grid, convergence and smearing width (how the SCF
         got there may differ)."""
+        mine = self.theory()
+        return bool(values) and all(values.get(k) == v for k, v in mine.items())
+
+    def theory(self) -> dict:
+        """The settings that fix the result (``to_dict`` form, tuples as lists): functional,
+        basis, ECPs, grid, convergence and smearing width."""
         keys = ("xc", "basis", "ecp_elements", "grid_level", "conv_tol", "smearing")
-        mine = json.loads(json.dumps(self.to_dict()))
-        return bool(values) and all(values.get(k) == mine[k] for k in keys)
+        values = json.loads(json.dumps(self.to_dict()))
+        return {k: values[k] for k in keys}
 
 
 @dataclass
@@ -231,6 +243,19 @@ def _scf_object(mol, config: DFTConfig, smearing: float):
     return mf
 
 
+def _newton_object(mol, config: DFTConfig):
+    """An unsmeared second-order (Newton) SCF whose orbital Hessian is integrated on the
+    ``hessian_grid_level`` grid: PySCF takes the orbital gradient from the underlying SCF
+    (``grid_level``), the Hessian-vector products from the Newton object's own grid."""
+    from pyscf import dft
+
+    mf = _scf_object(mol, config, 0.0).newton()
+    if config.hessian_grid_level != config.grid_level:
+        mf.grids = dft.gen_grid.Grids(mol)  # a new object: the gradient's grid stays as it is
+        mf.grids.level = config.hessian_grid_level
+    return mf
+
+
 def _natural_population(mf, mol):
     """Per-atom natural charges, valence s/p/d occupancies and spin from a converged SCF."""
     from pyscf import lo
@@ -271,44 +296,6 @@ def _check(mf, mol, config: DFTConfig):
     return None, npa
 
 
-def _checkpoint_key(atoms, charge: int, multiplicity: int, config: DFTConfig) -> str:
-    """What a checkpoint was made for: structure, charge, spin state and settings."""
-    import hashlib
-
-    made = [atoms.get_chemical_symbols(), np.round(atoms.get_positions(), 6).tolist(), int(charge),
-            int(multiplicity), config.to_dict()]
-    return hashlib.sha1(json.dumps(made, sort_keys=True).encode()).hexdigest()
-
-
-def _save_checkpoint(path, key: str, stage: str, cycles: int, seconds: float, trace: dict, dm) -> None:
-    """The density of the SCF under way, atomically (a file beside it, then a rename); a
-    folder this process cannot write to (a Dask worker elsewhere) is skipped."""
-    from pathlib import Path
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, key=key, stage=stage, cycles=cycles, seconds=seconds, trace=json.dumps(trace),
-                     dm=np.asarray(dm, dtype=float))
-        tmp.replace(path)
-    except OSError:
-        pass
-
-
-def _load_checkpoint(path, key: str) -> dict | None:
-    """The checkpoint at ``path`` if it was made for ``key``, else None (none, unreadable, or
-    made for another structure or setting)."""
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            if str(saved["key"]) != key:
-                return None
-            return {"stage": str(saved["stage"]), "cycles": int(saved["cycles"]), "seconds": float(saved["seconds"]),
-                    "trace": json.loads(str(saved["trace"])), "dm": np.array(saved["dm"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = None,
             on_cycle=None, checkpoint=None) -> DFTResult:
     """PBE/def2-SVP single point and natural population analysis of one cluster.
@@ -346,8 +333,8 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     start, cycles, tried = time.perf_counter(), 0, []
     counter = {"n": 0, "rung": ""}
     trace: dict = {}
-    key = _checkpoint_key(atoms, charge, multiplicity, config) if checkpoint else ""
-    resume = _load_checkpoint(checkpoint, key) if checkpoint else None
+    key = checkpoint_key(atoms, charge, multiplicity, config.theory()) if checkpoint else ""
+    resume = load_checkpoint(checkpoint, key) if checkpoint else None
     earlier = 0.0  # seconds spent before a resume
 
     def count(envs):
@@ -361,7 +348,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     def save(stage, dm):
         """Where to go on from, should this process be killed: ``stage`` from density ``dm``."""
         if checkpoint and dm is not None:
-            _save_checkpoint(checkpoint, key, stage, counter["n"], earlier + time.perf_counter() - start, trace, dm)
+            save_checkpoint(checkpoint, key, stage, counter["n"], earlier + time.perf_counter() - start, trace, dm)
 
     errors = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)  # a failed SCF, not a bug
 
@@ -414,7 +401,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                         save("polish", hot)
             if hot is not None:  # the polish: unsmeared Newton from the smeared density
                 counter["rung"] = "polish"
-                mf = _scf_object(mol, config, 0.0).newton()
+                mf = _newton_object(mol, config)
                 mf.max_cycle = max(config.max_cycles // 2, 10)
                 npa = attempt(f"{rung}, unsmeared polish", mf, hot)
                 next_guess = hot  # if it fails, the next rung starts from the smeared density
@@ -435,7 +422,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                     pass
                 start_dm = pre.make_rdm1()
                 save(rung, start_dm)
-            mf = _scf_object(mol, config, 0.0).newton()
+            mf = _newton_object(mol, config)
             mf.max_cycle = max(config.max_cycles // 2, 10) if newton else config.max_cycles
             npa = attempt(rung, mf, start_dm)
         if npa is not None:

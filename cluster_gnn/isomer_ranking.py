@@ -79,6 +79,36 @@ def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
     return adopted
 
 
+def _prepare_cluster(name: str, out_dir: Path, main_dir, config, candidates_kw, on_record) -> list:
+    """The candidates of one cluster (made once, then read from
+    ``out_dir/<cluster>.candidates.xyz``), with candidate 0's record adopted from the DFT job's
+    record of the xTB minimum where that one is usable."""
+    import json
+
+    from ase.io import read, write
+
+    from .dft_job import write_record
+
+    path = out_dir / f"{name}.candidates.xyz"
+    if not path.is_file():
+        candidates = isomer_candidates(name, **(candidates_kw or {}))
+        write(path.with_suffix(".tmp"), candidates, format="extxyz")
+        path.with_suffix(".tmp").replace(path)
+        if on_record is not None:
+            on_record(path)
+    candidates = read(path, index=":")
+    main = Path(main_dir) / f"{name}.json" if main_dir else None
+    first = out_dir / f"{candidate_name(name, 0)}.json"
+    if main is not None and main.is_file() and (not first.is_file() or smeared_result(json.loads(first.read_text()))):
+        record = json.loads(main.read_text())
+        if _usable(record, config):
+            record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
+            write_record(first, record)
+            if on_record is not None:
+                on_record(first)
+    return candidates
+
+
 def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: float = 3600.0, on_record=None,
                    progress: bool = True, candidates_kw: dict | None = None, workers: int = 1,
                    scheduler=None) -> dict:
@@ -89,48 +119,37 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
     record of the xTB minimum in ``main_dir`` when it converged there at the same level of
     theory (:meth:`~cluster_gnn.dft.DFTConfig.same_theory` of ``config``, default settings);
     then :func:`~cluster_gnn.dft_job.run_dft_job` runs the rest, one record per candidate,
-    skipping finished ones, on ``workers`` processes (the candidates of a cluster run side by
-    side), or on a Dask cluster given its ``scheduler``. ``on_record(path)`` is called for
-    each file written.
+    skipping finished ones, on ``workers`` processes or on a Dask cluster given its
+    ``scheduler``. The candidates of consecutive clusters go together until there are twice
+    as many as the workers (local processes, or the Dask cluster's threads when it starts), so
+    no worker waits for one cluster's slowest candidate. ``on_record(path)`` is called for each
+    file written.
     Returns the summed counts of the DFT job."""
-    import json
-
-    from ase.io import read, write
-
     from .dft import DFTConfig
-    from .dft_job import run_dft_job, write_record
+    from .dft_job import run_dft_job
+    from .parallel import dask_client
 
     config = config or DFTConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {"done": 0, "failed": 0, "skipped": 0}
-    for n, name in enumerate(names, 1):
-        path = out_dir / f"{name}.candidates.xyz"
-        if not path.is_file():
-            candidates = isomer_candidates(name, **(candidates_kw or {}))
-            write(path.with_suffix(".tmp"), candidates, format="extxyz")
-            path.with_suffix(".tmp").replace(path)
-            if on_record is not None:
-                on_record(path)
-        candidates = read(path, index=":")
-        main = Path(main_dir) / f"{name}.json" if main_dir else None
-        first = out_dir / f"{candidate_name(name, 0)}.json"
-        if main is not None and main.is_file() and (not first.is_file() or smeared_result(json.loads(first.read_text()))):
-            record = json.loads(main.read_text())
-            if _usable(record, config):
-                record.update(cluster=candidate_name(name, 0), reused_from=str(main.name))
-                write_record(first, record)
-                if on_record is not None:
-                    on_record(first)
-        if progress:
-            print(f"[{n}/{len(names)}] {name}: {len(candidates)} candidates "
-                  f"({', '.join(a.info['source'] + ' ' + str(a.info['motifs']) for a in candidates)})", flush=True)
-        jobs = [(candidate_name(name, k), a, int(a.info["charge"]), int(a.info["multiplicity"]))
-                for k, a in enumerate(candidates)]
-        got = run_dft_job(jobs, out_dir, config, workers=workers, time_limit_s=time_limit_s, on_record=on_record,
-                          progress=progress, scheduler=scheduler)
-        for key in counts:
-            counts[key] += got.get(key, 0)
+    with dask_client(scheduler) as client:
+        slots = max(1, workers) if client is None else max(1, sum(client.nthreads().values()))
+        batch = []
+        for n, name in enumerate(names, 1):
+            candidates = _prepare_cluster(name, out_dir, main_dir, config, candidates_kw, on_record)
+            if progress:
+                print(f"[{n}/{len(names)}] {name}: {len(candidates)} candidates "
+                      f"({', '.join(a.info['source'] + ' ' + str(a.info['motifs']) for a in candidates)})", flush=True)
+            batch += [(candidate_name(name, k), a, int(a.info["charge"]), int(a.info["multiplicity"]))
+                      for k, a in enumerate(candidates)]
+            if len(batch) < 2 * slots and n < len(names):
+                continue
+            got = run_dft_job(batch, out_dir, config, workers=workers, time_limit_s=time_limit_s,
+                              on_record=on_record, progress=progress, scheduler=client)
+            batch = []
+            for key in counts:
+                counts[key] += got.get(key, 0)
     return counts
 
 

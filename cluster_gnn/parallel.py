@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import ClusterGNNError, LockedError
 
-__all__ = ["task_executor", "executor_slots", "limit_threads", "compute_threads", "die_with_parent", "PidLock", "pid_alive"]
+__all__ = ["task_executor", "dask_client", "executor_slots", "limit_threads", "compute_threads", "die_with_parent", "PidLock", "pid_alive"]
 
 #: How often a worker checks that its parent still lives, in s.
 PARENT_POLL_S = 0.2
@@ -153,6 +153,28 @@ def _start_worker(initializer, initargs) -> None:
 
 
 @contextmanager
+def dask_client(scheduler):
+    """Yield a ``dask.distributed.Client`` for ``scheduler`` (an address such as
+    ``"tcp://host:8786"``, or a client, yielded as it is), or None when ``scheduler`` is None.
+    A client made here from an address is closed on exit; an unreachable scheduler is a
+    :class:`ClusterGNNError`."""
+    if scheduler is None:
+        yield None
+        return
+    from dask.distributed import Client
+
+    try:
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
+        raise ClusterGNNError(f"cannot reach the Dask scheduler {scheduler!r}: {e}") from None
+    try:
+        yield client
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+@contextmanager
 def task_executor(workers: int = 1, scheduler=None, initializer=None, initargs=()):
     """Yield an executor: with ``scheduler`` (an address such as ``"tcp://host:8786"`` or a
     ``dask.distributed.Client``) Dask's, otherwise a pool of ``workers`` spawned local
@@ -163,17 +185,8 @@ def task_executor(workers: int = 1, scheduler=None, initializer=None, initargs=(
     from concurrent.futures import ProcessPoolExecutor
 
     if scheduler is not None:
-        from dask.distributed import Client
-
-        try:
-            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-        except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
-            raise ClusterGNNError(f"cannot reach the Dask scheduler {scheduler!r}: {e}") from None
-        try:
+        with dask_client(scheduler) as client:
             yield client.get_executor()
-        finally:
-            if client is not scheduler:  # a client made here from an address
-                client.close()
         return
     executor = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn"),
                                    initializer=_start_worker, initargs=(initializer, tuple(initargs)))

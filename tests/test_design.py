@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cluster_gnn import design
-from cluster_gnn.errors import ClusterGNNError, StructureError
+from cluster_gnn.errors import ClusterGNNError
 from cluster_gnn.limits import MAX_DESIGN_ATOMS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

@@ -445,3 +445,44 @@ def test_dft_values_belong_to_the_structure_shown(tmp_path):
     other = minimum.copy()
     other.positions[2] += [0.0, 0.5, 0.0]
     assert dft_atom_values("Mo2S-", tmp_path, atoms=other) is None
+
+
+@pytest.mark.parametrize("workers, dask_threads, sizes", [(1, None, [3, 3, 3]), (2, None, [6, 3]),
+                                                          (1, 4, [9])])
+def test_isomer_job_sends_several_clusters_candidates_together_to_many_workers(tmp_path, monkeypatch, workers,
+                                                                               dask_threads, sizes):
+    """One cluster's few candidates would leave workers idle and make all wait for its slowest:
+    consecutive clusters go together until there are twice as many candidates as workers."""
+    import cluster_gnn.dft_job
+    import cluster_gnn.isomer_ranking as ranking
+
+    def three_candidates(name, **kw):
+        out = []
+        for k in range(3):
+            a = Atoms("Mo2S", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.5 + 0.1 * k, 0]])
+            a.info.update(source="ml-start", motifs="0/1/0", charge=-1, multiplicity=2)
+            out.append(a)
+        return out
+
+    batches = []
+
+    def fake_job(jobs, out_dir, config, workers=1, scheduler=None, **kw):
+        batches.append(([name for name, *_ in jobs], scheduler))
+        return {"done": len(jobs), "failed": 0, "skipped": 0}
+
+    monkeypatch.setattr(ranking, "isomer_candidates", three_candidates)
+    monkeypatch.setattr(cluster_gnn.dft_job, "run_dft_job", fake_job)
+    names = ["Mo2S-", "Mo3S-", "Mo4S-"]
+    if dask_threads is None:
+        counts = run_isomer_job(names, tmp_path, workers=workers, progress=False)
+    else:
+        pytest.importorskip("distributed")
+        from dask.distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=dask_threads // 2, processes=False,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            counts = run_isomer_job(names, tmp_path, workers=workers, progress=False, scheduler=client)
+        assert all(scheduler is client for _, scheduler in batches)
+    assert [len(jobs) for jobs, _ in batches] == sizes
+    assert [n for jobs, _ in batches for n in jobs] == [candidate_name(c, k) for c in names for k in range(3)]
+    assert counts == {"done": 9, "failed": 0, "skipped": 0}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cluster_gnn.cli import main
-from cluster_gnn.errors import ModelFileError, XTBConvergenceError, XTBTimeoutError
+from cluster_gnn.errors import ModelFileError, XTBTimeoutError
 from cluster_gnn.predict import load_ensemble, predict_named, predict_structure
 from cluster_gnn.structures import read_cluster
 
