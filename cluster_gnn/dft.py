@@ -82,8 +82,8 @@ class DFTConfig:
     grid_level: PySCF integration grid level (0-9).
     hessian_grid_level: grid level of the approximate orbital Hessian in the Newton SCFs. The
         orbital gradient, hence what counts as converged, stays on ``grid_level``; the Hessian
-        only steers the steps (level 0 against 2: Newton 2-5x faster, the same state on 4 of 5
-        clusters, another SCF solution 0.05 eV away on one; docs/experiments.md).
+        only steers the steps (level 0 against 2: Newton 2-5x faster, the same state on 4 of 6
+        clusters, another SCF solution 0.03-0.05 eV away on two; docs/experiments.md).
     conv_tol: SCF energy convergence in Hartree.
     smearing: Fermi smearing width in Hartree of the first rung (0 skips that rung).
     unsmeared_elements: clusters with any of these elements skip the smeared rung and start
