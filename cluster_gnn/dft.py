@@ -137,8 +137,7 @@ class DFTConfig:
         """Whether a record's config (``to_dict`` form) used this level of theory and SCF
         target: functional, basis, ECPs, grid, convergence and smearing width (how the SCF
         got there may differ)."""
-        mine = self.theory()
-        return bool(values) and all(values.get(k) == v for k, v in mine.items())
+        return bool(values) and all(values.get(k) == v for k, v in self.theory().items())
 
     def theory(self) -> dict:
         """The settings that fix the result (``to_dict`` form, tuples as lists): functional,

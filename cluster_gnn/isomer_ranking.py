@@ -127,14 +127,14 @@ def run_isomer_job(names, out_dir, main_dir=None, config=None, time_limit_s: flo
     Returns the summed counts of the DFT job."""
     from .dft import DFTConfig
     from .dft_job import run_dft_job
-    from .parallel import dask_client
+    from .parallel import dask_client, executor_slots
 
     config = config or DFTConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {"done": 0, "failed": 0, "skipped": 0}
     with dask_client(scheduler) as client:
-        slots = max(1, workers) if client is None else max(1, sum(client.nthreads().values()))
+        slots = max(1, workers) if client is None else executor_slots(client.get_executor())
         batch = []
         for n, name in enumerate(names, 1):
             candidates = _prepare_cluster(name, out_dir, main_dir, config, candidates_kw, on_record)
