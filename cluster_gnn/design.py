@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .config import SearchConfig
 from .errors import ClusterGNNError, StructureError
+from .files import atomic_write
 from .limits import (DESIGN_TIME_LIMIT_S, MAX_DESIGN_JOBS, MAX_DESIGN_TIME_LIMIT_S, check_charge, check_design_atoms,
                      check_multiplicity)
 from .parallel import die_with_parent
@@ -93,9 +94,8 @@ class DesignStatus:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(data))
 
 
 def _worker(job_dir: str, name: str, charge: int, multiplicity: int, config: SearchConfig, deadline: float) -> None:
@@ -143,9 +143,8 @@ def _worker(job_dir: str, name: str, charge: int, multiplicity: int, config: Sea
 
         prediction = predict_structure(atoms, charge, multiplicity, name=name, explain=True)
         prediction.relaxation = {"found": found, "seconds": round(time.time() - t0, 1)}
-        tmp = job_dir / f".result.{os.getpid()}.tmp"
-        tmp.write_bytes(pickle.dumps(prediction))
-        os.replace(tmp, job_dir / "result.pkl")
+        with atomic_write(job_dir / "result.pkl", "wb") as fh:
+            pickle.dump(prediction, fh)
         report("done", result.n_relaxations, result.n_relaxations)
     except ClusterGNNError as e:
         report("failed", message=str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -28,6 +28,7 @@ from ase.io import read, write
 from .datasets import find_cluster, load_clusters, load_structure
 from .dft import DFTConfig, DFTResult, dft_descriptors, run_dft, smeared_result
 from .errors import ClusterGNNError, DFTConvergenceError
+from .files import atomic_write
 from .parallel import PidLock, die_with_parent, executor_slots, task_executor
 
 __all__ = ["run_dft_job", "record_state", "write_record", "job_status", "bundled_clusters", "current_structures",
@@ -126,10 +127,8 @@ class _JobLock(PidLock):
 
 def write_record(path, record: dict) -> None:
     """Write a JSON record atomically (a temporary file beside it, then a rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 
 
 def record_state(path, atoms, multiplicity: int) -> tuple:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .dft import smeared_result
 from .dft_isomers import isomer_candidates, ligand_motifs
+from .files import atomic_write
 
 __all__ = ["ISOMERS_DIR_NAME", "candidate_name", "adopt_isomer_minima", "run_isomer_job", "rank_isomers",
            "isomer_summary", "motif_totals", "ranked_records", "TIE_EV"]
@@ -92,8 +93,8 @@ def _prepare_cluster(name: str, out_dir: Path, main_dir, config, candidates_kw, 
     path = out_dir / f"{name}.candidates.xyz"
     if not path.is_file():
         candidates = isomer_candidates(name, **(candidates_kw or {}))
-        write(path.with_suffix(".tmp"), candidates, format="extxyz")
-        path.with_suffix(".tmp").replace(path)
+        with atomic_write(path) as fh:
+            write(fh, candidates, format="extxyz")
         if on_record is not None:
             on_record(path)
     candidates = read(path, index=":")

@@ -39,6 +39,7 @@ from .config import XTBConfig
 from .domain import Domain, domain_vector
 from .electronic import AtomFeatures, compute_xtb_features
 from .errors import FeatureMismatchError, ModelFileError
+from .files import atomic_write
 from .graphs import GRAPH_FEATURES, NODE_FEATURES, GraphConfig, build_graph
 
 _IS_METAL = NODE_FEATURES.index("is_metal")  # the sites readout's rate sites
@@ -463,9 +464,8 @@ class Ensemble:
                          "state_dict": stored(m["model"].state_dict())}
                         for m in self.members],
         }
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
+        with atomic_write(path, "wb") as fh:
+            torch.save(blob, fh)
         return path
 
     @classmethod

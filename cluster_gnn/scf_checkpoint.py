@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 __all__ = ["checkpoint_key", "save_checkpoint", "load_checkpoint"]
 
@@ -30,13 +31,10 @@ def checkpoint_key(atoms, charge: int, multiplicity: int, theory: dict) -> str:
 def save_checkpoint(path, key: str, stage: str, cycles: int, seconds: float, trace: dict, dm) -> None:
     """Write the checkpoint atomically (a file beside it, then a rename); a folder this process
     cannot write to (a Dask worker on another machine) is skipped silently."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_write(path, "wb") as fh:
             np.savez(fh, key=key, stage=stage, cycles=cycles, seconds=seconds, trace=json.dumps(trace),
                      dm=np.asarray(dm, dtype=float))
-        tmp.replace(path)
     except OSError:
         pass
 

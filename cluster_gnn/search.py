@@ -40,6 +40,7 @@ from .config import STRUCTURES_DIR, SearchConfig
 from .datasets import load_clusters
 from .electronic import relax_cluster
 from .errors import DatasetError, LockedError, XTBConvergenceError
+from .files import atomic_write
 from .parallel import PidLock, task_executor
 from .spin import estimate_multiplicity, multiplicities_for
 from .structures import (MIN_DISTANCE, check_spin, formula_counts, fragments, is_metal, normalize_name, parse_name,
@@ -328,9 +329,8 @@ def _search_locked(norm, charge, multiplicities, symbols, config, out_dir, ckpt,
                       "relative_energy": round(r["energy"] - distinct[0]["energy"], 6), "seed": r["seed"]}
             frames.append(a)
         iso = out_dir / f"{norm}.isomers.xyz"
-        tmp = iso.with_name(f".{iso.name}.{os.getpid()}.tmp")
-        write(tmp, frames, format="extxyz", columns=["symbols", "positions"])
-        os.replace(tmp, iso)
+        with atomic_write(iso) as fh:
+            write(fh, frames, format="extxyz", columns=["symbols", "positions"])
     best = distinct[0]
     write_cluster(final, _atoms_of(best), **common, energy=best["energy"], multiplicity=best["multiplicity"],
                   rank=0, seed=best["seed"], converged=bool(best["converged"]))

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import StructureError
+from .files import atomic_write
 from .limits import MAX_COORDINATE, check_charge, check_multiplicity
 
 __all__ = [
@@ -485,14 +486,6 @@ def write_cluster(path, atoms, **info) -> Path:
     out = atoms.copy()
     out.calc = None
     out.info = {k: v for k, v in {**atoms.info, **info}.items() if v is not None}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            write(fh, out, format="extxyz", columns=["symbols", "positions"])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, fsync=True) as fh:
+        write(fh, out, format="extxyz", columns=["symbols", "positions"])
     return path
