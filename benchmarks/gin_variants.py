@@ -126,7 +126,7 @@ def _extra_features(atoms, features) -> dict:
 
 
 def build_clusters(with_isomers: bool, graph: dict | None = None) -> list[dict]:
-    """The measured clusters: graph, fold, targets and (optionally) isomer graphs;
+    """The measured one-metal clusters: graph, fold, targets and (optionally) isomer graphs;
     ``graph``: :class:`~cluster_gnn.graphs.GraphConfig` fields other than the default."""
     import torch
     from ase.io import read as ase_read
@@ -144,7 +144,7 @@ def build_clusters(with_isomers: bool, graph: dict | None = None) -> list[dict]:
     clusters = []
     t0 = time.perf_counter()
     for g in load_graphs(graph_config=graph_config):
-        if np.isnan(float(g.y)):
+        if np.isnan(float(g.y)) or g.kind != "homonuclear":  # the GIN's training set: train_and_save
             continue
         atoms, f = feats[g.name]
         c = {"name": g.name, "fold": g.fold, "graph": _core(g, g.aux), "u": g.u, "aux_nbo8": g.aux,

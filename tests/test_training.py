@@ -154,3 +154,19 @@ def test_baseline_verdict_follows_the_bootstrap_interval():
     behind = baseline_verdict({"vs_best_baseline": {**versus, "delta_r2": -0.01, "delta_r2_ci95": [-0.07, 0.05]}})
     assert behind.startswith("That is about as good as") and "R² 0.010 lower" in behind
     assert baseline_verdict({"r2": 0.6}) is None
+
+
+def test_the_saved_gin_learns_from_one_metal_clusters_only(tmp_path):
+    """``cluster-gnn train`` reproduces the committed model's training set: the 159 measured
+    one-metal clusters (the mixed ones made its folds worse and are predicted by prior_blend)."""
+    from cluster_gnn.datasets import load_clusters
+    from cluster_gnn.models import Ensemble
+    from cluster_gnn.training import TrainConfig, train_and_save
+
+    path, summary = train_and_save("gin", TrainConfig(epochs=1, n_seeds=1), tmp_path)
+    record = Ensemble.load(path).record
+    table = load_clusters()
+    one_metal = set(table.loc[(table["kind"] == "homonuclear") & table["lg_k1"].notna(), "name"])
+    assert set(record.trained_on) == one_metal and len(one_metal) == 159
+    assert set(record.domain.names) == one_metal
+    assert summary["n"] == 159
