@@ -158,3 +158,27 @@ def test_the_model_page_paragraph_states_the_uncertainty_by_distance(tmp_path):
     del settings["std_by_distance"]
     (tmp_path / "transfer.json").write_text(json.dumps(settings))
     assert "never measured mixed" not in model_summary(tmp_path)  # an older file: no such sentence
+
+
+@pytest.mark.slow
+def test_the_graph_models_of_the_family_split_learn_from_one_metal_clusters_like_the_committed_gin(monkeypatch):
+    """The family split scores the GIN that makes predictions: trained on one-metal clusters only
+    (``training.learns_from``), also when a one-metal family is held out."""
+    import cluster_gnn.mixtures as mixtures
+    from cluster_gnn.models import ModelConfig
+    from cluster_gnn.training import TrainConfig, train_ensemble
+
+    made = []
+
+    def small(graphs, splits, model_config, config, **kwargs):
+        ensemble = train_ensemble(graphs, splits, ModelConfig(**{**model_config.to_dict(), "hidden": 8}),
+                                  TrainConfig(epochs=1, n_seeds=1), **kwargs)
+        made.append(ensemble)
+        return ensemble
+
+    monkeypatch.setattr(mixtures, "train_ensemble", small)
+    monkeypatch.setattr(mixtures, "DESCRIPTOR_MODELS", [])
+    results, preds = mixtures.evaluate_transfer("family", graph_models=("gin",), workers=1)
+    kinds = load_clusters().set_index("name").loc[list(made[0].record.trained_on), "kind"]
+    assert len(kinds) == 159 and set(kinds) == {"homonuclear"}
+    assert len(preds["gin"]) == len(preds["gin_or_prior_blend"]) == 183  # mixed families still predicted
