@@ -65,6 +65,7 @@ TRANSFER_DESCRIPTIONS = {
     "pairwise_dft15": "pairwise-difference model on the authors' 15 DFT-NBO descriptors, anchored on every "
                       "training cluster (like the authors' transfer; needs DFT)",
     "gin": "GIN ensemble on GFN1-xTB graphs, trained here on the one-metal clusters outside the held-out set",
+    "gcn": "GCN ensemble on the same graphs and clusters (a simpler graph baseline)",
     "authors_transfer": "the authors' published transfer predictions (DFT descriptors)",
 }
 
