@@ -35,7 +35,7 @@ from .graphs import load_graphs
 from .models import ModelConfig
 from .predict import DEFAULT_MODEL, Z90, load_ensemble
 from .splits import group_splits, metrics, out_of_fold, published_folds
-from .training import TrainConfig, attach_domain, domain_residuals, train_ensemble
+from .training import TrainConfig, attach_domain, domain_residuals, learns_from, train_ensemble
 from .transfer import TRANSFER_MODELS, out_of_split
 
 __all__ = ["evaluate", "summarise", "write_evaluation", "evaluation_table",
@@ -127,7 +127,8 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
                                               "num_aux": len(base.record.aux_targets)})
                 trained[base_name] = train_ensemble(graphs, splits, model_config, config, name=base_name,
                                                     record=replace(base.record, held_out={}, domain=None),
-                                                    progress=progress)
+                                                    progress=progress,
+                                                    train_on=[i for i, g in enumerate(graphs) if learns_from(g)])
                 # the committed model's distance scale (fitted when it was trained)
                 attach_domain(trained[base_name], graphs, splits, scale=base.domain.scale if base.domain else 0.0)
             ensemble = trained[base_name]
@@ -150,7 +151,7 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
             preds[key] = evaluate_descriptors(kind, names, y, local, reg, features)
             results[key] = summarise(preds[key])
         table = load_clusters()
-        table = table[table["lg_k1"].notna()]
+        table = table[table["lg_k1"].notna() & (table["kind"] == "homonuclear")]  # what the graph models learn from
         tests = {key: [graphs[i].name for i in idx] for key, idx in splits.items()}
         for key in ("mean", "metal_prior"):
             preds[key] = out_of_split(TRANSFER_MODELS[key], table, tests)

@@ -26,7 +26,8 @@ def group_splits(graphs, by: str) -> dict[str, list[int]]:
     ``by="metal"``: one group per metal element (a cluster is in the group of each of its
     metals); ``by="ligand"``: one group per ligand set (``S``, ``S;C``, ``C``, ``H``, ``N``,
     ``N;H``, none). For a group the model is trained on clusters that do not belong to it.
-    Only the homonuclear clusters are held out; the measured mixed ones stay in training.
+    Only the homonuclear clusters are held out (and :func:`~cluster_gnn.evaluation.evaluate`
+    trains on the homonuclear ones only, as the committed models are).
     """
     if by not in ("metal", "ligand"):
         raise ValueError("by must be 'metal' or 'ligand'")

@@ -128,6 +128,7 @@ def test_proxy_split_members_are_trained_multi_task_like_the_committed_ones(monk
 
     def spy(graphs, splits, model_config, config, **kwargs):
         seen["num_aux"], seen["groups"] = model_config.num_aux, sorted(splits)
+        seen["kinds"] = {graphs[i].kind for i in kwargs["train_on"] if not np.isnan(float(graphs[i].y))}
         raise Stop
 
     monkeypatch.setattr(evaluation, "train_ensemble", spy)
@@ -135,6 +136,7 @@ def test_proxy_split_members_are_trained_multi_task_like_the_committed_ones(monk
         evaluate("metal", models=("gin",), baselines=False)
     assert seen["num_aux"] == len(NBO8)
     assert seen["groups"] == ["Co", "Fe", "Mo", "Rh", "Ta", "V"]
+    assert seen["kinds"] == {"homonuclear"}  # the proxies learn from what the committed GIN learns from
 
 
 def test_baseline_verdict_follows_the_bootstrap_interval():
