@@ -25,6 +25,7 @@ k1 is in cm^3 molecule^-1 s^-1.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,13 +37,13 @@ import pandas as pd
 from . import config
 from .datasets import load_clusters
 from .errors import DatasetError
-from .predict import load_ensemble, predict_named
+from .predict import load_ensemble, predict_named, transfer_inputs
 from .results import ClusterResult, explain_live
 
 __all__ = ["BundledTable", "model_fingerprint", "precompute", "write_bundled", "load_bundled", "bundled_result",
            "check_table", "CLUSTER_COLUMNS", "ATOM_COLUMNS", "FINGERPRINT_FILES"]
 
-#: The files whose bytes make the model fingerprint: the GIN ensemble and the mixture model's settings.
+#: The files that make the model fingerprint: the GIN ensemble and the mixture model's settings.
 FINGERPRINT_FILES = ("gin.pt", "transfer.json")
 CLUSTER_COLUMNS = ["name", "charge", "multiplicity", "lg_k1", "lg_k1_std", "interval90_lo", "interval90_hi",
                    "model", "out_of_fold", "measured_lg_k1", "rate", "new_metal_pair", "mixing_distance",
@@ -56,18 +57,33 @@ def _paths(data_dir=None) -> tuple[Path, Path]:
     return directory / "bundled.csv", directory / "bundled-atoms.csv"
 
 
+def _fingerprint_bytes(path: Path) -> bytes:
+    """What of ``path`` enters the fingerprint: all bytes, but of ``transfer.json`` only what
+    predictions read (:func:`~cluster_gnn.predict.transfer_inputs`), so re-running an
+    evaluation that reports new figures leaves the precomputed table current."""
+    if not path.is_file():
+        return b"missing"
+    if path.name == "transfer.json":
+        try:
+            return json.dumps(transfer_inputs(json.loads(path.read_text(encoding="utf-8"))), sort_keys=True).encode()
+        except (ValueError, AttributeError):
+            pass  # not a settings file: its bytes
+    return path.read_bytes()
+
+
 @lru_cache(maxsize=8)
 def _fingerprint(stamp: tuple) -> str:
     digest = hashlib.sha256()
     for path, _, _ in stamp:
         digest.update(Path(path).name.encode())
-        digest.update(Path(path).read_bytes() if Path(path).is_file() else b"missing")
+        digest.update(_fingerprint_bytes(Path(path)))
     return digest.hexdigest()
 
 
 def model_fingerprint(models_dir=None) -> str:
-    """sha256 over ``models/gin.pt`` and ``models/transfer.json`` (hex): equal fingerprints,
-    equal predictions. Cached by the files' sizes and modification times."""
+    """sha256 over ``models/gin.pt`` and what predictions read of ``models/transfer.json``
+    (hex): equal fingerprints, equal predictions. Cached by the files' sizes and modification
+    times."""
     directory = Path(models_dir or config.MODELS_DIR)
     stamp = []
     for name in FINGERPRINT_FILES:

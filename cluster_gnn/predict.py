@@ -220,6 +220,14 @@ def _add_distance(prediction: Prediction, distance, ensemble, index: int = 0) ->
         prediction.domain_threshold = ensemble.domain.threshold
 
 
+def transfer_inputs(settings: dict) -> dict:
+    """What predictions read of ``models/transfer.json``: the standard deviations of a
+    mixed-cluster prediction (``new_pair_std``, ``std_by_distance[...]["std"]``, lg units); the
+    rest (chosen model, MAE on the splits) reports how they were chosen."""
+    return {"new_pair_std": settings.get("new_pair_std"),
+            "std_by_distance": {k: v.get("std") for k, v in settings.get("std_by_distance", {}).items()}}
+
+
 @lru_cache(maxsize=1)
 def _transfer_settings() -> dict:
     """``models/transfer.json`` (written by ``cluster-gnn evaluate --split mixtures/family --write``)."""
@@ -262,9 +270,9 @@ def _mixture_gate(prediction: Prediction, ensemble) -> None:
     row = pd.DataFrame([{"name": formula, "charge": prediction.charge, "multiplicity": prediction.multiplicity}])
     prediction.lg_k1 = float(_prior_blend(prediction.name if measured else None).predict(row)[0])
     prediction.mixing_distance = mixing_distance(formula, _training_names(prediction.name if measured else None))
-    settings = _transfer_settings()
-    by_distance = settings.get("std_by_distance", {})
-    prediction.lg_k1_std = float(by_distance[prediction.mixing_distance]["std"] if prediction.mixing_distance
+    settings = transfer_inputs(_transfer_settings())
+    by_distance = settings["std_by_distance"]
+    prediction.lg_k1_std = float(by_distance[prediction.mixing_distance] if prediction.mixing_distance
                                  in by_distance else settings["new_pair_std"])
     prediction.model = "prior_blend"
     prediction.out_of_fold = measured

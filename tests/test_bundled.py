@@ -83,6 +83,29 @@ def test_a_stale_table_is_not_used(tmp_path, table):
     assert bundled.load_bundled(tmp_path / "nowhere") is None
 
 
+def test_the_fingerprint_follows_what_predictions_read_of_the_transfer_settings(tmp_path):
+    """A re-run evaluation that only reports new figures keeps the table current; a changed
+    standard deviation of mixed-cluster predictions makes it stale."""
+    import json
+
+    from cluster_gnn.config import MODELS_DIR
+
+    shutil.copy(MODELS_DIR / "gin.pt", tmp_path / "gin.pt")
+    settings = json.loads((MODELS_DIR / "transfer.json").read_text(encoding="utf-8"))
+    path = tmp_path / "transfer.json"
+    path.write_text(json.dumps(settings), encoding="utf-8")
+    before = bundled.model_fingerprint(tmp_path)
+    assert before == bundled.model_fingerprint()
+    path.write_text(json.dumps({**settings, "family_mae": 0.1, "mixtures_mae": 0.2}, indent=3), encoding="utf-8")
+    assert bundled.model_fingerprint(tmp_path) == before
+    settings["std_by_distance"]["pair_new"]["std"] += 0.01
+    other = tmp_path / "other"  # a fresh folder: the fingerprint is cached by size and mtime
+    other.mkdir()
+    shutil.copy(tmp_path / "gin.pt", other / "gin.pt")
+    (other / "transfer.json").write_text(json.dumps(settings), encoding="utf-8")
+    assert bundled.model_fingerprint(other) != before
+
+
 def test_precompute_check_cli(table, capsys):
     from cluster_gnn.cli import main
 
