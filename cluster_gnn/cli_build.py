@@ -184,7 +184,9 @@ class DFT(Subcommand):
         parser.add_argument("--time-limit", type=float, default=None,
                             help=f"wall-time limit per cluster in s (default {DFT_TIME_LIMIT_S:g} for an XYZ file, "
                                  "3600 for bundled clusters)")
-        parser.add_argument("--retry-failed", action="store_true", help="run clusters whose record is a failure again")
+        parser.add_argument("--retry-failed", action="store_true",
+                            help="run clusters whose record is a failure again (a timeout under a shorter "
+                                 "--time-limit is run again anyway, after the new ones)")
         parser.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
         parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the records")
         parser.add_argument("--status", action="store_true",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing as mp
+import re
 import time
 from contextlib import ExitStack
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -31,7 +32,7 @@ from .errors import ClusterGNNError, DFTConvergenceError
 from .files import atomic_write
 from .parallel import PidLock, die_with_parent, executor_slots, task_executor
 
-__all__ = ["run_dft_job", "record_state", "write_record", "job_status", "bundled_clusters", "current_structures",
+__all__ = ["run_dft_job", "record_state", "timed_out_under", "write_record", "job_status", "bundled_clusters", "current_structures",
            "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
            "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
@@ -108,7 +109,7 @@ def _task(name: str, xyz_text: str, charge: int, multiplicity: int, config_dict:
     except DFTConvergenceError as e:
         record.update(status="failed", reason=e.reason, message=str(e))
     except _OutOfTime:
-        record.update(status="failed", reason="timeout",
+        record.update(status="failed", reason="timeout", time_limit_s=float(time_limit_s),
                       message=f"the DFT single point took longer than {time_limit_s:g} s (stopped in the "
                               f"{where['rung']} rung after {where['cycles']} SCF cycles)")
     finally:
@@ -129,6 +130,17 @@ def write_record(path, record: dict) -> None:
     """Write a JSON record atomically (a temporary file beside it, then a rename)."""
     with atomic_write(path) as fh:
         fh.write(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+
+
+def timed_out_under(record: dict) -> float | None:
+    """The time limit (s) a ``timeout`` failure ran under (``time_limit_s``, or read from the
+    message of records made before that field), None for any other record."""
+    if record.get("status") != "failed" or record.get("reason") != "timeout":
+        return None
+    if isinstance(record.get("time_limit_s"), (int, float)):
+        return float(record["time_limit_s"])
+    found = re.search(r"longer than ([0-9.]+) s", str(record.get("message", "")))
+    return float(found.group(1)) if found else None
 
 
 def record_state(path, atoms, multiplicity: int) -> tuple:
@@ -183,7 +195,9 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
         result, or ``failed`` with ``reason`` and ``message``). Clusters with a record are
         skipped (failed ones too, unless ``retry_failed``), so a killed job resumes where it
         stopped without losing or repeating a finished cluster; a record made for another
-        multiplicity is redone.
+        multiplicity is redone. A timeout under a shorter limit than ``time_limit_s`` is not a
+        verdict: it is run again, after the clusters without a record, from its SCF
+        checkpoint where one was kept.
     workers: local worker processes (one thread each); they die with this process.
     time_limit_s: wall-time limit per cluster: the worker stops the SCF at the first cycle
         past it and the cluster is recorded as failed (``reason`` ``timeout``). A local worker
@@ -191,7 +205,8 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     on_record: called with the path of each record written (to commit it, say).
     progress: print a line per cluster; the worker also keeps ``<out_dir>/.<name>.progress``
         (rung, SCF cycles, seconds) up to date, and local ones the SCF's checkpoint
-        ``.<name>.scf.npz`` until the record is written (a killed cluster resumes from it).
+        ``.<name>.scf.npz`` until the record is written (a killed cluster resumes from it;
+        kept after a timeout, for a run with a longer limit).
     stop: a :class:`threading.Event`; once set, local workers are killed within about a
         second (Dask tasks are cancelled, or end at their time limit) and the job returns
         without a record for the clusters under way.
@@ -211,15 +226,20 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     kill_after = time_limit_s * (1 + KILL_GRACE[0]) + KILL_GRACE[1]
     counts = {"done": 0, "failed": 0, "skipped": 0}
     with _JobLock(out_dir), ExitStack() as stack:
-        todo = []
+        todo, longer = [], []  # longer: timeouts under a shorter limit, run after the new ones
         for name, atoms, charge, multiplicity in clusters:
-            status = record_state(out_dir / f"{name}.json", atoms, multiplicity)[0]
-            if status == "ok" or (status == "failed" and not retry_failed):
+            path = out_dir / f"{name}.json"
+            status = record_state(path, atoms, multiplicity)[0]
+            limit = timed_out_under(json.loads(path.read_text())) if status == "failed" else None
+            shorter = limit is not None and limit < time_limit_s
+            if status == "ok" or (status == "failed" and not retry_failed and not shorter):
                 counts["skipped"] += 1
                 continue
             buf = io.StringIO()
             write(buf, atoms, format="extxyz")
-            todo.append((name, buf.getvalue(), int(charge), int(multiplicity), len(atoms)))
+            (longer if shorter and not retry_failed else todo).append(
+                (name, buf.getvalue(), int(charge), int(multiplicity), len(atoms)))
+        todo += longer
         total = len(todo)
         if progress:
             where = "" if scheduler is None else f" on the Dask cluster {scheduler}"
@@ -244,7 +264,8 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
             (out_dir / f".{name}.progress").unlink(missing_ok=True)
             record["seconds_wall"] = round(time.perf_counter() - started, 1)
             write_record(path, record)
-            (out_dir / f".{name}.scf.npz").unlink(missing_ok=True)  # kept only while no record is
+            if timed_out_under(record) is None:  # a timeout keeps it: a longer run resumes from it
+                (out_dir / f".{name}.scf.npz").unlink(missing_ok=True)
             counts["done" if record["status"] == "ok" else "failed"] += 1
             if progress:
                 n = counts["done"] + counts["failed"]
@@ -294,8 +315,9 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
                 for fut in late:
                     name, charge, multiplicity, started = running.pop(fut)
                     fut.cancel()
-                    finish(name, failure(name, charge, multiplicity, "timeout",
-                                         f"the DFT single point took longer than {time_limit_s:g} s"), started)
+                    finish(name, {**failure(name, charge, multiplicity, "timeout",
+                                            f"the DFT single point took longer than {time_limit_s:g} s"),
+                                  "time_limit_s": float(time_limit_s)}, started)
                 if late and local:  # the pool cannot cancel a running task: replace it, resubmit the others
                     requeue_running()
                     kill(pool)

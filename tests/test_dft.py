@@ -219,6 +219,31 @@ def test_a_cluster_past_its_time_limit_is_stopped_by_its_worker_and_the_job_goes
     assert "took longer than 3 s (stopped in the newton rung after" in records["Co4"]["message"]
     assert records["H2"]["status"] == "ok"
     assert time.perf_counter() - started < 3 * 1.1 + 60
+    assert records["Co4"]["time_limit_s"] == 3
+    # the same limit again: a verdict, skipped; a longer one: run again
+    assert run_dft_job([("Co4", co4, 0, 11)], tmp_path, DFTConfig(basis="def2-TZVP"), time_limit_s=3,
+                       progress=False) == {"done": 0, "failed": 0, "skipped": 1}
+    again = run_dft_job([("Co4", co4, 0, 11)], tmp_path, DFTConfig(basis="def2-TZVP"), time_limit_s=4,
+                        progress=False)
+    assert again == {"done": 0, "failed": 1, "skipped": 0}
+    assert json.loads((tmp_path / "Co4.json").read_text())["time_limit_s"] == 4
+
+
+def test_a_timeout_under_a_shorter_limit_runs_again_after_the_new_clusters(tmp_path, capsys):
+    """A record that timed out at 1 s (written before records carried the limit: read from its
+    message) is no verdict for a run allowed 600 s: it runs again, after the cluster without a
+    record; at its own limit it is skipped."""
+    h2 = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+    (tmp_path / "H2.json").write_text(json.dumps({
+        "cluster": "H2", "charge": 0, "multiplicity": 1, "status": "failed", "reason": "timeout",
+        "message": "the DFT single point took longer than 1 s", "positions": h2.positions.tolist()}))
+    assert run_dft_job([("H2", h2, 0, 1)], tmp_path, FAST, time_limit_s=1, progress=False)["skipped"] == 1
+    stretched = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.9]])
+    counts = run_dft_job([("H2", h2, 0, 1), ("H2-long", stretched, 0, 1)], tmp_path, FAST, time_limit_s=600)
+    assert counts == {"done": 2, "failed": 0, "skipped": 0}
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert lines[0].startswith("[1/2] H2-long: ok") and lines[1].startswith("[2/2] H2: ok")
+    assert json.loads((tmp_path / "H2.json").read_text())["status"] == "ok"
 
 
 @pytest.mark.slow
