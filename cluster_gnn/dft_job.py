@@ -174,6 +174,9 @@ def job_status(clusters, out_dir) -> pd.DataFrame:
     rows = []
     for name, atoms, _, multiplicity in clusters:
         state, reason = record_state(out_dir / f"{name}.json", atoms, multiplicity)
+        if state == "failed" and reason == "timeout":  # "timeout at 1200 s": a longer run retries it
+            limit = timed_out_under(json.loads((out_dir / f"{name}.json").read_text()))
+            reason = f"timeout at {limit:g} s" if limit is not None else reason
         rows.append({"cluster": name, "state": state or "pending", "reason": reason,
                      "running": (out_dir / f".{name}.progress").is_file()})
     return pd.DataFrame(rows, columns=["cluster", "state", "reason", "running"])

@@ -318,14 +318,16 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
     ok = {"cluster": name, "status": "ok", "multiplicity": mult, "positions": atoms.positions.tolist(),
           "result": _result([0.1, -0.3, -0.8], -10.0).to_dict()}
     (tmp_path / "Mo2S-.json").write_text(json.dumps(ok))
-    (tmp_path / "Rh3-.json").write_text(json.dumps({"cluster": "Rh3-", "status": "failed", "reason": "timeout"}))
+    (tmp_path / "Rh3-.json").write_text(json.dumps({"cluster": "Rh3-", "status": "failed", "reason": "timeout",
+                                                    "message": "the DFT single point took longer than 1200 s"}))
     (tmp_path / "Ta3S.json").write_text(json.dumps({**ok, "cluster": "Ta3S", "multiplicity": 9}))
     (tmp_path / "Mo3S-.json").write_text("{half a rec")
     (tmp_path / ".FeV2C-.progress").write_text("{}")
     status = job_status(clusters, tmp_path).set_index("cluster")
     assert status["state"].to_dict() == {"Mo2S-": "ok", "Rh3-": "failed", "Ta3S": "stale", "Mo3S-": "stale",
                                          "FeV2C-": "pending"}
-    assert status.loc["Rh3-", "reason"] == "timeout" and status.loc["Ta3S", "reason"] == "another multiplicity"
+    assert status.loc["Rh3-", "reason"] == "timeout at 1200 s"  # a run with a longer limit retries it
+    assert status.loc["Ta3S", "reason"] == "another multiplicity"
     assert status["running"].tolist() == [False, False, False, False, True]
 
     class Args:
@@ -334,7 +336,7 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
     (features / "dft_isomers").mkdir(parents=True)
     DFT.print_status(Args, tmp_path, features)
     out = capsys.readouterr().out
-    assert "failed, timeout (1): Rh3-" in out and "running now: FeV2C-" in out
+    assert "failed, timeout at 1200 s (1): Rh3-" in out and "running now: FeV2C-" in out
     assert "stale, another multiplicity (1): Ta3S" in out and "stale, unreadable (1): Mo3S-" in out
     _tied_mo3s(features / "dft_isomers")
     DFT.print_status(Args, tmp_path, features)
