@@ -42,6 +42,11 @@ EXTRA = {
     "layers1_seed1000": {"model": {"num_layers": 1}, "train": {"seed": 1000}},
     "layers2_seed1000": {"model": {"num_layers": 2}, "train": {"seed": 1000}},
     "sites": {"model": {"readout": "sites"}},
+    # atoms hidden at random in training, as explanations hide them (TrainConfig.mask_atoms)
+    "mask0.1": {"train": {"mask_atoms": 0.1}},
+    "mask0.2": {"train": {"mask_atoms": 0.2}},
+    "mask0.1_seed1000": {"train": {"mask_atoms": 0.1, "seed": 1000}},
+    "mask0.2_seed1000": {"train": {"mask_atoms": 0.2, "seed": 1000}},
 }
 VARIANTS = {**gv.VARIANTS, **EXTRA}
 

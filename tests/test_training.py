@@ -172,3 +172,37 @@ def test_the_saved_gin_learns_from_one_metal_clusters_only(tmp_path):
     assert set(record.trained_on) == one_metal and len(one_metal) == 159
     assert set(record.domain.names) == one_metal
     assert summary["n"] == 159
+
+
+def test_hiding_atoms_in_training_is_seeded_and_hides_them_as_explanations_do(graphs, monkeypatch):
+    """``mask_atoms``: each epoch a random share of atoms enters as the member's reference atom
+    (``x_mean``, what occlusion masks with); the same seed gives the same member, 0 turns it off."""
+    import torch
+
+    import cluster_gnn.models as models
+    from cluster_gnn.models import ModelConfig
+    from cluster_gnn.training import TrainConfig, train_member
+
+    with pytest.raises(ValueError, match="mask_atoms"):
+        TrainConfig(mask_atoms=1.0)
+    small = [g for g in graphs if g.metals in ("Rh", "Co")]
+    config = ModelConfig(hidden=8, num_layers=1, num_aux=8)
+    seen = []
+    real = models.ClusterGNN.forward_with_aux
+
+    def spy(self, x, *args, **kwargs):
+        if self.training:
+            seen.append(((x == self.x_mean).all(dim=1).float().mean().item()))
+        return real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(models.ClusterGNN, "forward_with_aux", spy)
+    a, _ = train_member(small, [], config, TrainConfig(epochs=30, mask_atoms=0.3), seed=1)
+    assert 0.2 < np.mean(seen) < 0.4  # about 30 % of the atoms are the reference atom in an epoch
+    seen.clear()
+    b, _ = train_member(small, [], config, TrainConfig(epochs=30, mask_atoms=0.3), seed=1)
+    off, _ = train_member(small, [], config, TrainConfig(epochs=30, mask_atoms=0.0), seed=1)
+    assert len(seen) == 60 and np.mean(seen[:30]) > 0.2  # b hides atoms too ...
+    assert max(seen[30:]) == 0.0  # ... and with mask_atoms=0 no atom is the reference atom
+    same = all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    differ = any(not torch.equal(p, q) for p, q in zip(a.state_dict().values(), off.state_dict().values()))
+    assert same and differ
