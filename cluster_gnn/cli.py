@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -392,3 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (``cluster-gnn dft --status | head``): stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")  # nothing left to flush into the closed pipe at exit
+        except OSError:
+            pass
+        return 141

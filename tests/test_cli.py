@@ -37,3 +37,18 @@ def test_dft_of_a_file_without_pyscf_is_one_line_per_file(test_data, monkeypatch
     assert code == 1
     assert err[0].startswith("error: ") and "Rh3-.xyz" in err[0] and "pip install -e '.[dft]'" in err[0]
     assert "overlap.xyz" in err[1] and "apart" in err[1] and len(err) == 2
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``cluster-gnn ... | head -1``: the rest of the output goes nowhere, quietly."""
+    code = ("import sys\n"
+            "class Gone:\n"
+            "    def write(self, text):\n"
+            "        raise BrokenPipeError(32, 'Broken pipe')\n"
+            "    def flush(self):\n"
+            "        raise BrokenPipeError(32, 'Broken pipe')\n"
+            "sys.stdout = Gone()\n"
+            "from cluster_gnn.cli import main\n"
+            "sys.exit(main(['dft', '--status']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr[-500:]
