@@ -32,9 +32,9 @@ from .errors import ClusterGNNError, DFTConvergenceError
 from .files import atomic_write
 from .parallel import PidLock, die_with_parent, executor_slots, task_executor
 
-__all__ = ["run_dft_job", "record_state", "timed_out_under", "write_record", "job_status", "bundled_clusters", "current_structures",
-           "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables", "write_dft_tables",
-           "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
+__all__ = ["run_dft_job", "record_state", "timed_out_under", "write_record", "job_status", "bundled_clusters",
+           "current_structures", "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables",
+           "write_dft_tables", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
 #: How the Explorer and the descriptor table name DFT charges.
 DFT_CHARGE_LABEL = "PBE/def2-SVP NPA"
