@@ -149,21 +149,26 @@ def record_state(path, atoms, multiplicity: int) -> tuple:
     made for another multiplicity or structure (searched again, candidates made anew), holds a
     smeared energy (:func:`~cluster_gnn.dft.smeared_result`) or cannot be read, ``(None, None)``
     when there is none. The job redoes stale and missing ones."""
+    return _read_state(path, atoms, multiplicity)[:2]
+
+
+def _read_state(path, atoms, multiplicity: int) -> tuple:
+    """:func:`record_state` and the record it read (None when there is none or it is unreadable)."""
     path = Path(path)
     if not path.is_file():
-        return None, None
+        return None, None, None
     try:
         record = json.loads(path.read_text())
         status = record["status"]
     except (OSError, ValueError, KeyError, TypeError):
-        return "stale", "unreadable"
+        return "stale", "unreadable", None
     if record.get("multiplicity") not in (None, int(multiplicity)):
-        return "stale", "another multiplicity"
+        return "stale", "another multiplicity", record
     if not _same_positions(record.get("positions", atoms.positions), atoms.positions):
-        return "stale", "another structure"
+        return "stale", "another structure", record
     if smeared_result(record):
-        return "stale", "smeared energy"
-    return status, record.get("reason")
+        return "stale", "smeared energy", record
+    return status, record.get("reason"), record
 
 
 def job_status(clusters, out_dir) -> pd.DataFrame:
@@ -173,10 +178,10 @@ def job_status(clusters, out_dir) -> pd.DataFrame:
     out_dir = Path(out_dir)
     rows = []
     for name, atoms, _, multiplicity in clusters:
-        state, reason = record_state(out_dir / f"{name}.json", atoms, multiplicity)
-        if state == "failed" and reason == "timeout":  # "timeout at 1200 s": a longer run retries it
-            limit = timed_out_under(json.loads((out_dir / f"{name}.json").read_text()))
-            reason = f"timeout at {limit:g} s" if limit is not None else reason
+        state, reason, record = _read_state(out_dir / f"{name}.json", atoms, multiplicity)
+        limit = timed_out_under(record) if state == "failed" else None
+        if limit is not None:  # "timeout at 1200 s": a run with a longer limit retries it
+            reason = f"timeout at {limit:g} s"
         rows.append({"cluster": name, "state": state or "pending", "reason": reason,
                      "running": (out_dir / f".{name}.progress").is_file()})
     return pd.DataFrame(rows, columns=["cluster", "state", "reason", "running"])
@@ -231,9 +236,8 @@ def run_dft_job(clusters, out_dir, config: DFTConfig | None = None, workers: int
     with _JobLock(out_dir), ExitStack() as stack:
         todo, longer = [], []  # longer: timeouts under a shorter limit, run after the new ones
         for name, atoms, charge, multiplicity in clusters:
-            path = out_dir / f"{name}.json"
-            status = record_state(path, atoms, multiplicity)[0]
-            limit = timed_out_under(json.loads(path.read_text())) if status == "failed" else None
+            status, _, record = _read_state(out_dir / f"{name}.json", atoms, multiplicity)
+            limit = timed_out_under(record) if status == "failed" else None
             shorter = limit is not None and limit < time_limit_s
             if status == "ok" or (status == "failed" and not retry_failed and not shorter):
                 counts["skipped"] += 1
