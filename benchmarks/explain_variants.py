@@ -52,25 +52,10 @@ VARIANTS = {**gv.VARIANTS, **EXTRA}
 
 
 def _member(task):
-    """One member of ``variant`` for ``fold``: ``(fold, model)``, trained like ``train_and_save``
-    does: on the measured one-metal clusters outside the fold less an inner validation share."""
-    from cluster_gnn.models import ModelConfig
-    from cluster_gnn.training import TrainConfig, train_member
-
+    """One member of ``variant`` for ``fold``: ``(fold, model)``, trained as ``gin_variants``
+    trains it (the seeds of ``training.train_ensemble``)."""
     variant, fold, s = task
-    gv._set_inputs(variant)
-    clusters = gv._CLUSTERS
-    g0 = clusters[0]["graph"]
-    model_config = ModelConfig(num_aux=g0.aux.shape[1], num_graph_features=g0.u.shape[1],
-                               num_node_features=g0.x.shape[1], num_edge_features=g0.edge_attr.shape[1],
-                               **variant.get("model", {}))
-    config = TrainConfig(**variant.get("train", {}))
-    seed = gv.base_seed(variant) + 100 * (fold - 1) + s  # the member seeds of training.train_ensemble
-    pool = np.array([i for i, c in enumerate(clusters) if c["fold"] != fold])
-    perm = np.random.default_rng(seed).permutation(pool)
-    n_val = max(1, int(round(config.val_fraction * len(perm))))
-    model, _ = train_member([clusters[i]["graph"] for i in perm[n_val:]],
-                            [clusters[i]["graph"] for i in perm[:n_val]], model_config, config, seed)
+    model = gv.train_model(variant, (fold,), gv.base_seed(variant) + 100 * (fold - 1) + s)[0]
     return fold, model
 
 

@@ -195,11 +195,10 @@ def _predict(model, indices, window) -> np.ndarray:
     return np.array([model.predict_graphs(_versions(i, window)).mean() for i in indices])
 
 
-def train_without(variant: dict, held_out: tuple, seed: int):
+def train_model(variant: dict, held_out: tuple, seed: int):
     """One member of ``variant`` trained on the clusters outside the folds ``held_out``
     (less a ``val_fraction`` inner validation share, as in ``training.train_ensemble``);
-    returns ``(indices of the held-out clusters, their predictions, validation MAE,
-    training MAE)``."""
+    returns ``(model, held-out indices, validation indices, training indices)``."""
     from cluster_gnn.models import ModelConfig
     from cluster_gnn.training import TrainConfig, train_member
 
@@ -216,6 +215,13 @@ def train_without(variant: dict, held_out: tuple, seed: int):
     val, train = perm[:n_val].tolist(), perm[n_val:].tolist()
     model, _ = train_member([g for i in train for g in _versions(i, variant.get("aug"))],
                             [_CLUSTERS[i]["graph"] for i in val], model_config, config, seed)
+    return model, test, val, train
+
+
+def train_without(variant: dict, held_out: tuple, seed: int):
+    """:func:`train_model`'s member scored: ``(indices of the held-out clusters, their
+    predictions, validation MAE, training MAE)``."""
+    model, test, val, train = train_model(variant, held_out, seed)
 
     def mae(indices):
         y = np.array([float(_CLUSTERS[i]["graph"].y) for i in indices])
