@@ -128,7 +128,7 @@ def evaluate(split: str = "folds", models=("gin", "gcn", "consensus"), baselines
                 trained[base_name] = train_ensemble(graphs, splits, model_config, config, name=base_name,
                                                     record=replace(base.record, held_out={}, domain=None),
                                                     progress=progress,
-                                                    train_on=[i for i, g in enumerate(graphs) if learns_from(g)])
+                                                    train_on=learns_from)
                 # the committed model's distance scale (fitted when it was trained)
                 attach_domain(trained[base_name], graphs, splits, scale=base.domain.scale if base.domain else 0.0)
             ensemble = trained[base_name]

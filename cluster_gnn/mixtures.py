@@ -108,7 +108,7 @@ def evaluate_transfer(split: str = "mixtures", graph_models=("gin",), models_dir
         model_config = ModelConfig(**{**base.config.to_dict(), "num_aux": len(base.record.aux_targets)})
         ensemble = train_ensemble(graphs, splits, model_config, config, name=name,
                                   record=replace(base.record, held_out={}, domain=None), progress=progress,
-                                  train_on=[i for i, g in enumerate(graphs) if learns_from(g)])
+                                  train_on=learns_from)
         preds[name] = {n: (v[0], v[1], v[3]) for n, v in out_of_fold(ensemble, graphs, splits).items()}
     if "gin" in preds:
         preds[CHOSEN] = {n: (preds["prior_blend"] if metal_pairs(n) else preds["gin"])[n] for n in preds["gin"]}

@@ -198,13 +198,13 @@ def train_ensemble(graphs, splits: dict, model_config=None, config: TrainConfig 
     ``config.workers`` (members are trained in that many processes). Returns an
     :class:`~cluster_gnn.models.Ensemble` whose members carry ``fold = key``, with
     ``record`` (default :meth:`ModelRecord.for_code`) completed by the training settings and
-    the held-out clusters of every split. ``train_on``: indices of the graphs members may
-    learn from (default: every measured one).
+    the held-out clusters of every split. ``train_on``: ``train_on(graph) -> bool``, which
+    measured clusters members may learn from (default: every one; :func:`learns_from` for the
+    committed models).
     """
     config = config or TrainConfig()
     model_config = model_config or ModelConfig()
-    allowed = set(range(len(graphs)) if train_on is None else train_on)
-    measured = [i for i, g in enumerate(graphs) if not np.isnan(float(g.y)) and i in allowed]
+    measured = [i for i, g in enumerate(graphs) if not np.isnan(float(g.y)) and (train_on is None or train_on(g))]
     tasks, labels = [], []
     for k_index, (key, test_idx) in enumerate(splits.items()):
         held_out = set(test_idx)

@@ -128,7 +128,7 @@ def test_proxy_split_members_are_trained_multi_task_like_the_committed_ones(monk
 
     def spy(graphs, splits, model_config, config, **kwargs):
         seen["num_aux"], seen["groups"] = model_config.num_aux, sorted(splits)
-        seen["kinds"] = {graphs[i].kind for i in kwargs["train_on"] if not np.isnan(float(graphs[i].y))}
+        seen["kinds"] = {g.kind for g in graphs if kwargs["train_on"](g) and not np.isnan(float(g.y))}
         raise Stop
 
     monkeypatch.setattr(evaluation, "train_ensemble", spy)
