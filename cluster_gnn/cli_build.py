@@ -244,8 +244,8 @@ class DFT(Subcommand):
         cls.print_agreement(features_dir)
         return 0
 
-    @staticmethod
-    def print_status(args, records, features_dir) -> int:
+    @classmethod
+    def print_status(cls, args, records, features_dir) -> int:
         """Per group of clusters (one-metal, mixed measured, mixed withheld): records done,
         failed (by reason), stale, pending; then the isomer rankings."""
         import pandas as pd
@@ -255,7 +255,8 @@ class DFT(Subcommand):
         from .isomer_ranking import ISOMERS_DIR_NAME, TIE_EV, isomer_summary, rank_isomers
         from .dft_job import bundled_clusters, job_status
 
-        status = job_status(bundled_clusters(args.names), records)
+        clusters = list(bundled_clusters(args.names))
+        status = job_status(clusters, records)
         info = load_clusters().set_index("name").loc[status["cluster"]]
         status["group"] = ["one-metal" if k == "homonuclear" else "mixed, withheld" if pd.isna(y) else "mixed, measured"
                            for k, y in zip(info["kind"], info["lg_k1"])]
@@ -277,7 +278,36 @@ class DFT(Subcommand):
             ties = f" ({int(summary['tie'].sum())} ties within {TIE_EV:g} eV)" if not summary.empty else ""
             print(f"isomer rankings: {len(complete)} complete{ties}, {len(started - complete)} under way, "
                   f"{len([n for n in todo if n not in started])} not started, of {len(todo)}")
+        cls.print_time_left(args, status, clusters, ranking, todo, records, features_dir / ISOMERS_DIR_NAME)
         return 0
+
+    @staticmethod
+    def print_time_left(args, status, clusters, ranking, todo, records, isomer_dir) -> None:
+        """What is left in CPU-hours: every single point to come at the median wall time of the
+        converged ones of its kind and size (:func:`~cluster_gnn.dft_job.expected_seconds`); a
+        timeout under a shorter limit at the run's limit, since it runs again."""
+        from .dft_job import expected_seconds, load_dft_results, typical_seconds
+
+        typical = typical_seconds([*load_dft_results(records).values(), *load_dft_results(isomer_dir).values()])
+        if not typical:
+            print("left: no converged single point yet to time the rest by")
+            return
+        symbols = {name: atoms.get_chemical_symbols() for name, atoms, _, _ in clusters}
+        limit = getattr(args, "time_limit", None) or 3600.0
+        todo_main = status[status["state"].isin(["pending", "stale"])]["cluster"]
+        retries = status[status["timed_out_at"] < limit]["cluster"]
+        main = sum(expected_seconds(symbols[n], typical) for n in todo_main) + limit * len(retries)
+        per_ranking = int(ranking.groupby("cluster").size().median()) if not ranking.empty else 5
+        left = ranking[ranking["status"].isin(["pending", "stale"])]["cluster"] if not ranking.empty else []
+        fresh = [n for n in todo if n in symbols and (ranking.empty or n not in set(ranking["cluster"]))]
+        # a ranking not started: its candidates but the xTB minimum, which the main job computes
+        points = list(left) + [n for n in fresh for _ in range(per_ranking - 1)]
+        ranked = sum(expected_seconds(symbols[n], typical) for n in points if n in symbols)
+        hours = lambda s: f"{s / 3600:.0f}" if s >= 36000 else f"{s / 3600:.1f}"  # noqa: E731
+        print(f"left, at the median time of converged single points of the same size and kind: main job "
+              f"~{hours(main)} CPU-h ({len(todo_main) + len(retries)} single points; timeouts to rerun: {len(retries)}, "
+              f"at {limit:g} s each), rankings ~{hours(ranked)} CPU-h ({len(points)} single points, "
+              f"{per_ranking - 1} per ranking not started)")
 
     @staticmethod
     def print_agreement(features_dir) -> None:

@@ -34,7 +34,7 @@ from .parallel import PidLock, die_with_parent, executor_slots, task_executor
 
 __all__ = ["run_dft_job", "record_state", "timed_out_under", "write_record", "job_status", "bundled_clusters",
            "current_structures", "record_is_current", "load_dft_results", "load_dft_atoms", "dft_tables",
-           "write_dft_tables", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
+           "write_dft_tables", "typical_seconds", "expected_seconds", "DFT_DIR_NAME", "DFT_CHARGE_LABEL"]
 
 #: How the Explorer and the descriptor table name DFT charges.
 DFT_CHARGE_LABEL = "PBE/def2-SVP NPA"
@@ -174,7 +174,8 @@ def _read_state(path, atoms, multiplicity: int) -> tuple:
 def job_status(clusters, out_dir) -> pd.DataFrame:
     """Where the job stands: one row per ``(name, atoms, charge, multiplicity)`` of
     ``clusters`` with ``cluster``, ``state`` (``ok``, ``failed``, ``stale``, ``pending``),
-    ``reason`` and ``running`` (a worker is on it now: its progress file exists)."""
+    ``reason``, ``timed_out_at`` (s: the limit a timeout came under, else NaN) and ``running``
+    (a worker is on it now: its progress file exists)."""
     out_dir = Path(out_dir)
     rows = []
     for name, atoms, _, multiplicity in clusters:
@@ -183,8 +184,9 @@ def job_status(clusters, out_dir) -> pd.DataFrame:
         if limit is not None:  # "timeout at 1200 s": a run with a longer limit retries it
             reason = f"timeout at {limit:g} s"
         rows.append({"cluster": name, "state": state or "pending", "reason": reason,
+                     "timed_out_at": np.nan if limit is None else limit,
                      "running": (out_dir / f".{name}.progress").is_file()})
-    return pd.DataFrame(rows, columns=["cluster", "state", "reason", "running"])
+    return pd.DataFrame(rows, columns=["cluster", "state", "reason", "timed_out_at", "running"])
 
 
 #: A local worker this far past its time limit (no SCF cycle came) is killed: limit*(1+f)+s.
@@ -349,6 +351,38 @@ def load_dft_results(out_dir) -> dict:
             continue
         out[record.get("cluster", path.stem)] = record
     return out
+
+
+def _newton_first(symbols, config: DFTConfig) -> bool:
+    return bool(set(symbols) & set(config.unsmeared_elements))
+
+
+def typical_seconds(records, config: DFTConfig | None = None) -> dict:
+    """``{(atoms, newton_first): [wall seconds]}`` of the converged ``records`` (dicts as
+    written by the jobs), by number of atoms and whether the ladder starts at Newton
+    (Fe, V and Co clusters: slower); the data of :func:`expected_seconds`."""
+    config = config or DFTConfig()
+    out: dict = {}
+    for record in records:
+        result = record.get("result") or {}
+        if record.get("status") == "ok" and result.get("symbols") and record.get("seconds_wall"):
+            key = (len(result["symbols"]), _newton_first(result["symbols"], config))
+            out.setdefault(key, []).append(float(record["seconds_wall"]))
+    return out
+
+
+def expected_seconds(symbols, typical: dict, config: DFTConfig | None = None) -> float:
+    """Median wall time (s, one core) of the converged single points of the same kind and
+    number of atoms as ``symbols`` in ``typical`` (:func:`typical_seconds`): the nearest
+    number of atoms when none has as many, the other kind when none is of this kind; NaN
+    when ``typical`` is empty."""
+    newton = _newton_first(symbols, config or DFTConfig())
+    keys = [key for key in typical if key[1] == newton] or list(typical)
+    if not keys:
+        return float("nan")
+    # the nearest size; of two as near, the larger (not an underestimate)
+    key = min(keys, key=lambda k: (abs(k[0] - len(symbols)), -k[0]))
+    return float(np.median(typical[key]))
 
 
 def load_dft_atoms(path=None) -> dict:

@@ -316,7 +316,7 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
     clusters = list(bundled_clusters(["Mo2S-", "Rh3-", "Ta3S", "Mo3S-", "FeV2C-"]))
     (name, atoms, _, mult), *_ = clusters
     ok = {"cluster": name, "status": "ok", "multiplicity": mult, "positions": atoms.positions.tolist(),
-          "result": _result([0.1, -0.3, -0.8], -10.0).to_dict()}
+          "result": _result([0.1, -0.3, -0.8], -10.0).to_dict(), "seconds_wall": 120.0}
     (tmp_path / "Mo2S-.json").write_text(json.dumps(ok))
     (tmp_path / "Rh3-.json").write_text(json.dumps({"cluster": "Rh3-", "status": "failed", "reason": "timeout",
                                                     "message": "the DFT single point took longer than 1200 s"}))
@@ -338,6 +338,8 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
     out = capsys.readouterr().out
     assert "failed, timeout at 1200 s (1): Rh3-" in out and "running now: FeV2C-" in out
     assert "stale, another multiplicity (1): Ta3S" in out and "stale, unreadable (1): Mo3S-" in out
+    # the time left: Ta3S, Mo3S- and FeV2C- at the one converged record's 120 s, Rh3- at 3600 s
+    assert "main job ~1.1 CPU-h (4 single points; timeouts to rerun: 1, at 3600 s each)" in out
     _tied_mo3s(features / "dft_isomers")
     DFT.print_status(Args, tmp_path, features)
     assert "isomer rankings: 1 complete (1 ties within 0.3 eV)" in capsys.readouterr().out
@@ -488,3 +490,20 @@ def test_isomer_job_sends_several_clusters_candidates_together_to_many_workers(t
     assert [len(jobs) for jobs, _ in batches] == sizes
     assert [n for jobs, _ in batches for n in jobs] == [candidate_name(c, k) for c in names for k in range(3)]
     assert counts == {"done": 9, "failed": 0, "skipped": 0}
+
+
+def test_the_time_left_is_the_median_of_converged_single_points_of_the_same_kind_and_size():
+    from cluster_gnn.dft_job import expected_seconds, typical_seconds
+
+    def record(symbols, seconds, status="ok"):
+        return {"status": status, "seconds_wall": seconds, "result": {"symbols": symbols}}
+
+    typical = typical_seconds([record(["Mo", "Mo", "S"], 100), record(["Mo", "S", "Mo"], 300),
+                               record(["Ta"] * 5, 900), record(["Fe", "Fe", "S"], 2000),
+                               record(["Mo"] * 3, 5000, status="failed")])
+    assert typical == {(3, False): [100.0, 300.0], (5, False): [900.0], (3, True): [2000.0]}
+    assert expected_seconds(["Mo", "S", "S"], typical) == 200.0  # median of the 3-atom Mo/Ta ones
+    assert expected_seconds(["Ta"] * 4, typical) == 900.0  # 3 and 5 atoms as near: the larger
+    assert expected_seconds(["V"] * 6, typical) == 2000.0  # Fe, V, Co start at Newton: their own kind
+    assert expected_seconds(["Co"] * 3, {(3, False): [100.0]}) == 100.0  # none of its kind: the other
+    assert np.isnan(expected_seconds(["Mo"], {}))
