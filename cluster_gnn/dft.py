@@ -49,6 +49,9 @@ __all__ = ["DFTConfig", "DFTResult", "run_dft", "dft_descriptors", "smeared_resu
            "DFT_DESCRIPTORS", "pyscf_available"]
 
 _HARTREE_EV = 27.211386245988
+#: seconds between checkpoints within a Newton SCF (the polish and the Newton rungs' second-order
+#: part, the longest stages: up to an hour on 10-13 atoms), so a killed job loses at most this
+CHECKPOINT_EVERY_S = 120.0
 _METALS = ("V", "Fe", "Co", "Mo", "Rh", "Ta")
 #: valence shells (s, p, d) whose natural occupancies are reported, by element
 VALENCE_SHELLS = {
@@ -308,10 +311,13 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     on_cycle: called as ``on_cycle(rung, cycles)`` after every SCF cycle (progress); an
         exception it raises stops the calculation and reaches the caller (a time limit).
     checkpoint: path of a file where the density is saved at the end of each stage of the
-        ladder (the smeared SCF, the first-order SCF before each Newton one). Given one made
-        for the same structure, spin state and settings, the calculation resumes from there
-        (``notes`` say so) and gives the result an uninterrupted one would: a killed job loses
-        only the stage under way. The caller removes it once the result is kept.
+        ladder (the smeared SCF, the first-order SCF before each Newton one) and every
+        :data:`CHECKPOINT_EVERY_S` within a Newton SCF. Given one made for the same structure,
+        spin state and settings, the calculation resumes from there (``notes`` say so): from a
+        stage's end it gives the result an uninterrupted one would, from within a Newton SCF
+        the same solution to the convergence threshold. A killed job loses at most the DIIS
+        stage under way or the last :data:`CHECKPOINT_EVERY_S` of a Newton one. The caller
+        removes the file once the result is kept.
 
     Raises
     ------
@@ -330,7 +336,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     lib.num_threads(config.threads)
     mol = _molecule(atoms, charge, multiplicity, config)
     start, cycles, tried = time.perf_counter(), 0, []
-    counter = {"n": 0, "rung": ""}
+    counter = {"n": 0, "rung": "", "newton": "", "saved": time.perf_counter()}  # newton: the stage of a Newton SCF
     trace: dict = {}
     key = checkpoint_key(atoms, charge, multiplicity, config.theory()) if checkpoint else ""
     resume = load_checkpoint(checkpoint, key) if checkpoint else None
@@ -341,6 +347,10 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
         energy = envs.get("e_tot") if isinstance(envs, dict) else None
         if energy is not None and np.isfinite(energy):
             trace.setdefault(counter["rung"], []).append(round(float(energy), 8))
+        # within a Newton SCF, now and then: its density, to go on from (a second-order SCF
+        # continues to the same solution; a DIIS one, short anyway, could not without its history)
+        if counter["newton"] and time.perf_counter() - counter["saved"] >= CHECKPOINT_EVERY_S:
+            save(counter["newton"], envs.get("dm") if isinstance(envs, dict) else None)
         if on_cycle is not None:
             on_cycle(counter["rung"], counter["n"])
 
@@ -348,16 +358,21 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
         """Where to go on from, should this process be killed: ``stage`` from density ``dm``."""
         if checkpoint and dm is not None:
             save_checkpoint(checkpoint, key, stage, counter["n"], earlier + time.perf_counter() - start, trace, dm)
+            counter["saved"] = time.perf_counter()
 
     errors = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)  # a failed SCF, not a bug
 
-    def attempt(rung, mf, dm0=None):
+    def attempt(rung, mf, dm0=None, stage=""):
+        """Run the Newton SCF ``mf`` of checkpoint stage ``stage`` from ``dm0``: its NPA, or None."""
         mf.callback = count
+        counter["newton"] = stage
         try:
             mf.kernel(dm0=dm0)
         except errors as e:
             tried.append(f"{rung}: {type(e).__name__}")
             return None
+        finally:
+            counter["newton"] = ""
         problem, npa = _check(mf, mol, config)
         if problem:
             tried.append(f"{rung}: {problem}")
@@ -402,7 +417,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                 counter["rung"] = "polish"
                 mf = _newton_object(mol, config)
                 mf.max_cycle = max(config.max_cycles // 2, 10)
-                npa = attempt(f"{rung}, unsmeared polish", mf, hot)
+                npa = attempt(f"{rung}, unsmeared polish", mf, hot, stage="polish")
                 next_guess = hot  # if it fails, the next rung starts from the smeared density
         else:
             newton = rung == "newton"
@@ -423,7 +438,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                 save(rung, start_dm)
             mf = _newton_object(mol, config)
             mf.max_cycle = max(config.max_cycles // 2, 10) if newton else config.max_cycles
-            npa = attempt(rung, mf, start_dm)
+            npa = attempt(rung, mf, start_dm, stage=rung)
         if npa is not None:
             used = rung
             break

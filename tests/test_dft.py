@@ -311,3 +311,40 @@ def test_an_scf_killed_mid_way_resumes_from_its_checkpoint_to_the_same_result(tm
     # how the SCF gets there (cycles, the Newton Hessian's grid) does not change what a density is for
     path_only = DFTConfig(basis="sto-3g", ecp_elements=(), max_cycles=90, hessian_grid_level=2)
     assert load_checkpoint(path, checkpoint_key(mo3, -1, 2, path_only.theory())) is not None
+
+
+@pytest.mark.slow
+def test_a_newton_scf_stopped_within_resumes_from_its_last_density_to_the_same_solution(tmp_path, monkeypatch):
+    """Within a Newton SCF (here the polish, 6 cycles) the density is saved every
+    ``CHECKPOINT_EVERY_S``; stopped after its third cycle, the run goes on from there."""
+    import cluster_gnn.dft as dft
+    from cluster_gnn.scf_checkpoint import checkpoint_key, load_checkpoint
+
+    class Stopped(Exception):
+        pass
+
+    mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
+    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    path = tmp_path / "Mo3-.scf.npz"
+    seen = []
+
+    def stop_in_the_polish(rung, cycles):
+        seen.append(rung)
+        if seen.count("polish") == 3:
+            raise Stopped
+
+    monkeypatch.setattr(dft, "CHECKPOINT_EVERY_S", 0.0)
+    with pytest.raises(Stopped):
+        run_dft(mo3, -1, 2, config, on_cycle=stop_in_the_polish, checkpoint=path)
+    saved = load_checkpoint(path, checkpoint_key(mo3, -1, 2, config.theory()))
+    assert saved["stage"] == "polish" and saved["cycles"] == len(seen)  # saved at the cycle it stopped after
+    assert len(saved["trace"]["polish"]) == 3
+    resumed = run_dft(mo3, -1, 2, config, checkpoint=path)
+    assert resumed.notes[0] == f"resumed from a checkpoint (polish) after {len(seen)} cycles"
+    fresh = run_dft(mo3, -1, 2, config)
+    assert resumed.rung == fresh.rung == "smeared"
+    assert len(resumed.energy_trace["polish"]) > 3  # went on from the third cycle's density
+    assert resumed.energy == pytest.approx(fresh.energy, abs=1e-4)  # eV: the same solution
+    # populations to the orbital gradient's threshold (sqrt(conv_tol) = 1e-3): 0.002 e apart here
+    np.testing.assert_allclose(resumed.charges, fresh.charges, atol=5e-3)
+    np.testing.assert_allclose(resumed.spin, fresh.spin, atol=5e-3)
