@@ -16,15 +16,10 @@ convergence ladder and keeps the first rung whose result passes the sanity check
 3. ``shifted``: level shift and damping, then Newton.
 
 Every result is therefore an unsmeared density and energy, so energies of isomers are
-comparable whichever rung converged them. Smearing is only a way in: at 0.01 Ha its
-energy E(T) lies 0.4-1.3 eV above the unsmeared energy the polish reaches from it (the first
-18 records redone, Mo, Ta, Rh; median 0.9 eV, varying from structure to structure), and it
-moves natural charges by up to 0.14 e. The polish takes 3-6 Newton cycles (24-82 s on one
-core for 4-6 atoms). Records made before it (``smearing`` > 0 in the result,
+comparable whichever rung converged them. Smearing is only a way in: at 0.01 Ha its energy
+E(T) lies 0.4-1.3 eV above the unsmeared one the polish reaches (docs/experiments.md), varying
+with the structure. Records made before the polish (``smearing`` > 0 in the result,
 :func:`smeared_result`) are redone by the jobs.
-
-(A smeared ADIIS rung between 1 and 2 converged none of the 12 clusters that rung 1 left
-unconverged in the first 19 records, at 60 cycles each, so it was dropped.)
 
 A result is rejected when the SCF did not converge, the energy is not finite, or a metal's
 natural charge exceeds ``DFTConfig.max_metal_charge`` in size (a collapsed density).
@@ -42,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .dft_grid import cached_numint
 from .errors import DFTConvergenceError
 from .scf_checkpoint import checkpoint_key, load_checkpoint, save_checkpoint
 
@@ -49,8 +45,7 @@ __all__ = ["DFTConfig", "DFTResult", "run_dft", "dft_descriptors", "smeared_resu
            "DFT_DESCRIPTORS", "pyscf_available"]
 
 _HARTREE_EV = 27.211386245988
-#: seconds between checkpoints within a Newton SCF (the polish and the Newton rungs' second-order
-#: part, the longest stages: up to an hour on 10-13 atoms), so a killed job loses at most this
+#: seconds between checkpoints within a Newton SCF (the longest stages: up to an hour on 10-13 atoms)
 CHECKPOINT_EVERY_S = 120.0
 _METALS = ("V", "Fe", "Co", "Mo", "Rh", "Ta")
 #: valence shells (s, p, d) whose natural occupancies are reported, by element
@@ -231,13 +226,18 @@ def _molecule(atoms, charge: int, multiplicity: int, config: DFTConfig):
             f"multiplicity {multiplicity}): {first}", reason="setup") from e
 
 
-def _scf_object(mol, config: DFTConfig, smearing: float):
+def _scf_object(mol, config: DFTConfig, smearing: float, shared: dict | None = None):
+    """The SCF object of one rung; those given the same ``shared`` dict share the grid, its
+    orbital values (:func:`~cluster_gnn.dft_grid.cached_numint`) and the fitted integrals."""
     from pyscf import dft, scf
 
     closed_shell = mol.spin == 0
     mf = (dft.RKS(mol) if closed_shell else dft.UKS(mol)).density_fit()
-    mf.xc = config.xc
-    mf.grids.level = config.grid_level
+    mf.xc, mf.grids.level = config.xc, config.grid_level
+    if shared is not None:
+        if not shared:  # the first SCF object's grid and fitted integrals, and a NumInt that keeps orbital values
+            shared.update(grids=mf.grids, with_df=mf.with_df, numint=cached_numint())
+        mf.grids, mf.with_df, mf._numint = shared["grids"], shared["with_df"], shared["numint"]
     mf.conv_tol = config.conv_tol
     mf.max_cycle = config.max_cycles
     if smearing > 0:
@@ -245,16 +245,19 @@ def _scf_object(mol, config: DFTConfig, smearing: float):
     return mf
 
 
-def _newton_object(mol, config: DFTConfig):
+def _newton_object(mol, config: DFTConfig, shared: dict | None = None):
     """An unsmeared second-order (Newton) SCF whose orbital Hessian is integrated on the
     ``hessian_grid_level`` grid: PySCF takes the orbital gradient from the underlying SCF
     (``grid_level``), the Hessian-vector products from the Newton object's own grid."""
     from pyscf import dft
 
-    mf = _scf_object(mol, config, 0.0).newton()
+    mf = _scf_object(mol, config, 0.0, shared).newton()
     if config.hessian_grid_level != config.grid_level:
-        mf.grids = dft.gen_grid.Grids(mol)  # a new object: the gradient's grid stays as it is
-        mf.grids.level = config.hessian_grid_level
+        grids = (shared or {}).get("hessian_grids")
+        if grids is None:  # a new object: the gradient's grid stays as it is
+            grids = dft.gen_grid.Grids(mol)
+            grids.level = config.hessian_grid_level
+        mf.grids = grids if shared is None else shared.setdefault("hessian_grids", grids)
     return mf
 
 
@@ -337,6 +340,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     mol = _molecule(atoms, charge, multiplicity, config)
     start, cycles, tried = time.perf_counter(), 0, []
     counter = {"n": 0, "rung": "", "newton": "", "saved": time.perf_counter()}  # newton: the stage of a Newton SCF
+    shared: dict = {}  # one grid per level and its orbital values, for every rung
     trace: dict = {}
     key = checkpoint_key(atoms, charge, multiplicity, config.theory()) if checkpoint else ""
     resume = load_checkpoint(checkpoint, key) if checkpoint else None
@@ -401,7 +405,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
         if rung == "smeared":
             hot = saved if stage == "polish" else None
             if hot is None:
-                mf = _scf_object(mol, config, config.smearing)
+                mf = _scf_object(mol, config, config.smearing, shared)
                 mf.callback = count
                 try:
                     mf.kernel(dm0=saved)
@@ -415,7 +419,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                         save("polish", hot)
             if hot is not None:  # the polish: unsmeared Newton from the smeared density
                 counter["rung"] = "polish"
-                mf = _newton_object(mol, config)
+                mf = _newton_object(mol, config, shared)
                 mf.max_cycle = max(config.max_cycles // 2, 10)
                 npa = attempt(f"{rung}, unsmeared polish", mf, hot, stage="polish")
                 next_guess = hot  # if it fails, the next rung starts from the smeared density
@@ -424,7 +428,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             if stage == rung:  # saved just before the Newton SCF: start it from there
                 start_dm = saved
             else:
-                pre = _scf_object(mol, config, 0.0)
+                pre = _scf_object(mol, config, 0.0, shared)
                 if newton:
                     pre.DIIS, pre.max_cycle = scf.ADIIS, max(config.max_cycles // 2, 10)
                 else:
@@ -436,7 +440,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                     pass
                 start_dm = pre.make_rdm1()
                 save(rung, start_dm)
-            mf = _newton_object(mol, config)
+            mf = _newton_object(mol, config, shared)
             mf.max_cycle = max(config.max_cycles // 2, 10) if newton else config.max_cycles
             npa = attempt(rung, mf, start_dm, stage=rung)
         if npa is not None:

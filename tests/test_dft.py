@@ -45,6 +45,37 @@ def test_npa_charges_sum_to_the_total_charge_and_spin_to_the_unpaired_electrons(
 
 
 @pytest.mark.slow
+def test_orbitals_on_the_grid_are_evaluated_once_per_calculation_with_the_same_result(monkeypatch):
+    """Every rung of the ladder (smeared, polish; on Co the ADIIS and Newton SCFs with a coarse
+    Hessian grid) shares one grid per level and the orbital values on it; with the cache off
+    (no room) each cycle evaluates them again, and the numbers are the same."""
+    import cluster_gnn.dft as dft
+    import cluster_gnn.dft_grid as dft_grid
+
+    made = []
+
+    def spy():
+        made.append(dft_grid.cached_numint())
+        return made[-1]
+
+    monkeypatch.setattr(dft, "cached_numint", spy)
+    mo2 = Atoms("Mo2", positions=[[0, 0, 0], [0, 0, 2.2]])
+    no_ecp = DFTConfig(basis="sto-3g", ecp_elements=())
+    kept = [run_dft(mo2, -1, 2, no_ecp), run_dft(_coh(), 0, 3, FAST)]
+    assert len(made) == 2  # one per calculation, shared by its rungs
+    grids = [{key[1] for key in numint._grids} for numint in made]
+    assert [len(g) for g in grids] == [2, 2]  # the level-2 grid and the Newton Hessian's level-0 grid
+    assert all(numint.cached_bytes > 0 for numint in made)
+    monkeypatch.setattr(dft_grid, "MAX_CACHE_BYTES", 0)
+    again = [run_dft(mo2, -1, 2, no_ecp), run_dft(_coh(), 0, 3, FAST)]
+    assert made[-1].cached_bytes == 0 and not made[-1]._grids
+    for a, b in zip(kept, again):
+        assert a.rung == b.rung and a.cycles == b.cycles
+        assert a.energy == pytest.approx(b.energy, abs=1e-8)  # eV
+        np.testing.assert_allclose(a.charges, b.charges, atol=1e-8)
+
+
+@pytest.mark.slow
 def test_the_smeared_rung_ends_in_an_unsmeared_energy_below_the_smeared_one():
     """Smearing only gets the SCF started: its E(T) lies above the ground state (0.57 eV for
     Mo2- here), so the rung is polished without smearing and every result is comparable."""
