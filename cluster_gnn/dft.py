@@ -116,6 +116,10 @@ class DFTConfig:
         if self.max_cycles < 1 or self.threads < 1 or self.max_atoms < 1:
             raise ValueError("max_cycles, threads and max_atoms must be positive")
 
+    def newton_first(self, symbols) -> bool:
+        """Whether the ladder skips the smeared rung for a cluster of these elements."""
+        return bool(set(symbols) & set(self.unsmeared_elements))
+
     @property
     def label(self) -> str:
         """Short label such as ``PBE/def2-SVP``, written into result files."""
@@ -351,8 +355,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
         energy = envs.get("e_tot") if isinstance(envs, dict) else None
         if energy is not None and np.isfinite(energy):
             trace.setdefault(counter["rung"], []).append(round(float(energy), 8))
-        # within a Newton SCF, now and then: its density, to go on from (a second-order SCF
-        # continues to the same solution; a DIIS one, short anyway, could not without its history)
+        # within a Newton SCF, now and then, its density (a DIIS SCF could not go on without its history)
         if counter["newton"] and time.perf_counter() - counter["saved"] >= CHECKPOINT_EVERY_S:
             save(counter["newton"], envs.get("dm") if isinstance(envs, dict) else None)
         if on_cycle is not None:
@@ -366,8 +369,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
 
     errors = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)  # a failed SCF, not a bug
 
-    def attempt(rung, mf, dm0=None, stage=""):
-        """Run the Newton SCF ``mf`` of checkpoint stage ``stage`` from ``dm0``: its NPA, or None."""
+    def attempt(rung, mf, dm0=None, stage=""):  # the Newton SCF of checkpoint stage ``stage``: NPA or None
         mf.callback = count
         counter["newton"] = stage
         try:
@@ -383,8 +385,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             return None
         return npa
 
-    skip = set(atoms.get_chemical_symbols()) & set(config.unsmeared_elements)
-    rungs = ["smeared"] if config.smearing > 0 and not skip else []
+    rungs = ["smeared"] if config.smearing > 0 and not config.newton_first(atoms.get_chemical_symbols()) else []
     rungs += ["newton", "shifted"]
     # a checkpoint's stage -> the rung it belongs to ("-pre": the first-order SCF before Newton)
     owner = {"smeared": "smeared", "polish": "smeared", "newton-pre": "newton", "newton": "newton",
@@ -463,8 +464,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     s2 = _spin_square(mf, mol)
     return DFTResult(symbols=symbols, charges=charges, s_valence=shells[:, 0], p_valence=shells[:, 1],
                      d_valence=shells[:, 2], spin=spins, energy=float(mf.e_tot) * _HARTREE_EV, charge=int(charge),
-                     multiplicity=int(multiplicity), s2=s2, s2_expected=s * (s + 1), rung=used,
-                     smearing=0.0, cycles=cycles,
+                     multiplicity=int(multiplicity), s2=s2, s2_expected=s * (s + 1), rung=used, smearing=0.0, cycles=cycles,
                      seconds=earlier + time.perf_counter() - start, method=config.label, notes=tried, energy_trace=trace)
 
 

@@ -353,10 +353,6 @@ def load_dft_results(out_dir) -> dict:
     return out
 
 
-def _newton_first(symbols, config: DFTConfig) -> bool:
-    return bool(set(symbols) & set(config.unsmeared_elements))
-
-
 def typical_seconds(records, config: DFTConfig | None = None) -> dict:
     """``{(atoms, newton_first): [wall seconds]}`` of the converged ``records`` (dicts as
     written by the jobs), by number of atoms and whether the ladder starts at Newton
@@ -366,7 +362,7 @@ def typical_seconds(records, config: DFTConfig | None = None) -> dict:
     for record in records:
         result = record.get("result") or {}
         if record.get("status") == "ok" and result.get("symbols") and record.get("seconds_wall"):
-            key = (len(result["symbols"]), _newton_first(result["symbols"], config))
+            key = (len(result["symbols"]), config.newton_first(result["symbols"]))
             out.setdefault(key, []).append(float(record["seconds_wall"]))
     return out
 
@@ -376,7 +372,7 @@ def expected_seconds(symbols, typical: dict, config: DFTConfig | None = None) ->
     number of atoms as ``symbols`` in ``typical`` (:func:`typical_seconds`): the nearest
     number of atoms when none has as many, the other kind when none is of this kind; NaN
     when ``typical`` is empty."""
-    newton = _newton_first(symbols, config or DFTConfig())
+    newton = (config or DFTConfig()).newton_first(symbols)
     keys = [key for key in typical if key[1] == newton] or list(typical)
     if not keys:
         return float("nan")
