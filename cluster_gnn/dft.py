@@ -242,8 +242,7 @@ def _scf_object(mol, config: DFTConfig, smearing: float, shared: dict | None = N
         if not shared:  # the first SCF object's grid and fitted integrals, and a NumInt that keeps orbital values
             shared.update(grids=mf.grids, with_df=mf.with_df, numint=cached_numint())
         mf.grids, mf.with_df, mf._numint = shared["grids"], shared["with_df"], shared["numint"]
-    mf.conv_tol = config.conv_tol
-    mf.max_cycle = config.max_cycles
+    mf.conv_tol, mf.max_cycle = config.conv_tol, config.max_cycles
     if smearing > 0:
         mf = scf.addons.smearing_(mf, sigma=smearing, method="fermi", fix_spin=not closed_shell)
     return mf
@@ -280,8 +279,7 @@ def _natural_population(mf, mol):
     n = mol.natm
     symbols = [mol.atom_symbol(i) for i in range(n)]
     z_valence = mol.atom_charges().astype(float)  # Z minus the ECP core
-    electrons, spins = np.zeros(n), np.zeros(n)
-    shells = np.zeros((n, 3))
+    electrons, spins, shells = np.zeros(n), np.zeros(n), np.zeros((n, 3))
     for k, (atom, _, shell, _) in enumerate(labels):
         electrons[atom] += occ[k]
         spins[atom] += occ_spin[k]
@@ -343,7 +341,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     lib.num_threads(config.threads)
     mol = _molecule(atoms, charge, multiplicity, config)
     start, cycles, tried = time.perf_counter(), 0, []
-    counter = {"n": 0, "rung": "", "newton": "", "saved": time.perf_counter()}  # newton: the stage of a Newton SCF
+    counter = {"n": 0, "rung": "", "newton": "", "start": None, "saved": time.perf_counter()}  # a Newton SCF's stage, start
     shared: dict = {}  # one grid per level and its orbital values, for every rung
     trace: dict = {}
     key = checkpoint_key(atoms, charge, multiplicity, config.theory()) if checkpoint else ""
@@ -357,28 +355,27 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             trace.setdefault(counter["rung"], []).append(round(float(energy), 8))
         # within a Newton SCF, now and then, its density (a DIIS SCF could not go on without its history)
         if counter["newton"] and time.perf_counter() - counter["saved"] >= CHECKPOINT_EVERY_S:
-            save(counter["newton"], envs.get("dm") if isinstance(envs, dict) else None)
+            save(counter["newton"], envs.get("dm") if isinstance(envs, dict) else None, counter["start"])
         if on_cycle is not None:
             on_cycle(counter["rung"], counter["n"])
 
-    def save(stage, dm):
-        """Where to go on from, should this process be killed: ``stage`` from density ``dm``."""
+    def save(stage, dm, began=None):  # should this process be killed: go on in ``stage`` from ``dm`` (begun at ``began``)
         if checkpoint and dm is not None:
-            save_checkpoint(checkpoint, key, stage, counter["n"], earlier + time.perf_counter() - start, trace, dm)
+            save_checkpoint(checkpoint, key, stage, counter["n"], earlier + time.perf_counter() - start, trace, dm, began)
             counter["saved"] = time.perf_counter()
 
     errors = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)  # a failed SCF, not a bug
 
-    def attempt(rung, mf, dm0=None, stage=""):  # the Newton SCF of checkpoint stage ``stage``: NPA or None
+    def attempt(rung, mf, dm0=None, stage="", began=None):  # Newton SCF of checkpoint stage ``stage``: NPA or None
         mf.callback = count
-        counter["newton"] = stage
+        counter["newton"], counter["start"] = stage, began if began is not None else dm0
         try:
             mf.kernel(dm0=dm0)
         except errors as e:
             tried.append(f"{rung}: {type(e).__name__}")
             return None
         finally:
-            counter["newton"] = ""
+            counter["newton"], counter["start"] = "", None
         problem, npa = _check(mf, mol, config)
         if problem:
             tried.append(f"{rung}: {problem}")
@@ -405,6 +402,8 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
         next_guess = None
         if rung == "smeared":
             hot = saved if stage == "polish" else None
+            # resumed within the polish: should it fail, go on from the smeared density, as unresumed
+            smeared = resume["start"] if hot is not None and resume["start"] is not None else hot
             if hot is None:
                 mf = _scf_object(mol, config, config.smearing, shared)
                 mf.callback = count
@@ -416,17 +415,18 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                     if not mf.converged:
                         tried.append(f"{rung}: did not converge")
                     else:
-                        hot = mf.make_rdm1()
+                        hot = smeared = mf.make_rdm1()
                         save("polish", hot)
             if hot is not None:  # the polish: unsmeared Newton from the smeared density
                 counter["rung"] = "polish"
                 mf = _newton_object(mol, config, shared)
                 mf.max_cycle = max(config.max_cycles // 2, 10)
-                npa = attempt(f"{rung}, unsmeared polish", mf, hot, stage="polish")
-                next_guess = hot  # if it fails, the next rung starts from the smeared density
+                npa = attempt(f"{rung}, unsmeared polish", mf, hot, stage="polish", began=smeared)
+                next_guess = smeared  # if it fails, the next rung starts from the smeared density
         else:
             newton = rung == "newton"
-            if stage == rung:  # saved just before the Newton SCF: start it from there
+            began = resume["start"] if stage == rung else None
+            if stage == rung:  # saved before or within the Newton SCF: go on from there
                 start_dm = saved
             else:
                 pre = _scf_object(mol, config, 0.0, shared)
@@ -443,7 +443,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                 save(rung, start_dm)
             mf = _newton_object(mol, config, shared)
             mf.max_cycle = max(config.max_cycles // 2, 10) if newton else config.max_cycles
-            npa = attempt(rung, mf, start_dm, stage=rung)
+            npa = attempt(rung, mf, start_dm, stage=rung, began=began)
         if npa is not None:
             used = rung
             break

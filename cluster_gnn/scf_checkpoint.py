@@ -3,9 +3,10 @@
 :func:`cluster_gnn.dft.run_dft` saves one after each stage and, given a checkpoint made for
 the same structure, spin state and level of theory, goes on from it, so a killed job loses
 only the stage it was in. One ``.npz`` file per calculation: ``key`` (what it was made for),
-``stage``, ``cycles`` and ``seconds`` spent so far, the energy ``trace`` (JSON) and the density
+``stage``, ``cycles`` and ``seconds`` spent so far, the energy ``trace`` (JSON), the density
 matrix ``dm`` (AO basis; shape ``[nao, nao]`` restricted, ``[2, nao, nao]`` unrestricted, or a
-placeholder of size 1 when a stage left no density).
+placeholder of size 1 when a stage left no density) and, for one saved within a stage, the
+density the stage started from (``start``: where the ladder goes on from should the stage fail).
 """
 from __future__ import annotations
 
@@ -28,26 +29,30 @@ def checkpoint_key(atoms, charge: int, multiplicity: int, theory: dict) -> str:
     return hashlib.sha1(json.dumps(made, sort_keys=True).encode()).hexdigest()
 
 
-def save_checkpoint(path, key: str, stage: str, cycles: int, seconds: float, trace: dict, dm) -> None:
+def save_checkpoint(path, key: str, stage: str, cycles: int, seconds: float, trace: dict, dm,
+                    start=None) -> None:
     """Write the checkpoint atomically (a file beside it, then a rename); a folder this process
-    cannot write to (a Dask worker on another machine) is skipped silently."""
+    cannot write to (a Dask worker on another machine) is skipped silently. ``start``: the
+    density the stage began from, for a checkpoint saved within it (None at a stage's end)."""
+    extra = {} if start is None else {"start": np.asarray(start, dtype=float)}
     try:
         with atomic_write(path, "wb") as fh:
             np.savez(fh, key=key, stage=stage, cycles=cycles, seconds=seconds, trace=json.dumps(trace),
-                     dm=np.asarray(dm, dtype=float))
+                     dm=np.asarray(dm, dtype=float), **extra)
     except OSError:
         pass
 
 
 def load_checkpoint(path, key: str) -> dict | None:
     """The checkpoint at ``path`` as a dict (``stage``, ``cycles``, ``seconds``, ``trace``,
-    ``dm``) if it was made for ``key``; None when there is none, it is unreadable, or it was
+    ``dm``, ``start`` or None) if it was made for ``key``; None when there is none, it is unreadable, or it was
     made for another structure, spin state or level of theory."""
     try:
         with np.load(path, allow_pickle=False) as saved:
             if str(saved["key"]) != key:
                 return None
             return {"stage": str(saved["stage"]), "cycles": int(saved["cycles"]), "seconds": float(saved["seconds"]),
-                    "trace": json.loads(str(saved["trace"])), "dm": np.array(saved["dm"])}
+                    "trace": json.loads(str(saved["trace"])), "dm": np.array(saved["dm"]),
+                    "start": np.array(saved["start"]) if "start" in saved.files else None}
     except (OSError, ValueError, KeyError, TypeError):
         return None

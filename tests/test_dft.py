@@ -379,3 +379,49 @@ def test_a_newton_scf_stopped_within_resumes_from_its_last_density_to_the_same_s
     # populations to the orbital gradient's threshold (sqrt(conv_tol) = 1e-3): 0.002 e apart here
     np.testing.assert_allclose(resumed.charges, fresh.charges, atol=5e-3)
     np.testing.assert_allclose(resumed.spin, fresh.spin, atol=5e-3)
+
+
+@pytest.mark.slow
+def test_a_polish_resumed_within_that_fails_hands_the_smeared_density_on_as_an_unresumed_one(tmp_path, monkeypatch):
+    """The Newton rung after a failed polish starts from the smeared density, whether the
+    polish ran through or was resumed from a checkpoint saved within it."""
+    import cluster_gnn.dft as dft
+
+    class Stopped(Exception):
+        pass
+
+    mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
+    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    real_check, real_save = dft._check, dft.save_checkpoint
+    checks, handed = [], []
+
+    def reject_the_polish(mf, mol, cfg):  # the first check of a run is the polish's
+        checks.append(1)
+        return ("rejected", None) if len(checks) == 1 else real_check(mf, mol, cfg)
+
+    def spy(path, key, stage, *args, **kwargs):  # the density handed to the Newton rung is saved first
+        if stage == "newton-pre":
+            handed.append(np.array(args[3]))
+        return real_save(path, key, stage, *args, **kwargs)
+
+    monkeypatch.setattr(dft, "_check", reject_the_polish)
+    monkeypatch.setattr(dft, "save_checkpoint", spy)
+    fresh = run_dft(mo3, -1, 2, config, checkpoint=tmp_path / "fresh.scf.npz")
+    assert fresh.rung == "newton" and len(handed) == 1
+    assert len(fresh.energy_trace["polish"]) > 3
+
+    def stop_in_the_polish(rung, cycles):
+        if rung == "polish" and cycles == len(fresh.energy_trace["smeared"]) + 3:
+            raise Stopped
+
+    path = tmp_path / "Mo3-.scf.npz"
+    monkeypatch.setattr(dft, "CHECKPOINT_EVERY_S", 0.0)
+    checks.clear()
+    with pytest.raises(Stopped):
+        run_dft(mo3, -1, 2, config, on_cycle=stop_in_the_polish, checkpoint=path)
+    checks.clear()
+    resumed = run_dft(mo3, -1, 2, config, checkpoint=path)
+    assert resumed.notes[0].startswith("resumed from a checkpoint (polish)")
+    assert resumed.rung == "newton" and len(handed) == 2
+    np.testing.assert_allclose(handed[1], handed[0], atol=1e-8)  # the smeared density, not the mid-polish one
+    assert resumed.energy == pytest.approx(fresh.energy, abs=1e-4)
