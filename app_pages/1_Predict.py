@@ -133,18 +133,22 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
         found = found + [pbe]
     choice = 0
     if found:
-        labels = ["global minimum"] + [
+        labels = ["xTB global minimum"] + [
             f"PBE-lowest isomer: {a.info['ligand']} terminal/μ2/μ3 {a.info['motifs']}, "
-            f"{a.info['below_xtb_minimum']:.2f} eV below the global minimum at PBE{_tie(a.info)} (computed live)"
+            f"{a.info['below_xtb_minimum']:.2f} eV below the xTB global minimum at PBE{_tie(a.info)} (computed live)"
             if "below_xtb_minimum" in a.info else
             f"isomer {a.info.get('rank', k + 2)} (+{a.info['relative_energy']:.3f} eV, computed live)"
             for k, a in enumerate(found)]
         choice = col_structure.selectbox("Structure", range(len(labels)), format_func=labels.__getitem__, key=f"{key}_isomer",
                               help=f"The {LEVEL} structure search kept these runner-up minima; for sulfides, "
                                    "carbides and nitrides, PBE/def2-SVP single points may put another isomer "
-                                   "(bridging or capping S, C or N) lowest. The table holds the global minimum; "
+                                   "(bridging or capping S, C or N) lowest. The table holds the xTB global minimum; "
                                    "an isomer is predicted live (with every member, so a measured cluster's "
                                    "prediction is then not out-of-fold).")
+    if pbe is not None and not choice:
+        col_structure.caption(f"PBE/def2-SVP puts another isomer ({pbe.info['ligand']} terminal/μ2/μ3 "
+                              f"{pbe.info['motifs']}) {pbe.info['below_xtb_minimum']:.2f} eV below this one: "
+                              "pick it under *Structure*.")
     if choice:
         atoms = found[choice - 1]
         result = run_live(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))

@@ -410,7 +410,7 @@ def test_isomers_are_offered():
     at.switch_page(PREDICT).run()
     at.selectbox(key="predict_cluster").select("Co3H2-").run()
     options = at.selectbox(key="predict_cluster_isomer").options
-    assert options[0] == "global minimum" and len(options) >= 2 and "computed live" in options[1]
+    assert options[0] == "xTB global minimum" and len(options) >= 2 and "computed live" in options[1]
 
 
 @pytest.mark.slow
@@ -605,7 +605,9 @@ def test_the_pbe_lowest_isomer_is_offered_with_its_own_dft_charges():
     options = at.selectbox(key="predict_cluster_isomer").options
     pbe = [i for i, o in enumerate(options) if o.startswith("PBE-lowest isomer")]
     motifs = f"{isomer.info['ligand']} terminal/μ2/μ3 {isomer.info['motifs']}"
-    assert len(pbe) == 1 and motifs in options[pbe[0]] and "below the global minimum" in options[pbe[0]]
+    assert len(pbe) == 1 and motifs in options[pbe[0]] and "below the xTB global minimum" in options[pbe[0]]
+    gap = f"{isomer.info['below_xtb_minimum']:.2f} eV below this one"  # said while the xTB minimum is shown
+    assert any(gap in c.value and motifs in c.value for c in at.caption)
     from cluster_gnn.isomer_ranking import TIE_EV
 
     assert ("a tie" in options[pbe[0]]) == (isomer.info["next_above"] < TIE_EV)  # a near runner-up is said
