@@ -165,8 +165,8 @@ def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> lis
     The first start caps faces first, the second bridges edges first, the rest draw sites at
     random with capping and bridging sites favoured; with two elements, even attempts place
     the last one first (C before S), odd ones the first. For C and N every other start places
-    the atoms as side-on dimers where it can (C2 and N2 units are common in carbides). Two
-    units are kept the smaller of their elements' ``separation`` apart, a ligand atom and a
+    the atoms as side-on dimers where it can (C2 and N2 units are common in carbides); around
+    a single metal atom the last start is a fan (:func:`_fan_starts`). Two units are kept the smaller of their elements' ``separation`` apart, a ligand atom and a
     staying atom its ``clearance``. Returns up to ``n_starts`` distinct :class:`ase.Atoms`
     (fewer when the framework has fewer arrangements)."""
     symbols = atoms.get_chemical_symbols()
@@ -180,9 +180,10 @@ def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> lis
     sites = {e: _sites(metal_pos, LIGAND_GEOMETRY[e]["bonds"]) for e in counts}
     primary = next(iter(counts))
     rng = np.random.default_rng(seed)
+    fans = _fan_starts(atoms, base, metal_pos, counts)
     starts, seen = [], set()
     for attempt in range(20 * n_starts):
-        if len(starts) >= n_starts:
+        if len(starts) >= n_starts - len(fans):
             break
         chosen: list = []  # (element, position)
         for element in (list(counts)[::-1] if attempt % 2 == 0 else list(counts)):
@@ -212,7 +213,34 @@ def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> lis
             seen.add(key)
             start.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
             starts.append(start)
-    return starts
+    return starts + fans
+
+
+def _fan_starts(atoms, base, metal_pos, counts) -> list:
+    """Around a single metal atom, its C or N (the only ligand placed anew, three or more) as a
+    planar arc at the first bond length, neighbours a dimer bond apart: a fan, every ligand atom
+    bound to the metal. Sites on a sphere do not make it, and for TaC5- it is the lowest
+    structure after a PBE relaxation, 0.33 eV below the xTB chain (docs/experiments.md)."""
+    if len(metal_pos) != 1 or len(counts) != 1:
+        return []
+    (element, n), = counts.items()
+    geometry = LIGAND_GEOMETRY[element]
+    if geometry["dimer"] is None or n < 3:
+        return []
+    radius = geometry["bonds"][0] + 0.1
+    step = 2 * np.arcsin(geometry["dimer"] / (2 * radius))  # angle between neighbours on the arc
+    if step * (n - 1) >= 2 * np.pi - step:  # would close on itself: a ring, not a fan
+        return []
+    angles = step * (np.arange(n) - (n - 1) / 2)
+    arc = metal_pos[0] + radius * np.column_stack([np.cos(angles), np.sin(angles), np.zeros(n)])
+    if len(base) > 1 and min(np.min(np.linalg.norm(base.positions - q, axis=1)) for q in arc) < geometry["clearance"]:
+        return []
+    fan = base.copy()
+    for q in arc:
+        fan.append(element)
+        fan.positions[-1] = q
+    fan.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
+    return [fan]
 
 
 def _ml_calculator():

@@ -84,6 +84,29 @@ def test_carbides_get_bridging_carbon_and_side_on_dimers_where_xtb_has_a_chain()
     assert single and all(len(fragments(a)) == 1 for a in single)
 
 
+def test_a_single_metal_atom_gets_a_fan_of_its_carbon_atoms_and_larger_frameworks_none():
+    """TaC5-: its xTB minimum is a C5 chain on Ta; the last start wraps the C5 around the Ta
+    (a fan, every C bound to Ta), which sites on a sphere do not make."""
+    def fan_around(atoms):  # the metal atoms with every C one chain around them, equally far
+        d, symbols = atoms.get_all_distances(), atoms.get_chemical_symbols()
+        carbon = [i for i, s in enumerate(symbols) if s == "C"]
+        if len(fragments(atoms[carbon])) != 1:
+            return []
+        return [m for m, s in enumerate(symbols) if s != "C" and np.ptp(d[m, carbon]) < 1e-6]
+
+    starts = ligand_starts(load_structure("TaC5-"))
+    fan = starts[-1]
+    assert fan_around(fan) == [fan.get_chemical_symbols().index("Ta")]
+    carbon = [i for i, s in enumerate(fan.get_chemical_symbols()) if s == "C"]
+    d = fan.get_all_distances()
+    assert len(carbon) == 5 and d[fan_around(fan)[0], carbon].max() < LIGAND_GEOMETRY["C"]["cutoff"]  # all bound
+    neighbours = np.sort(d[np.ix_(carbon, carbon)][np.triu_indices(5, 1)])[:4]  # the arc's four C-C bonds
+    assert np.allclose(neighbours, LIGAND_GEOMETRY["C"]["dimer"], atol=1e-6) and len(fragments(fan)) == 1
+    assert not any(fan_around(a) for a in starts[:-1])
+    for name in ("Mo2C4-", "Ta3C3-"):  # two or more metal atoms: no fan
+        assert not any(fan_around(a) for a in ligand_starts(load_structure(name)))
+
+
 def test_a_dimetal_with_more_ligands_than_single_sites_gets_dimer_starts():
     """Ta2 offers 2 terminal and 4 bridging sites: Ta2C5- fits only with side-on C2 units, so
     dimers must be tried before any single-atom start has worked (it had no start at all)."""
