@@ -166,8 +166,9 @@ def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> lis
     random with capping and bridging sites favoured; with two elements, even attempts place
     the last one first (C before S), odd ones the first. For C and N every other start places
     the atoms as side-on dimers where it can (C2 and N2 units are common in carbides); around
-    a single metal atom the last start is a fan (:func:`_fan_starts`). Two units are kept the smaller of their elements' ``separation`` apart, a ligand atom and a
-    staying atom its ``clearance``. Returns up to ``n_starts`` distinct :class:`ase.Atoms`
+    a single metal atom the last start is a fan (:func:`_fan_starts`). Two units are kept the
+    smaller of their elements' ``separation`` apart, a ligand atom and a staying atom its
+    ``clearance``. Returns up to ``n_starts`` distinct :class:`ase.Atoms`
     (fewer when the framework has fewer arrangements)."""
     symbols = atoms.get_chemical_symbols()
     elements = (elements,) if isinstance(elements, str) else tuple(elements or rearranged_ligands(symbols))
@@ -219,8 +220,8 @@ def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> lis
 def _fan_starts(atoms, base, metal_pos, counts) -> list:
     """Around a single metal atom, its C or N (the only ligand placed anew, three or more) as a
     planar arc at the first bond length, neighbours a dimer bond apart: a fan, every ligand atom
-    bound to the metal. Sites on a sphere do not make it, and for TaC5- it is the lowest
-    structure after a PBE relaxation, 0.33 eV below the xTB chain (docs/experiments.md)."""
+    bound to the metal. Sites on a sphere do not make it; for TaC5- it lies 0.33 eV below the
+    xTB minimum, a C5 chain, once both are relaxed at PBE (docs/experiments.md)."""
     if len(metal_pos) != 1 or len(counts) != 1:
         return []
     (element, n), = counts.items()
@@ -233,7 +234,7 @@ def _fan_starts(atoms, base, metal_pos, counts) -> list:
         return []
     angles = step * (np.arange(n) - (n - 1) / 2)
     arc = metal_pos[0] + radius * np.column_stack([np.cos(angles), np.sin(angles), np.zeros(n)])
-    if len(base) > 1 and min(np.min(np.linalg.norm(base.positions - q, axis=1)) for q in arc) < geometry["clearance"]:
+    if min(np.min(np.linalg.norm(base.positions - q, axis=1)) for q in arc) < geometry["clearance"]:  # H, say
         return []
     fan = base.copy()
     for q in arc:
