@@ -205,16 +205,23 @@ def ligand_starts(atoms, elements=None, n_starts: int = 8, seed: int = 0) -> lis
                 break
         if len(chosen) < sum(counts.values()):
             continue
-        start = base.copy()
-        for element, p in chosen:
-            start.append(element)
-            start.positions[-1] = p
+        start = _placed(atoms, base, chosen)
         key = tuple(ligand_motifs(start, primary).values()) + tuple(np.round(np.sort(start.get_all_distances().ravel()), 1))
         if key not in seen:
             seen.add(key)
-            start.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
             starts.append(start)
     return starts + fans
+
+
+def _placed(atoms, base, chosen):
+    """``base`` with the ligand atoms ``chosen`` (``(element, position)`` pairs) added, and the
+    charge and multiplicity of ``atoms``."""
+    start = base.copy()
+    for element, p in chosen:
+        start.append(element)
+        start.positions[-1] = p
+    start.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
+    return start
 
 
 def _fan_starts(atoms, base, metal_pos, counts) -> list:
@@ -236,12 +243,7 @@ def _fan_starts(atoms, base, metal_pos, counts) -> list:
     arc = metal_pos[0] + radius * np.column_stack([np.cos(angles), np.sin(angles), np.zeros(n)])
     if min(np.min(np.linalg.norm(base.positions - q, axis=1)) for q in arc) < geometry["clearance"]:  # H, say
         return []
-    fan = base.copy()
-    for q in arc:
-        fan.append(element)
-        fan.positions[-1] = q
-    fan.info.update(charge=atoms.info.get("charge"), multiplicity=atoms.info.get("multiplicity"))
-    return [fan]
+    return [_placed(atoms, base, [(element, q) for q in arc])]
 
 
 def _ml_calculator():
