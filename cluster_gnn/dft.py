@@ -3,7 +3,7 @@
 The paper's level of theory, where xTB is too crude: spin-unrestricted PBE/def2-SVP
 (def2 effective core potentials on Mo, Rh and Ta; spin-restricted for singlets, which
 otherwise fall into broken-symmetry solutions), density fitting, then natural population
-analysis (NPA, PySCF's natural atomic orbitals). For every atom :func:`run_dft` returns the
+analysis (NPA, :mod:`cluster_gnn.npa`). For every atom :func:`run_dft` returns the
 natural charge, the valence s, p and d occupancies and the signed spin population
 (alpha minus beta electrons).
 
@@ -11,7 +11,8 @@ The SCF of open-shell transition-metal clusters is fragile, so :func:`run_dft` c
 convergence ladder and keeps the first rung whose result passes the sanity checks:
 
 1. ``smeared``: Fermi smearing (``DFTConfig.smearing``, fixed spin) with PySCF's DIIS, then
-   an unsmeared second-order (Newton) SCF from that density (the *polish*);
+   an unsmeared second-order (Newton) SCF from that density (the *polish*), also when the
+   DIIS energy has settled without converging (``DFTConfig.settled_eh``);
 2. ``newton``: no smearing, ADIIS then Newton SCF from the last density;
 3. ``shifted``: level shift and damping, then Newton.
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from .dft_grid import cached_numint
 from .errors import DFTConvergenceError
+from .npa import DFT_DESCRIPTORS, METALS, VALENCE_SHELLS, dft_descriptors, natural_population, spin_square  # noqa: F401
 from .scf_checkpoint import checkpoint_key, load_checkpoint, save_checkpoint
 
 __all__ = ["DFTConfig", "DFTResult", "run_dft", "dft_descriptors", "smeared_result", "VALENCE_SHELLS",
@@ -47,15 +49,7 @@ __all__ = ["DFTConfig", "DFTResult", "run_dft", "dft_descriptors", "smeared_resu
 _HARTREE_EV = 27.211386245988
 #: seconds between checkpoints within a Newton SCF (the longest stages: up to an hour on 10-13 atoms)
 CHECKPOINT_EVERY_S = 120.0
-_METALS = ("V", "Fe", "Co", "Mo", "Rh", "Ta")
-#: valence shells (s, p, d) whose natural occupancies are reported, by element
-VALENCE_SHELLS = {
-    "H": ("1s", None, None), "C": ("2s", "2p", None), "N": ("2s", "2p", None), "S": ("3s", "3p", None),
-    "V": ("4s", "4p", "3d"), "Fe": ("4s", "4p", "3d"), "Co": ("4s", "4p", "3d"),
-    "Mo": ("5s", "5p", "4d"), "Rh": ("5s", "5p", "4d"), "Ta": ("6s", "6p", "5d"),
-}
-#: the authors' DFT-NBO descriptors that NPA recomputes, in the authors' names
-DFT_DESCRIPTORS = ("1_Qmax", "1_Qmin", "2_Qave", "2_nsave", "2_ndave", "2_σave")
+
 
 
 def pyscf_available() -> bool:
@@ -88,6 +82,11 @@ class DFTConfig:
         with the Newton one (21 of the first 24 Fe, V and Co clusters needed Newton anyway,
         after 60 smeared cycles that cost two thirds of their time).
     max_cycles: SCF cycles per rung before it gives up.
+    settled_eh: the smeared rung hands its density to the polish once its energy has stayed
+        within this many Hartree for ``settled_cycles`` cycles, converged or not (0: only when
+        converged). Many never converge but settle within a few mEh; at 0.5 mEh over 6 cycles
+        seven Mo and Ta clusters ran 1.3-4x faster and reached their records' solution or one
+        within 0.07 eV (docs/experiments.md).
     max_metal_charge: a result with a metal natural charge beyond this (e) is rejected.
     threads: OpenMP threads of one calculation.
     max_atoms: largest cluster accepted.
@@ -102,6 +101,8 @@ class DFTConfig:
     smearing: float = 0.01
     unsmeared_elements: tuple[str, ...] = ("V", "Fe", "Co")
     max_cycles: int = 60
+    settled_eh: float = 5e-4
+    settled_cycles: int = 6
     max_metal_charge: float = 2.0
     threads: int = 1
     max_atoms: int = 16
@@ -115,6 +116,9 @@ class DFTConfig:
             raise ValueError(f"smearing must be in [0, 0.1) Hartree, got {self.smearing}")
         if self.max_cycles < 1 or self.threads < 1 or self.max_atoms < 1:
             raise ValueError("max_cycles, threads and max_atoms must be positive")
+        if self.settled_eh < 0 or self.settled_cycles < 2:
+            raise ValueError(f"settled_eh must be >= 0 and settled_cycles >= 2, got {self.settled_eh}, "
+                             f"{self.settled_cycles}")
 
     def newton_first(self, symbols) -> bool:
         """Whether the ladder skips the smeared rung for a cluster of these elements."""
@@ -147,6 +151,10 @@ class DFTConfig:
         keys = ("xc", "basis", "ecp_elements", "grid_level", "conv_tol", "smearing")
         values = json.loads(json.dumps(self.to_dict()))
         return {k: values[k] for k in keys}
+
+
+class _Settled(Exception):
+    """The smeared rung's energy has settled; ``args[0]``: its density."""
 
 
 @dataclass
@@ -264,40 +272,15 @@ def _newton_object(mol, config: DFTConfig, shared: dict | None = None):
     return mf
 
 
-def _natural_population(mf, mol):
-    """Per-atom natural charges, valence s/p/d occupancies and spin from a converged SCF."""
-    from pyscf import lo
-
-    c = lo.orth_ao(mf, "nao")
-    s = mol.intor_symmetric("int1e_ovlp")
-    cs = c.T @ s
-    dm = np.asarray(mf.make_rdm1())
-    total, spin = (dm[0] + dm[1], dm[0] - dm[1]) if dm.ndim == 3 else (dm, np.zeros_like(dm))
-    occ = np.einsum("ip,pq,iq->i", cs, total, cs)
-    occ_spin = np.einsum("ip,pq,iq->i", cs, spin, cs)
-    labels = mol.ao_labels(fmt=False)
-    n = mol.natm
-    symbols = [mol.atom_symbol(i) for i in range(n)]
-    z_valence = mol.atom_charges().astype(float)  # Z minus the ECP core
-    electrons, spins, shells = np.zeros(n), np.zeros(n), np.zeros((n, 3))
-    for k, (atom, _, shell, _) in enumerate(labels):
-        electrons[atom] += occ[k]
-        spins[atom] += occ_spin[k]
-        for j, want in enumerate(VALENCE_SHELLS.get(symbols[atom], (None, None, None))):
-            if shell == want:
-                shells[atom, j] += occ[k]
-    return symbols, z_valence - electrons, shells, spins
-
-
 def _check(mf, mol, config: DFTConfig):
     """(problem or None, npa) for a finished SCF."""
     if not mf.converged:
         return "did not converge", None
     if not np.isfinite(mf.e_tot):
         return "energy is not finite", None
-    npa = _natural_population(mf, mol)
+    npa = natural_population(mf, mol)
     symbols, charges = npa[0], npa[1]
-    metal_q = [abs(q) for s, q in zip(symbols, charges) if s in _METALS]
+    metal_q = [abs(q) for s, q in zip(symbols, charges) if s in METALS]
     if metal_q and max(metal_q) > config.max_metal_charge:
         return f"metal natural charge {max(metal_q):.1f} e beyond ±{config.max_metal_charge:g} (collapsed density)", None
     return None, npa
@@ -358,6 +341,10 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             save(counter["newton"], envs.get("dm") if isinstance(envs, dict) else None, counter["start"])
         if on_cycle is not None:
             on_cycle(counter["rung"], counter["n"])
+        last = trace.get("smeared", [])[-config.settled_cycles:]
+        if (counter["rung"] == "smeared" and config.settled_eh > 0 and len(last) == config.settled_cycles
+                and max(last) - min(last) < config.settled_eh and isinstance(envs, dict) and "dm" in envs):
+            raise _Settled(envs["dm"])
 
     def save(stage, dm, began=None):  # should this process be killed: go on in ``stage`` from ``dm`` (begun at ``began``)
         if checkpoint and dm is not None:
@@ -409,6 +396,10 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                 mf.callback = count
                 try:
                     mf.kernel(dm0=saved)
+                except _Settled as e:
+                    hot = smeared = np.asarray(e.args[0])
+                    tried.append(f"{rung}: settled after {len(trace['smeared'])} cycles")
+                    save("polish", hot)
                 except errors as e:
                     tried.append(f"{rung}: {type(e).__name__}")
                 else:
@@ -461,7 +452,7 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             f"{cycles} cycles: " + "; ".join(tried), reason="scf")
     symbols, charges, shells, spins = npa
     s = (multiplicity - 1) / 2
-    s2 = _spin_square(mf, mol)
+    s2 = spin_square(mf, mol)
     return DFTResult(symbols=symbols, charges=charges, s_valence=shells[:, 0], p_valence=shells[:, 1],
                      d_valence=shells[:, 2], spin=spins, energy=float(mf.e_tot) * _HARTREE_EV, charge=int(charge),
                      multiplicity=int(multiplicity), s2=s2, s2_expected=s * (s + 1), rung=used, smearing=0.0, cycles=cycles,
@@ -474,27 +465,3 @@ def smeared_result(record: dict) -> bool:
     not comparable with unsmeared ones (0.4-1.3 eV too high at 0.01 Ha) and the jobs redo it."""
     result = record.get("result") or {}
     return record.get("status") == "ok" and float(result.get("smearing") or 0.0) > 0
-
-
-def _spin_square(mf, mol) -> float:
-    """<S^2> of the determinant of the occupied spin orbitals; 0 for RKS. With
-    smearing, the N_alpha and N_beta most occupied orbitals of each spin."""
-    from pyscf import scf
-
-    if not isinstance(mf, scf.uhf.UHF):
-        return 0.0
-    (occ_a, occ_b), (c_a, c_b) = mf.mo_occ, mf.mo_coeff
-    n_a, n_b = mol.nelec
-    top_a, top_b = np.argsort(-occ_a, kind="stable")[:n_a], np.argsort(-occ_b, kind="stable")[:n_b]
-    return float(scf.uhf.spin_square((c_a[:, top_a], c_b[:, top_b]), mol.intor_symmetric("int1e_ovlp"))[0])
-
-
-def dft_descriptors(result: DFTResult) -> dict:
-    """The authors' NPA descriptors (:data:`DFT_DESCRIPTORS`) of one result: largest and
-    smallest metal charge, mean metal charge (e), mean metal valence s and d occupancy (e),
-    mean metal spin population (e)."""
-    metal = np.array([s in _METALS for s in result.symbols])
-    q = result.charges[metal]
-    return {"1_Qmax": float(q.max()), "1_Qmin": float(q.min()), "2_Qave": float(q.mean()),
-            "2_nsave": float(result.s_valence[metal].mean()), "2_ndave": float(result.d_valence[metal].mean()),
-            "2_σave": float(result.spin[metal].mean())}

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,24 @@ def test_the_smeared_rung_ends_in_an_unsmeared_energy_below_the_smeared_one():
     assert (hot - polished) * 27.211386245988 > 0.1
     assert result.energy == pytest.approx(polished * 27.211386245988, abs=1e-3)
     assert sum(map(len, result.energy_trace.values())) == result.cycles
+
+
+@pytest.mark.slow
+def test_a_smeared_scf_whose_energy_has_settled_is_polished_without_waiting_for_it_to_converge():
+    """Once the smeared DIIS energy stops moving, the polish takes over from that density and
+    reaches the solution a converged smeared SCF leads to, in fewer cycles."""
+    mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
+    config = DFTConfig(basis="sto-3g", ecp_elements=(), settled_eh=0.0)
+    waited = run_dft(mo3, -1, 2, config)
+    settled = run_dft(mo3, -1, 2, replace(config, settled_eh=1e-3, settled_cycles=3))
+    assert not any("settled" in note for note in waited.notes)
+    assert any(note.startswith("smeared: settled after") for note in settled.notes)
+    assert settled.rung == "smeared" and "polish" in settled.energy_trace
+    last = settled.energy_trace["smeared"][-3:]
+    assert max(last) - min(last) < 1e-3
+    assert len(settled.energy_trace["smeared"]) < len(waited.energy_trace["smeared"])
+    assert settled.energy == pytest.approx(waited.energy, abs=1e-3)
+    np.testing.assert_allclose(np.sort(settled.charges), np.sort(waited.charges), atol=5e-3)
 
 
 @pytest.mark.slow
@@ -355,7 +374,7 @@ def test_a_newton_scf_stopped_within_resumes_from_its_last_density_to_the_same_s
         pass
 
     mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
-    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    config = DFTConfig(basis="sto-3g", ecp_elements=(), settled_eh=0.0)  # the polish from a converged smeared SCF
     path = tmp_path / "Mo3-.scf.npz"
     seen = []
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cluster_gnn"
 #: Lowest first. Structures -> data -> xTB -> graphs -> models -> training / prediction -> reports -> CLI.
 LAYERS = [
     ("config", "errors", "files"),    # settings, exceptions, atomic file writes: no project imports
-    ("limits", "parallel", "scf_checkpoint", "dft_grid"),  # allowed ranges of user-controlled numbers; process pools, pid locks; SCF checkpoint files; orbitals on a DFT grid, once
+    ("limits", "parallel", "scf_checkpoint", "dft_grid", "npa"),  # allowed ranges of user-controlled numbers; process pools, pid locks; SCF checkpoint files; orbitals on a DFT grid, once; natural population analysis
     ("structures",),                  # names, formulas, XYZ I/O, validation
     ("datasets",),                    # the published tables, folds, committed structures, element table
     ("spin",),                        # charge and multiplicity defaults and estimates
