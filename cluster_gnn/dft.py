@@ -85,8 +85,8 @@ class DFTConfig:
     settled_eh: the smeared rung hands its density to the polish once its energy has stayed
         within this many Hartree for ``settled_cycles`` cycles, converged or not (0: only when
         converged). Many never converge but settle within a few mEh; at 0.5 mEh over 6 cycles
-        seven Mo and Ta clusters ran 1.3-4x faster and reached their records' solution or one
-        within 0.07 eV (docs/experiments.md).
+        four Mo and Ta clusters took 1.1-2.7x less CPU time side by side
+        (``benchmarks/dft_settled.py``), reaching the same solution or a lower one.
     max_metal_charge: a result with a metal natural charge beyond this (e) is rejected.
     threads: OpenMP threads of one calculation.
     max_atoms: largest cluster accepted.
