@@ -12,7 +12,8 @@ convergence ladder and keeps the first rung whose result passes the sanity check
 
 1. ``smeared``: Fermi smearing (``DFTConfig.smearing``, fixed spin) with PySCF's DIIS, then
    an unsmeared second-order (Newton) SCF from that density (the *polish*), also when the
-   DIIS energy has settled without converging (``DFTConfig.settled_eh``);
+   DIIS energy has settled without converging (``DFTConfig.settled_eh``); one whose energy
+   still swings by Hartrees goes on to the next rung early (``swinging_eh``);
 2. ``newton``: no smearing, ADIIS then Newton SCF from the last density;
 3. ``shifted``: level shift and damping, then Newton.
 
@@ -86,7 +87,11 @@ class DFTConfig:
         within this many Hartree for ``settled_cycles`` cycles, converged or not (0: only when
         converged). Many never converge but settle within a few mEh; at 0.5 mEh over 6 cycles
         four Mo and Ta clusters took 1.1-2.7x less CPU time side by side
-        (``benchmarks/dft_settled.py``), reaching the same solution or a lower one.
+        (``benchmarks/dft_smeared_exits.py``), reaching the same solution or a lower one.
+    swinging_eh: the smeared rung gives up, for the Newton rung, once its energy still spans
+        more than this many Hartree over the last 10 cycles at cycle ``swinging_from`` or later
+        (0: never before ``max_cycles``). Most Mo clusters of 9 or more atoms swing by tens of
+        Hartree to the end (docs/experiments.md).
     max_metal_charge: a result with a metal natural charge beyond this (e) is rejected.
     threads: OpenMP threads of one calculation.
     max_atoms: largest cluster accepted.
@@ -103,6 +108,8 @@ class DFTConfig:
     max_cycles: int = 60
     settled_eh: float = 5e-4
     settled_cycles: int = 6
+    swinging_eh: float = 20.0
+    swinging_from: int = 25
     max_metal_charge: float = 2.0
     threads: int = 1
     max_atoms: int = 16
@@ -116,9 +123,9 @@ class DFTConfig:
             raise ValueError(f"smearing must be in [0, 0.1) Hartree, got {self.smearing}")
         if self.max_cycles < 1 or self.threads < 1 or self.max_atoms < 1:
             raise ValueError("max_cycles, threads and max_atoms must be positive")
-        if self.settled_eh < 0 or self.settled_cycles < 2:
-            raise ValueError(f"settled_eh must be >= 0 and settled_cycles >= 2, got {self.settled_eh}, "
-                             f"{self.settled_cycles}")
+        if self.settled_eh < 0 or self.swinging_eh < 0 or self.settled_cycles < 2 or self.swinging_from < 2:
+            raise ValueError(f"settled_eh and swinging_eh must be >= 0, settled_cycles and swinging_from >= 2, got "
+                             f"{self.settled_eh}, {self.swinging_eh}, {self.settled_cycles}, {self.swinging_from}")
 
     def newton_first(self, symbols) -> bool:
         """Whether the ladder skips the smeared rung for a cluster of these elements."""
@@ -155,6 +162,10 @@ class DFTConfig:
 
 class _Settled(Exception):
     """The smeared rung's energy has settled; ``args[0]``: its density."""
+
+
+class _Swinging(Exception):
+    """The smeared rung's energy still swings by Hartrees; ``args[0]``: its density."""
 
 
 @dataclass
@@ -341,10 +352,13 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             save(counter["newton"], envs.get("dm") if isinstance(envs, dict) else None, counter["start"])
         if on_cycle is not None:
             on_cycle(counter["rung"], counter["n"])
-        last = trace.get("smeared", [])[-config.settled_cycles:]
-        if (counter["rung"] == "smeared" and config.settled_eh > 0 and len(last) == config.settled_cycles
-                and max(last) - min(last) < config.settled_eh and isinstance(envs, dict) and "dm" in envs):
+        on = counter["rung"] == "smeared" and isinstance(envs, dict) and "dm" in envs
+        smeared = trace.get("smeared", []) if on else []
+        last, window = smeared[-config.settled_cycles:], smeared[-10:]
+        if config.settled_eh > 0 and len(last) == config.settled_cycles and max(last) - min(last) < config.settled_eh:
             raise _Settled(envs["dm"])
+        if config.swinging_eh > 0 and len(smeared) >= config.swinging_from and max(window) - min(window) > config.swinging_eh:
+            raise _Swinging(envs["dm"])
 
     def save(stage, dm, began=None):  # should this process be killed: go on in ``stage`` from ``dm`` (begun at ``began``)
         if checkpoint and dm is not None:
@@ -400,6 +414,9 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                     hot = smeared = np.asarray(e.args[0])
                     tried.append(f"{rung}: settled after {len(trace['smeared'])} cycles")
                     save("polish", hot)
+                except _Swinging as e:  # the Newton rung goes on from here
+                    next_guess = np.asarray(e.args[0])
+                    tried.append(f"{rung}: still swinging after {len(trace['smeared'])} cycles")
                 except errors as e:
                     tried.append(f"{rung}: {type(e).__name__}")
                 else:

@@ -108,6 +108,19 @@ def test_a_smeared_scf_whose_energy_has_settled_is_polished_without_waiting_for_
 
 
 @pytest.mark.slow
+def test_a_smeared_scf_still_swinging_goes_on_to_the_newton_rung_early():
+    """A smeared DIIS whose energy still swings past ``swinging_from`` cycles hands its density
+    to the Newton rung at once instead of running out its cycles (here: any swing, cycle 3)."""
+    mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
+    result = run_dft(mo3, -1, 2, DFTConfig(basis="sto-3g", ecp_elements=(), swinging_eh=1e-6, swinging_from=3))
+    assert "smeared: still swinging after 3 cycles" in result.notes
+    assert len(result.energy_trace["smeared"]) == 3 and "polish" not in result.energy_trace
+    assert result.rung == "newton" and result.charges.sum() == pytest.approx(-1.0, abs=1e-4)
+    with pytest.raises(ValueError, match="swinging_eh"):
+        DFTConfig(swinging_eh=-1.0)
+
+
+@pytest.mark.slow
 def test_a_newton_hessian_on_a_coarse_grid_reaches_the_full_grid_result():
     """The orbital Hessian only steers the Newton steps; the gradient, on the full grid, fixes
     where they end. A whole SCF on the coarse grid lands elsewhere (0.34 eV here)."""

@@ -1,0 +1,65 @@
+"""The DFT ladder's early exits from the smeared rung, each against the ladder without it,
+side by side: ``settled`` (hand the density to the polish once the energy has settled,
+``DFTConfig.settled_eh``) and ``swinging`` (go on to the Newton rung once the energy still
+swings by Hartrees at cycle ``swinging_from``, ``DFTConfig.swinging_eh``).
+
+Runs :func:`cluster_gnn.dft.run_dft` (one thread) on bundled clusters at their committed
+structures with the default settings and with that exit off, and prints CPU seconds, their
+ratio, the smeared DIIS cycles and the rung of each, and the energy and largest charge
+difference between the two results. Default clusters: for ``settled`` two whose smeared DIIS
+never converges but settles and two where it converges; for ``swinging`` two that swing to
+the end and one that swings at cycle 25 but settles later. Needs the ``[dft]`` extra.
+
+    python benchmarks/dft_smeared_exits.py [--exit settled|swinging] [--clusters ...]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTERS = {"settled": ["Mo3C4-", "Mo5S-", "Mo4C3-", "Ta3S3C"], "swinging": ["Ta3S2C", "Mo5S4-", "Mo4S3-"]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exit", choices=sorted(CLUSTERS), default="settled")
+    parser.add_argument("--clusters", nargs="+")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from cluster_gnn.datasets import load_structure
+    from cluster_gnn.dft import DFTConfig, run_dft
+
+    default = DFTConfig()
+    without = replace(default, **{f"{args.exit}_eh": 0.0})
+    out = ROOT / "benchmarks" / "results" / f"dft_smeared_exits_{args.exit}.txt"
+    lines = [f"{'cluster':8s} {'atoms':>5s} {'without s':>9s} {'with s':>6s} {'ratio':>6s} "
+             f"{'DIIS cycles':>11s} {'rungs':>17s} {'dE eV':>8s} {'|dq| e':>7s}"]
+    print(lines[0], flush=True)
+    for name in args.clusters or CLUSTERS[args.exit]:
+        atoms = load_structure(name)
+        charge, multiplicity = int(atoms.info["charge"]), int(atoms.info["multiplicity"])
+        seconds, results = {}, {}
+        for label, config in (("without", without), ("with", default)):
+            start = time.process_time()
+            results[label] = run_dft(atoms, charge, multiplicity, config)
+            seconds[label] = time.process_time() - start
+        a, b = results["without"], results["with"]
+        diis = f"{len(a.energy_trace.get('smeared', []))} / {len(b.energy_trace.get('smeared', []))}"
+        lines.append(f"{name:8s} {len(atoms):5d} {seconds['without']:9.0f} {seconds['with']:6.0f} "
+                     f"{seconds['without'] / seconds['with']:6.2f} {diis:>11s} {a.rung + ' / ' + b.rung:>17s} "
+                     f"{b.energy - a.energy:+8.4f} {np.abs(a.charges - b.charges).max():7.3f}")
+        print(lines[-1], flush=True)
+    out.write_text(f"CPU seconds of one run_dft, one thread, without and with the {args.exit} exit (settled: "
+                   f"{default.settled_eh:g} Eh over {default.settled_cycles} cycles; swinging: over "
+                   f"{default.swinging_eh:g} Eh across 10 cycles from cycle {default.swinging_from}); "
+                   f"dE: with minus without\n" + "\n".join(lines) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
