@@ -352,12 +352,13 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             save(counter["newton"], envs.get("dm") if isinstance(envs, dict) else None, counter["start"])
         if on_cycle is not None:
             on_cycle(counter["rung"], counter["n"])
+        # the smeared DIIS: leave it for the polish once settled, for the next rung while it swings
         on = counter["rung"] == "smeared" and isinstance(envs, dict) and "dm" in envs
-        smeared = trace.get("smeared", []) if on else []
-        last, window = smeared[-config.settled_cycles:], smeared[-10:]
+        energies = trace.get("smeared", []) if on else []
+        last, window = energies[-config.settled_cycles:], energies[-10:]
         if config.settled_eh > 0 and len(last) == config.settled_cycles and max(last) - min(last) < config.settled_eh:
             raise _Settled(envs["dm"])
-        if config.swinging_eh > 0 and len(smeared) >= config.swinging_from and max(window) - min(window) > config.swinging_eh:
+        if config.swinging_eh > 0 and len(energies) >= config.swinging_from and max(window) - min(window) > config.swinging_eh:
             raise _Swinging(envs["dm"])
 
     def save(stage, dm, began=None):  # should this process be killed: go on in ``stage`` from ``dm`` (begun at ``began``)
