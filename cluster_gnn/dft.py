@@ -86,8 +86,8 @@ class DFTConfig:
     settled_eh: the smeared rung hands its density to the polish once its energy has stayed
         within this many Hartree for ``settled_cycles`` cycles, converged or not (0: only when
         converged). Many never converge but settle within a few mEh; at 0.5 mEh over 6 cycles
-        four Mo and Ta clusters took 1.1-2.7x less CPU time side by side
-        (``benchmarks/dft_smeared_exits.py``), reaching the same solution or a lower one.
+        the two of four Mo and Ta clusters that never converged took 1.6-2.7x less CPU time side
+        by side (``benchmarks/dft_smeared_exits.py``), all four the same solution or a lower one.
     swinging_eh: the smeared rung gives up, for the Newton rung, once its energy still spans
         more than this many Hartree over the last 10 cycles at cycle ``swinging_from`` or later
         (0: never before ``max_cycles``). Most Mo clusters of 9 or more atoms swing by tens of
