@@ -8,7 +8,8 @@ structures with the default settings and with that exit off, and prints CPU seco
 ratio, the smeared DIIS cycles and the rung of each, and the energy and largest charge
 difference between the two results. Default clusters: for ``settled`` two whose smeared DIIS
 never converges but settles and two where it converges; for ``swinging`` two that swing to
-the end and one that swings at cycle 25 but settles later. Needs the ``[dft]`` extra.
+the end and one that still swings by over 10 Eh at cycle 35 yet settles at 47 (the exit
+should leave it alone). Needs the ``[dft]`` extra.
 
     python benchmarks/dft_smeared_exits.py [--exit settled|swinging] [--clusters ...]
 """
