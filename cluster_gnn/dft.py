@@ -412,9 +412,8 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                 try:
                     mf.kernel(dm0=saved)
                 except _Settled as e:
-                    hot = smeared = np.asarray(e.args[0])
+                    hot = np.asarray(e.args[0])
                     tried.append(f"{rung}: settled after {len(trace['smeared'])} cycles")
-                    save("polish", hot)
                 except _Swinging as e:  # the Newton rung goes on from here
                     next_guess = np.asarray(e.args[0])
                     tried.append(f"{rung}: still swinging after {len(trace['smeared'])} cycles")
@@ -424,8 +423,10 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                     if not mf.converged:
                         tried.append(f"{rung}: did not converge")
                     else:
-                        hot = smeared = mf.make_rdm1()
-                        save("polish", hot)
+                        hot = mf.make_rdm1()
+                if hot is not None:  # converged or settled: the polish starts from here
+                    smeared = hot
+                    save("polish", hot)
             if hot is not None:  # the polish: unsmeared Newton from the smeared density
                 counter["rung"] = "polish"
                 mf = _newton_object(mol, config, shared)
