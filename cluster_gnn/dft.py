@@ -10,12 +10,15 @@ natural charge, the valence s, p and d occupancies and the signed spin populatio
 The SCF of open-shell transition-metal clusters is fragile, so :func:`run_dft` climbs a
 convergence ladder and keeps the first rung whose result passes the sanity checks:
 
-1. ``smeared``: Fermi smearing (``DFTConfig.smearing``, fixed spin) with PySCF's DIIS, then
-   an unsmeared second-order (Newton) SCF from that density (the *polish*), also when the
+1. ``atomic``: a second-order (Newton) SCF straight from the superposition of atomic
+   densities (PySCF's ``atom`` guess; ``DFTConfig.atomic_start``). That guess is close to the
+   answer, and first-order steps from it are what swing wildly on these clusters;
+2. ``smeared``: Fermi smearing (``DFTConfig.smearing``, fixed spin) with PySCF's DIIS, then
+   an unsmeared Newton SCF from that density (the *polish*), also when the
    DIIS energy has settled without converging (``DFTConfig.settled_eh``); one whose energy
    still swings by Hartrees goes on to the next rung early (``swinging_eh``);
-2. ``newton``: no smearing, ADIIS then Newton SCF from the last density;
-3. ``shifted``: level shift and damping, then Newton.
+3. ``newton``: no smearing, ADIIS then Newton SCF from the last density;
+4. ``shifted``: level shift and damping, then Newton.
 
 Every result is therefore an unsmeared density and energy, so energies of isomers are
 comparable whichever rung converged them. Smearing is only a way in: at 0.01 Ha its energy
@@ -78,7 +81,10 @@ class DFTConfig:
         only steers the steps (level 0 against 2: Newton 2-5x faster, the same state on 4 of 6
         clusters, another SCF solution 0.03-0.05 eV away on two; docs/experiments.md).
     conv_tol: SCF energy convergence in Hartree.
-    smearing: Fermi smearing width in Hartree of the first rung (0 skips that rung).
+    atomic_start: the ladder starts with a Newton SCF from the superposition of atomic
+        densities (False: from the smeared rung). Same solutions as the rest of the ladder,
+        3-7x faster on 10 of 10 clusters of 5-11 atoms (docs/experiments.md).
+    smearing: Fermi smearing width in Hartree of the smeared rung (0 skips that rung).
     unsmeared_elements: clusters with any of these elements skip the smeared rung and start
         with the Newton one (21 of the first 24 Fe, V and Co clusters needed Newton anyway,
         after 60 smeared cycles that cost two thirds of their time).
@@ -87,7 +93,7 @@ class DFTConfig:
         within this many Hartree for ``settled_cycles`` cycles, converged or not (0: only when
         converged). Many never converge but settle within a few mEh; at 0.5 mEh over 6 cycles
         the two of four Mo and Ta clusters that never converged took 1.6-2.7x less CPU time side
-        by side (``benchmarks/dft_smeared_exits.py``), all four the same solution or a lower one.
+        by side (``benchmarks/dft_ladder.py``), all four the same solution or a lower one.
     swinging_eh: the smeared rung gives up, for the Newton rung, once its energy still spans
         more than this many Hartree over the last 10 cycles at cycle ``swinging_from`` or later
         (0: never before ``max_cycles``). Most Mo clusters of 9 or more atoms swing by tens of
@@ -103,6 +109,7 @@ class DFTConfig:
     grid_level: int = 2
     hessian_grid_level: int = 0
     conv_tol: float = 1e-6
+    atomic_start: bool = True
     smearing: float = 0.01
     unsmeared_elements: tuple[str, ...] = ("V", "Fe", "Co")
     max_cycles: int = 60
@@ -384,11 +391,13 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             return None
         return npa
 
-    rungs = ["smeared"] if config.smearing > 0 and not config.newton_first(atoms.get_chemical_symbols()) else []
+    rungs = ["atomic"] if config.atomic_start else []
+    rungs += ["smeared"] if config.smearing > 0 and not config.newton_first(atoms.get_chemical_symbols()) else []
     rungs += ["newton", "shifted"]
-    # a checkpoint's stage -> the rung it belongs to ("-pre": the first-order SCF before Newton)
-    owner = {"smeared": "smeared", "polish": "smeared", "newton-pre": "newton", "newton": "newton",
-             "shifted-pre": "shifted", "shifted": "shifted"}.get(resume["stage"]) if resume else None
+    # a checkpoint's stage -> the rung it belongs to ("-pre": before that rung's Newton SCF)
+    owner = {"atomic": "atomic", "smeared-pre": "smeared", "smeared": "smeared", "polish": "smeared",
+             "newton-pre": "newton", "newton": "newton", "shifted-pre": "shifted",
+             "shifted": "shifted"}.get(resume["stage"]) if resume else None
     if owner in rungs:
         rungs = rungs[rungs.index(owner):]
         counter["n"], earlier, trace = resume["cycles"], resume["seconds"], resume["trace"]
@@ -434,10 +443,12 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
                 npa = attempt(f"{rung}, unsmeared polish", mf, hot, stage="polish", began=smeared)
                 next_guess = smeared  # if it fails, the next rung starts from the smeared density
         else:
-            newton = rung == "newton"
+            newton = rung != "shifted"
             began = resume["start"] if stage == rung else None
             if stage == rung:  # saved before or within the Newton SCF: go on from there
                 start_dm = saved
+            elif rung == "atomic":
+                start_dm = _scf_object(mol, config, 0.0, shared).get_init_guess(key="atom")
             else:
                 pre = _scf_object(mol, config, 0.0, shared)
                 if newton:
@@ -457,8 +468,8 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
         if npa is not None:
             used = rung
             break
-        try:
-            dm_guess = next_guess if next_guess is not None else mf.make_rdm1()
+        try:  # after the atomic rung the ladder goes on as if it had not been tried
+            dm_guess = None if rung == "atomic" else next_guess if next_guess is not None else mf.make_rdm1()
         except Exception:  # noqa: BLE001 - a failed rung may leave no density; start the next from scratch
             dm_guess = None
         following = rungs[rungs.index(rung) + 1:]

@@ -81,7 +81,7 @@ def test_the_smeared_rung_ends_in_an_unsmeared_energy_below_the_smeared_one():
     """Smearing only gets the SCF started: its E(T) lies above the ground state (0.57 eV for
     Mo2- here), so the rung is polished without smearing and every result is comparable."""
     result = run_dft(Atoms("Mo2", positions=[[0, 0, 0], [0, 0, 2.2]]), -1, 2,
-                     DFTConfig(basis="sto-3g", ecp_elements=()))
+                     DFTConfig(basis="sto-3g", ecp_elements=(), atomic_start=False))
     assert result.rung == "smeared" and result.smearing == 0.0
     hot, polished = result.energy_trace["smeared"][-1], result.energy_trace["polish"][-1]
     assert (hot - polished) * 27.211386245988 > 0.1
@@ -94,7 +94,7 @@ def test_a_smeared_scf_whose_energy_has_settled_is_polished_without_waiting_for_
     """Once the smeared DIIS energy stops moving, the polish takes over from that density and
     reaches the solution a converged smeared SCF leads to, in fewer cycles."""
     mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
-    config = DFTConfig(basis="sto-3g", ecp_elements=(), settled_eh=0.0)
+    config = DFTConfig(basis="sto-3g", ecp_elements=(), settled_eh=0.0, atomic_start=False)
     waited = run_dft(mo3, -1, 2, config)
     settled = run_dft(mo3, -1, 2, replace(config, settled_eh=1e-3, settled_cycles=3))
     assert not any("settled" in note for note in waited.notes)
@@ -112,12 +112,73 @@ def test_a_smeared_scf_still_swinging_goes_on_to_the_newton_rung_early():
     """A smeared DIIS whose energy still swings past ``swinging_from`` cycles hands its density
     to the Newton rung at once instead of running out its cycles (here: any swing, cycle 3)."""
     mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
-    result = run_dft(mo3, -1, 2, DFTConfig(basis="sto-3g", ecp_elements=(), swinging_eh=1e-6, swinging_from=3))
+    result = run_dft(mo3, -1, 2, DFTConfig(basis="sto-3g", ecp_elements=(), atomic_start=False, swinging_eh=1e-6,
+                                           swinging_from=3))
     assert "smeared: still swinging after 3 cycles" in result.notes
     assert len(result.energy_trace["smeared"]) == 3 and "polish" not in result.energy_trace
     assert result.rung == "newton" and result.charges.sum() == pytest.approx(-1.0, abs=1e-4)
     with pytest.raises(ValueError, match="swinging_eh"):
         DFTConfig(swinging_eh=-1.0)
+
+
+@pytest.mark.slow
+def test_the_ladder_starts_with_a_newton_scf_from_the_atomic_densities():
+    """The first rung is a Newton SCF straight from the superposition of atomic densities: no
+    smearing, no first-order steps. On Mo3- it ends 0.02 eV from the smeared rung's solution."""
+    mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
+    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    first = run_dft(mo3, -1, 2, config)
+    smeared = run_dft(mo3, -1, 2, replace(config, atomic_start=False))
+    assert first.rung == "atomic" and list(first.energy_trace) == ["atomic"] and not first.notes
+    assert len(first.energy_trace["atomic"]) == first.cycles
+    assert first.energy == pytest.approx(first.energy_trace["atomic"][-1] * 27.211386245988, abs=1e-3)
+    assert first.charges.sum() == pytest.approx(-1.0, abs=1e-4) and first.spin.sum() == pytest.approx(1.0, abs=1e-3)
+    assert smeared.rung == "smeared" and abs(first.energy - smeared.energy) < 0.05
+
+
+@pytest.mark.slow
+def test_a_failed_atomic_start_leaves_the_rest_of_the_ladder_as_it_was(tmp_path, monkeypatch):
+    """A rejected atomic rung hands nothing on: the smeared rung starts from PySCF's usual
+    guess, as without the atomic start. The checkpoint between the two says so, and a run
+    resumed from it does not try the atomic rung again."""
+    import cluster_gnn.dft as dft
+    from cluster_gnn.scf_checkpoint import checkpoint_key, load_checkpoint
+
+    class Stopped(Exception):
+        pass
+
+    def stop_in_the_smeared_rung(rung, cycles):
+        if rung == "smeared":
+            raise Stopped
+
+    mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
+    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    real_check, reject = dft._check, [True]
+
+    def reject_once(mf, mol, cfg):  # a stand-in for a collapsed density on the first check
+        if reject[0]:
+            reject[0] = False
+            return "rejected", None
+        return real_check(mf, mol, cfg)
+
+    monkeypatch.setattr(dft, "_check", reject_once)
+    result = run_dft(mo3, -1, 2, config)
+    without = run_dft(mo3, -1, 2, replace(config, atomic_start=False))
+    assert result.rung == "smeared" and result.notes[0] == "atomic: rejected"
+    assert result.energy_trace["smeared"] == without.energy_trace["smeared"]  # the same start, cycle for cycle
+    assert result.energy == pytest.approx(without.energy, abs=1e-6)
+    assert result.cycles == len(result.energy_trace["atomic"]) + without.cycles
+
+    path = tmp_path / "Mo3-.scf.npz"
+    reject[0] = True
+    with pytest.raises(Stopped):
+        run_dft(mo3, -1, 2, config, on_cycle=stop_in_the_smeared_rung, checkpoint=path)
+    saved = load_checkpoint(path, checkpoint_key(mo3, -1, 2, config.theory()))
+    assert saved["stage"] == "smeared-pre" and saved["dm"].size == 1  # no density to go on from
+    resumed = run_dft(mo3, -1, 2, config, checkpoint=path)
+    assert resumed.notes[0] == f"resumed from a checkpoint (smeared-pre) after {saved['cycles']} cycles"
+    assert resumed.energy_trace["atomic"] == result.energy_trace["atomic"]  # kept, not run again
+    assert resumed.rung == "smeared" and resumed.energy == pytest.approx(result.energy, abs=1e-6)
 
 
 @pytest.mark.slow
@@ -128,7 +189,7 @@ def test_a_newton_hessian_on_a_coarse_grid_reaches_the_full_grid_result():
     runs = {kw: run_dft(mo2, -1, 2, DFTConfig(basis="sto-3g", ecp_elements=(), grid_level=g, hessian_grid_level=h))
             for kw, (g, h) in {"coarse hessian": (2, 0), "full": (2, 2), "all coarse": (0, 0)}.items()}
     full = runs["full"]
-    assert "polish" in runs["coarse hessian"].energy_trace  # a Newton SCF ran
+    assert runs["coarse hessian"].rung == "atomic"  # a Newton SCF ran
     assert runs["coarse hessian"].energy == pytest.approx(full.energy, abs=1e-4)
     np.testing.assert_allclose(runs["coarse hessian"].charges, full.charges, atol=1e-3)
     assert abs(runs["all coarse"].energy - full.energy) > 0.05
@@ -238,8 +299,8 @@ def test_an_upload_runs_in_the_background_with_progress_and_cleans_up():
         seen.append(job.poll())
         time.sleep(0.2)
     assert job.poll().state == "done", job.poll().message
-    # Co: the ladder starts at the Newton rung (DFTConfig.unsmeared_elements)
-    assert any(s.state == "running" and s.rung == "newton" and s.cycles > 0 for s in seen), "no SCF progress seen"
+    # the ladder starts with a Newton SCF from the atomic densities (DFTConfig.atomic_start)
+    assert any(s.state == "running" and s.rung == "atomic" and s.cycles > 0 for s in seen), "no SCF progress seen"
     result = job.result()
     assert result.charges.sum() == pytest.approx(0.0, abs=1e-3) and result.spin.sum() == pytest.approx(2.0, abs=1e-2)
     assert not work.exists()
@@ -279,7 +340,7 @@ def test_a_cluster_past_its_time_limit_is_stopped_by_its_worker_and_the_job_goes
     assert counts == {"done": 1, "failed": 1, "skipped": 0}
     assert records["Co4"]["status"] == "failed" and records["Co4"]["reason"] == "timeout"
     # the worker stopped the SCF itself between cycles (the parent's kill would not know the cycle)
-    assert "took longer than 3 s (stopped in the newton rung after" in records["Co4"]["message"]
+    assert "took longer than 3 s (stopped in the atomic rung after" in records["Co4"]["message"]
     assert records["H2"]["status"] == "ok"
     assert time.perf_counter() - started < 3 * 1.1 + 60
     assert records["Co4"]["time_limit_s"] == 3
@@ -334,7 +395,7 @@ import sys
 from ase import Atoms
 import cluster_gnn.dft as dft
 dft.run_dft(Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]]), -1, 2,
-            dft.DFTConfig(basis="sto-3g", ecp_elements=()), checkpoint=sys.argv[1])
+            dft.DFTConfig(basis="sto-3g", ecp_elements=(), atomic_start=False), checkpoint=sys.argv[1])
 """
 
 
@@ -343,7 +404,7 @@ def test_an_scf_killed_mid_way_resumes_from_its_checkpoint_to_the_same_result(tm
     from cluster_gnn.scf_checkpoint import checkpoint_key, load_checkpoint
 
     mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
-    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    config = DFTConfig(basis="sto-3g", ecp_elements=(), atomic_start=False)
     path = tmp_path / "Mo3-.scf.npz"
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
     job = subprocess.Popen([sys.executable, "-c", _KILLED_SCF, str(path)], env=env)
@@ -372,7 +433,7 @@ def test_an_scf_killed_mid_way_resumes_from_its_checkpoint_to_the_same_result(tm
                 checkpoint_key(mo3, -1, 2, DFTConfig(basis="sto-3g", ecp_elements=(), grid_level=3).theory())):
         assert load_checkpoint(path, key) is None
     # how the SCF gets there (cycles, the Newton Hessian's grid) does not change what a density is for
-    path_only = DFTConfig(basis="sto-3g", ecp_elements=(), max_cycles=90, hessian_grid_level=2)
+    path_only = DFTConfig(basis="sto-3g", ecp_elements=(), max_cycles=90, hessian_grid_level=2, atomic_start=True)
     assert load_checkpoint(path, checkpoint_key(mo3, -1, 2, path_only.theory())) is not None
 
 
@@ -387,7 +448,7 @@ def test_a_newton_scf_stopped_within_resumes_from_its_last_density_to_the_same_s
         pass
 
     mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
-    config = DFTConfig(basis="sto-3g", ecp_elements=(), settled_eh=0.0)  # the polish from a converged smeared SCF
+    config = DFTConfig(basis="sto-3g", ecp_elements=(), settled_eh=0.0, atomic_start=False)  # the polish of a converged smeared SCF
     path = tmp_path / "Mo3-.scf.npz"
     seen = []
 
@@ -423,7 +484,7 @@ def test_a_polish_resumed_within_that_fails_hands_the_smeared_density_on_as_an_u
         pass
 
     mo3 = Atoms("Mo3", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.9, 0]])
-    config = DFTConfig(basis="sto-3g", ecp_elements=())
+    config = DFTConfig(basis="sto-3g", ecp_elements=(), atomic_start=False)
     real_check, real_save = dft._check, dft.save_checkpoint
     checks, handed = [], []
 

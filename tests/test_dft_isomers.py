@@ -430,8 +430,8 @@ def test_isomer_job_ranks_a_tiny_sulfide_and_resumes_without_repeating(tmp_path)
     if (table.status == "ok").any():
         assert table.loc[table.status == "ok", "relative_energy"].min() == 0.0
         record = json.loads((tmp_path / f"{candidate_name('Mo2S-', 0)}.json").read_text())
-        if record["status"] == "ok":  # Mo: the smeared rung first
-            assert next(iter(record["result"]["energy_trace"])) == "smeared"
+        if record["status"] == "ok":  # the ladder's first rung: Newton from the atomic densities
+            assert next(iter(record["result"]["energy_trace"])) == "atomic"
     again = run_isomer_job(["Mo2S-"], tmp_path, config=config, time_limit_s=600, progress=False, candidates_kw=kw)
     assert again["done"] == again["failed"] == 0 and again["skipped"] == len(table)
 
