@@ -288,7 +288,9 @@ class DFT(Subcommand):
         timeout under a shorter limit at the run's limit, since it runs again."""
         from .dft_job import expected_seconds, load_dft_results, typical_seconds
 
-        typical = typical_seconds([*load_dft_results(records).values(), *load_dft_results(isomer_dir).values()])
+        made = [*load_dft_results(records).values(), *load_dft_results(isomer_dir).values()]
+        typical = typical_seconds(made)
+        newer = sum((r.get("config") or {}).get("atomic_start", False) and r.get("status") == "ok" for r in made)
         if not typical:
             print("left: no converged single point yet to time the rest by")
             return
@@ -307,7 +309,8 @@ class DFT(Subcommand):
         print(f"left, at the median time of converged single points of the same size and kind: main job "
               f"~{hours(main)} CPU-h ({len(todo_main) + len(retries)} single points; timeouts to rerun: {len(retries)}, "
               f"at {limit:g} s each), rankings ~{hours(ranked)} CPU-h ({len(points)} single points, "
-              f"{per_ranking - 1} per ranking not started)")
+              f"{per_ranking - 1} per ranking not started; {newer} converged with the atomic start so far, which "
+              f"alone time their size and kind from two on)")
 
     @staticmethod
     def print_agreement(features_dir) -> None:

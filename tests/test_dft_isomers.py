@@ -530,3 +530,8 @@ def test_the_time_left_is_the_median_of_converged_single_points_of_the_same_kind
     assert expected_seconds(["V"] * 6, typical) == 2000.0  # Fe, V, Co start at Newton: their own kind
     assert expected_seconds(["Co"] * 3, {(3, False): [100.0]}) == 100.0  # none of its kind: the other
     assert np.isnan(expected_seconds(["Mo"], {}))
+    # two or more made with today's ladder (the atomic start) time the rest of their kind and size alone
+    fast = [{**record(["Mo", "Mo", "S"], t), "config": {"atomic_start": True}} for t in (20, 40)]
+    typical = typical_seconds([record(["Mo", "Mo", "S"], 100), record(["Mo", "S", "Mo"], 300), *fast,
+                               {**record(["Ta"] * 5, 60), "config": {"atomic_start": True}}, record(["Ta"] * 5, 900)])
+    assert typical == {(3, False): [20.0, 40.0], (5, False): [60.0, 900.0]}  # one new 5-atom record: not yet
