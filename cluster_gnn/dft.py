@@ -82,8 +82,9 @@ class DFTConfig:
         clusters, another SCF solution 0.03-0.05 eV away on two; docs/experiments.md).
     conv_tol: SCF energy convergence in Hartree.
     atomic_start: the ladder starts with a Newton SCF from the superposition of atomic
-        densities (False: from the smeared rung). Against 10 records of 5-11 atoms: the same
-        solution on 8, a lower one on 2, in 4-22x less time (docs/experiments.md).
+        densities (False: from the smeared rung). Side by side 1.1-3.4x less CPU time, the
+        same solutions (``benchmarks/dft_ladder.py``); against 10 records of 5-11 atoms the same
+        solution on 8, a lower one on 2 (docs/experiments.md).
     smearing: Fermi smearing width in Hartree of the smeared rung (0 skips that rung).
     unsmeared_elements: clusters with any of these elements skip the smeared rung and start
         with the Newton one (21 of the first 24 Fe, V and Co clusters needed Newton anyway,
