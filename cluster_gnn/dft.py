@@ -55,7 +55,6 @@ _HARTREE_EV = 27.211386245988
 CHECKPOINT_EVERY_S = 120.0
 
 
-
 def pyscf_available() -> bool:
     """True when the optional DFT dependency (PySCF) is installed."""
     try:
@@ -396,9 +395,8 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
     rungs += ["smeared"] if config.smearing > 0 and not config.newton_first(atoms.get_chemical_symbols()) else []
     rungs += ["newton", "shifted"]
     # a checkpoint's stage -> the rung it belongs to ("-pre": before that rung's Newton SCF)
-    owner = {"atomic": "atomic", "smeared-pre": "smeared", "smeared": "smeared", "polish": "smeared",
-             "newton-pre": "newton", "newton": "newton", "shifted-pre": "shifted",
-             "shifted": "shifted"}.get(resume["stage"]) if resume else None
+    owner = {"atomic": "atomic", "smeared-pre": "smeared", "smeared": "smeared", "polish": "smeared", "newton-pre": "newton",
+             "newton": "newton", "shifted-pre": "shifted", "shifted": "shifted"}.get(resume["stage"]) if resume else None
     if owner in rungs:
         rungs = rungs[rungs.index(owner):]
         counter["n"], earlier, trace = resume["cycles"], resume["seconds"], resume["trace"]
@@ -449,7 +447,11 @@ def run_dft(atoms, charge: int, multiplicity: int, config: DFTConfig | None = No
             if stage == rung:  # saved before or within the Newton SCF: go on from there
                 start_dm = saved
             elif rung == "atomic":
-                start_dm = _scf_object(mol, config, 0.0, shared).get_init_guess(key="atom")
+                try:
+                    start_dm = _scf_object(mol, config, 0.0, shared).get_init_guess(key="atom")
+                except errors as e:  # no atomic densities: on with the rest of the ladder
+                    tried.append(f"{rung}: no atomic guess ({type(e).__name__})")
+                    continue
             else:
                 pre = _scf_object(mol, config, 0.0, shared)
                 if newton:

@@ -357,7 +357,7 @@ def typical_seconds(records, config: DFTConfig | None = None) -> dict:
     """``{(atoms, newton_first): [wall seconds]}`` of the converged ``records`` (dicts as
     written by the jobs), by number of atoms and whether the ladder would start at Newton
     without the atomic start (Fe, V and Co clusters: slower); where two or more of a key
-    ran the ladder of ``config`` (its ``atomic_start``; 4-22x faster), only those. The data
+    ran the ladder of ``config`` (its ``atomic_start``: 1.1-3.4x faster), only those. The data
     of :func:`expected_seconds`."""
     config = config or DFTConfig()
     out: dict = {}

@@ -168,6 +168,20 @@ def test_a_failed_atomic_start_leaves_the_rest_of_the_ladder_as_it_was(tmp_path,
     assert result.energy_trace["smeared"] == without.energy_trace["smeared"]  # the same start, cycle for cycle
     assert result.energy == pytest.approx(without.energy, abs=1e-6)
     assert result.cycles == len(result.energy_trace["atomic"]) + without.cycles
+    from pyscf.scf import uhf  # no atomic densities at all: the same, said so
+
+    real_guess = uhf.UHF.get_init_guess
+
+    def no_atomic_guess(self, mol=None, key="minao", **kw):
+        if key == "atom":
+            raise RuntimeError("no atomic densities")
+        return real_guess(self, mol, key, **kw)
+
+    monkeypatch.setattr(uhf.UHF, "get_init_guess", no_atomic_guess)
+    unguessed = run_dft(mo3, -1, 2, config)
+    assert unguessed.notes[0] == "atomic: no atomic guess (RuntimeError)" and unguessed.rung == "smeared"
+    assert unguessed.energy == pytest.approx(without.energy, abs=1e-6) and unguessed.cycles == without.cycles
+    monkeypatch.setattr(uhf.UHF, "get_init_guess", real_guess)
 
     path = tmp_path / "Mo3-.scf.npz"
     reject[0] = True
