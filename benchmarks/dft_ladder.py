@@ -6,7 +6,7 @@ the smeared energy still swings by Hartrees at cycle ``swinging_from``, ``DFTCon
 
 Runs :func:`cluster_gnn.dft.run_dft` (one thread) on bundled clusters at their committed
 structures with the default settings and with that change undone, and prints CPU seconds,
-their ratio, the smeared DIIS cycles and the rung of each, and the energy and largest charge
+their ratio, the SCF cycles and the rung of each, and the energy and largest charge
 difference between the two results. Default clusters: for ``atomic`` three of 5-7 atoms (Mo,
 Ta, Fe) and Mo5S4-; for ``settled`` two whose smeared DIIS never converges but settles and two
 where it converges; for ``swinging`` two that swing to the end and one that still swings by
@@ -56,9 +56,9 @@ def main(argv=None):
             results[label] = run_dft(atoms, charge, multiplicity, config)
             seconds[label] = time.process_time() - start
         a, b = results["without"], results["with"]
-        diis = f"{a.cycles} / {b.cycles}"
+        cycles = f"{a.cycles} / {b.cycles}"
         lines.append(f"{name:8s} {len(atoms):5d} {seconds['without']:9.0f} {seconds['with']:6.0f} "
-                     f"{seconds['without'] / seconds['with']:6.2f} {diis:>11s} {a.rung + ' / ' + b.rung:>17s} "
+                     f"{seconds['without'] / seconds['with']:6.2f} {cycles:>11s} {a.rung + ' / ' + b.rung:>17s} "
                      f"{b.energy - a.energy:+8.4f} {np.abs(a.charges - b.charges).max():7.3f}")
         print(lines[-1], flush=True)
     out.write_text(f"CPU seconds of one run_dft, one thread, without and with the {args.change} change (atomic: "

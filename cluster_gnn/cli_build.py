@@ -286,11 +286,11 @@ class DFT(Subcommand):
         """What is left in CPU-hours: every single point to come at the median wall time of the
         converged ones of its kind and size (:func:`~cluster_gnn.dft_job.expected_seconds`); a
         timeout under a shorter limit at the run's limit, since it runs again."""
-        from .dft_job import expected_seconds, load_dft_results, typical_seconds
+        from .dft_job import atomic_start_record, expected_seconds, load_dft_results, typical_seconds
 
         made = [*load_dft_results(records).values(), *load_dft_results(isomer_dir).values()]
         typical = typical_seconds(made)
-        newer = sum((r.get("config") or {}).get("atomic_start", False) and r.get("status") == "ok" for r in made)
+        newer = sum(atomic_start_record(r) and r.get("status") == "ok" for r in made)
         if not typical:
             print("left: no converged single point yet to time the rest by")
             return

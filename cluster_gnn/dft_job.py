@@ -353,6 +353,11 @@ def load_dft_results(out_dir) -> dict:
     return out
 
 
+def atomic_start_record(record: dict) -> bool:
+    """Whether a record (as written by the jobs) was made with ``DFTConfig.atomic_start``."""
+    return bool((record.get("config") or {}).get("atomic_start", False))
+
+
 def typical_seconds(records, config: DFTConfig | None = None) -> dict:
     """``{(atoms, newton_first): [wall seconds]}`` of the converged ``records`` (dicts as
     written by the jobs), by number of atoms and whether the ladder would start at Newton
@@ -367,7 +372,7 @@ def typical_seconds(records, config: DFTConfig | None = None) -> dict:
         if record.get("status") == "ok" and result.get("symbols") and record.get("seconds_wall"):
             key = (len(result["symbols"]), config.newton_first(result["symbols"]))
             out.setdefault(key, []).append(float(record["seconds_wall"]))
-            if (record.get("config") or {}).get("atomic_start", False) == config.atomic_start:
+            if atomic_start_record(record) == config.atomic_start:
                 current.setdefault(key, []).append(float(record["seconds_wall"]))
     return {key: current[key] if len(current.get(key, [])) >= 2 else times for key, times in out.items()}
 
