@@ -343,16 +343,17 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 0, n_starts: int = 
 
 def isomer_clusters() -> list:
     """The clusters of 3 or more atoms with S, C or N whose isomers
-    :func:`~cluster_gnn.isomer_ranking.run_isomer_job` ranks, in four groups: the one-metal
-    ones without a 3d metal (Mo and Ta: fast at PBE), the 24 mixed ones with a measured rate
-    (models are chosen on them; at their xTB minima FeVS2- and Fe2TaC2- are the furthest from
-    the authors' charges), the one-metal ones with Fe, V or Co, then the mixed ones whose rate
-    is withheld; fewest atoms first within each (sulfides, carbides and nitrides interleaved:
-    the carbides' and nitrides' xTB minima are mostly ligand chains on one metal)."""
+    :func:`~cluster_gnn.isomer_ranking.run_isomer_job` ranks: fewest atoms first (the cost of a
+    single point grows with size far more than with the metal once the SCF starts from atomic
+    densities: 1-3 min for 5-6-atom Fe, V and Co clusters, 5-20 min for 10-13-atom Mo ones),
+    the mixed clusters whose rate is withheld last. At one size: the one-metal Mo and Ta
+    clusters, the 24 mixed ones with a measured rate (models are chosen on them), then the
+    one-metal Fe, V and Co ones (sulfides, carbides and nitrides interleaved by name)."""
     from .datasets import load_clusters
 
     table = load_clusters()
     table = table[table["ligands"].str.contains("S|C|N", na=False) & (table["n_atoms"] >= 3)]  # a diatomic: one arrangement
     mixed = table["kind"] != "homonuclear"
     group = np.where(mixed, np.where(table["lg_k1"].isna(), 3, 1), np.where(table["metals"].str.contains("Fe|V|Co"), 2, 0))
-    return list(table.assign(group=group).sort_values(["group", "n_atoms", "name"])["name"])
+    table = table.assign(group=group, withheld=group == 3)
+    return list(table.sort_values(["withheld", "n_atoms", "group", "name"])["name"])

@@ -142,7 +142,7 @@ def test_an_s_c_cluster_gets_candidates_with_the_s_alone_and_with_every_ligand_p
     assert [a.info.get("rearranged") for a in back] == [a.info.get("rearranged") for a in candidates]
 
 
-def test_the_isomer_stage_covers_every_cluster_with_s_c_or_n_fast_and_measured_first():
+def test_the_isomer_stage_covers_every_cluster_with_s_c_or_n_smallest_first_withheld_last():
     from cluster_gnn.datasets import load_clusters
 
     names = isomer_clusters()
@@ -150,10 +150,13 @@ def test_the_isomer_stage_covers_every_cluster_with_s_c_or_n_fast_and_measured_f
     assert {"Mo2S-", "Ta2C3-", "Ta3N3-", "Fe2C2-", "FeVS2-", "Fe2TaC2-"} <= set(names)
     assert not {"Ta3H5-", "Rh3-", "MoC-", "Rh2Co2H3-"} & set(names)  # nothing to rearrange; a diatomic
     mixed, withheld = table["kind"] != "homonuclear", table["lg_k1"].isna()
-    slow = table["metals"].str.contains("Fe|V|Co") & ~mixed
-    group = np.select([~mixed & ~slow, mixed & ~withheld, slow, mixed & withheld], [0, 1, 2, 3])
-    assert list(group) == sorted(group) and set(group) == {0, 1, 2, 3}  # Mo, Ta; measured mixed; Fe, V, Co; withheld
-    assert (group == 1).sum() == 24
+    three_d = table["metals"].str.contains("Fe|V|Co") & ~mixed
+    group = np.select([~mixed & ~three_d, mixed & ~withheld, three_d, mixed & withheld], [0, 1, 2, 3])
+    assert set(group) == {0, 1, 2, 3} and (group == 1).sum() == 24  # Mo, Ta; measured mixed; Fe, V, Co; withheld
+    withheld = group == 3
+    assert not withheld[:-withheld.sum()].any()  # the withheld mixed ones last
+    order = list(zip(table["n_atoms"][~withheld], group[~withheld]))
+    assert order == sorted(order) and order[0] == (3, 0) and order[-1][0] == 13  # Mo2S- first, 13-atom Mo clusters last
 
 
 def test_a_record_counts_at_the_same_level_of_theory_however_its_scf_got_there():
