@@ -192,8 +192,8 @@ class DFT(Subcommand):
         parser.add_argument("--status", action="store_true",
                             help="only say where the job (and the isomer ranking) stands: done, failed, stale, pending")
         parser.add_argument("--isomers", action="store_true",
-                            help="rank isomers by PBE instead (default: every cluster with S, C or N; Mo and Ta, "
-                                 "then the measured mixed ones, then Fe, V and Co, then the withheld mixed ones): "
+                            help="rank isomers by PBE instead (default: every cluster with S, C or N, fewest atoms "
+                                 "first, the mixed ones whose rate is withheld last): "
                                  "the xTB minimum and CHGNet-relaxed bridged/capping starts; records under "
                                  "data/features/dft_isomers/, table data/features/dft_isomers.csv")
 
