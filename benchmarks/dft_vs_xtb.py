@@ -16,6 +16,9 @@ so the sources differ only in their numbers (and the ranked one in its structure
   the cluster; the authors' from their published NBO values
   (``2_Qave`` = ``2_Q`` / metal atoms for the mixed clusters). ``composition+metal`` alone is
   the floor.
+- **prior_blend**, the model behind our mixed-cluster predictions (:mod:`cluster_gnn.transfer`:
+  the mean of the metals' mean rates and a ridge on composition and spin), as shipped and with
+  each source's five descriptors added to its ridge half: what DFT would buy the model we use.
 - **GIN**: the ``cluster-gnn train`` recipe with the per-atom charges and s/p/d populations of
   the node features from xTB (as committed) or from PBE-NPA (bond orders, HOMO and dipole stay
   xTB's), trained on the DFT subset only.
@@ -135,6 +138,25 @@ def score_split(X: np.ndarray, y: np.ndarray, split: dict, train_pool: np.ndarra
     return pred
 
 
+def prior_blend_scores(names, table, split: dict, train_pool: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+    """Out-of-split predictions of :class:`~cluster_gnn.transfer.PriorBlend`: the mean of
+    :class:`~cluster_gnn.transfer.MetalPrior` and a ridge on
+    :func:`~cluster_gnn.transfer.composition_spin_features`, with the columns ``extra``
+    (``[len(names), k]``) beside them when given (NaN outside the test sets)."""
+    from cluster_gnn.transfer import MetalPrior, composition_spin_features
+
+    rows = table.loc[names].reset_index()
+    X = composition_spin_features(rows)
+    X = X if extra is None else np.hstack([X, extra])
+    y = rows["lg_k1"].to_numpy(float)
+    pred = np.full(len(names), np.nan)
+    for test in split.values():
+        train = np.setdiff1d(train_pool, test)
+        prior = MetalPrior().fit(rows.iloc[train]).predict(rows.iloc[test])
+        pred[test] = 0.5 * (prior + _fit_predict(X[train], y[train], X[test], "ridge"))
+    return pred
+
+
 def npa_features(features, result):
     """``features`` (xTB :class:`~cluster_gnn.electronic.AtomFeatures`) with the per-atom charges
     and s/p/d populations of the PBE-NPA ``result`` in place of the Mulliken ones."""
@@ -235,6 +257,10 @@ def main(argv=None):
             for source in SOURCES:
                 X = np.hstack([five[source].to_numpy(), context])
                 add(regressor, source, split_name, score_split(X, y, split, homo, reg))
+        add("prior_blend", "composition + metal only", split_name, prior_blend_scores(names, table, split, homo))
+        for source in SOURCES:
+            add("prior_blend", source, split_name,
+                prior_blend_scores(names, table, split, homo, five[source].to_numpy()))
         mean = np.full(len(y), np.nan)
         for test in split.values():
             mean[test] = np.setdiff1d(homo, test).size and y[np.setdiff1d(homo, test)].mean()
