@@ -360,8 +360,10 @@ class DFT(Subcommand):
         summary = isomer_summary(table)
         if not summary.empty:
             print(summary.to_string(index=False))
+            unconverged = int((~summary["xtb_converged"]).sum())
             print(f"PBE-lowest differs from the xTB minimum for {int(summary['changed'].sum())} of {len(summary)} "
-                  "clusters ranked; ligand motifs terminal/mu2/mu3 summed, xTB minima -> PBE-lowest:")
+                  f"clusters ranked{f' ({unconverged} where PBE did not converge on the xTB minimum)' if unconverged else ''}; "
+                  "ligand motifs terminal/mu2/mu3 summed, xTB minima -> PBE-lowest:")
             print(motif_totals(summary).to_string(index=False))
         return 0
 

@@ -40,17 +40,27 @@ def candidate_name(cluster: str, k: int) -> str:
 
 
 def _usable(record: dict, config) -> bool:
-    """Whether a converged record can stand in for a single point at ``config``: same level of
-    theory and an unsmeared energy."""
+    """Whether a record can stand in for a single point at ``config``: converged at the same
+    level of theory to an unsmeared energy, or failed in the SCF itself with the very same
+    settings, convergence ladder included (every rung tried to the end: a run again fails the
+    same way; a timeout is not such a failure)."""
+    from .dft import DFTConfig
+
+    if record.get("status") == "failed":
+        try:
+            return record.get("reason") == "scf" and DFTConfig.from_dict(record.get("config") or {}) == config
+        except (TypeError, ValueError):  # a config of another version
+            return False
     return record.get("status") == "ok" and config.same_theory(record.get("config")) and not smeared_result(record)
 
 
 def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
-    """Give the DFT job the converged records of xTB minima (``<cluster>~0``, made here at the
-    level of theory of ``config``, default settings, and not copied from the job) that it lacks
-    or failed, as ``main_dir/<cluster>.json``, so no single point runs twice (the job still
-    checks structure and multiplicity). ``on_record(path)`` is called for each file written;
-    returns the clusters adopted."""
+    """Give the DFT job the records of xTB minima (``<cluster>~0``, made here with ``config``,
+    default settings, and not copied from the job) that it lacks or failed, as
+    ``main_dir/<cluster>.json``, so no single point runs twice (the job still checks structure
+    and multiplicity): converged ones, and SCF failures with the same settings where the job
+    has no record. ``on_record(path)`` is called for each file written; returns the clusters
+    adopted."""
     import json
 
     from .dft import DFTConfig
@@ -70,7 +80,8 @@ def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
         target = Path(main_dir) / f"{name}.json"
         held = status(target)
         if (not _usable(record, config) or "reused_from" in record
-                or (held.get("status") == "ok" and not smeared_result(held))):
+                or (held.get("status") == "ok" and not smeared_result(held))
+                or (record.get("status") == "failed" and held)):  # a failure only where the job has nothing
             continue
         record.update(cluster=name, adopted_from=path.name)
         write_record(target, record)
@@ -83,7 +94,8 @@ def adopt_isomer_minima(out_dir, main_dir, config=None, on_record=None) -> list:
 def _prepare_cluster(name: str, out_dir: Path, main_dir, config, candidates_kw, on_record) -> list:
     """The candidates of one cluster (made once, then read from
     ``out_dir/<cluster>.candidates.xyz``), with candidate 0's record adopted from the DFT job's
-    record of the xTB minimum where that one is usable."""
+    record of the xTB minimum where that one is usable (:func:`_usable`: converged, or an SCF
+    failure with the same settings, which a second run would repeat)."""
     import json
 
     from ase.io import read, write
@@ -190,17 +202,20 @@ def rank_isomers(out_dir) -> pd.DataFrame:
 
 
 def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cluster whose ranking is complete and whose xTB minimum converged: the ``ligand``
+    """Per cluster whose ranking is complete with a converged candidate: the ``ligand``
     rearranged, its motifs in the xTB minimum (``xtb_motifs``, ``"terminal/mu2/mu3"``) and
     in the PBE-lowest candidate (``dft_motifs``), that candidate (``dft_candidate``,
-    ``dft_source``), ``changed`` (the PBE-lowest is not the xTB minimum), the xTB
-    minimum's energy above it (``xtb_above``, eV), the next converged candidate's
-    (``next_above``, eV; NaN with one) and ``tie`` (``next_above`` below :data:`TIE_EV`)."""
+    ``dft_source``), ``changed`` (the PBE-lowest is not the xTB minimum), ``xtb_converged``
+    (whether PBE converged on the xTB minimum at all; V5C5-'s chain fails every rung), the
+    xTB minimum's energy above the lowest (``xtb_above``, eV; NaN where it did not converge),
+    the next converged candidate's (``next_above``, eV; NaN with one) and ``tie``
+    (``next_above`` below :data:`TIE_EV`)."""
     rows = []
     for cluster, group in table[table["complete"]].groupby("cluster"):
         first, ok = group[group["candidate"] == 0], group[group["status"] == "ok"]
-        if first.empty or first["status"].iloc[0] != "ok":
+        if first.empty or ok.empty:
             continue
+        converged = first["status"].iloc[0] == "ok"
         best = ok.loc[ok["energy"].idxmin()]
         above = np.sort(ok["energy"].to_numpy())[1:2] - best["energy"]
         next_above = round(float(above[0]), 3) if above.size else np.nan
@@ -208,7 +223,8 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"cluster": cluster, "ligand": first["ligand"].iloc[0], "xtb_motifs": motifs(first.iloc[0]),
                      "dft_motifs": motifs(best),
                      "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
-                     "changed": int(best["candidate"]) != 0, "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),
+                     "changed": int(best["candidate"]) != 0, "xtb_converged": converged,
+                     "xtb_above": round(float(first["relative_energy"].iloc[0]), 3) if converged else np.nan,
                      "next_above": next_above, "tie": bool(next_above < TIE_EV),
                      "n_ok": len(ok), "n_candidates": len(group)})
     return pd.DataFrame(rows)

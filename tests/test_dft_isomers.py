@@ -258,6 +258,68 @@ def test_a_runner_up_within_the_tie_margin_marks_the_ranking_a_tie(tmp_path):
     assert ranked_records(tmp_path)["Mo3S-"][0]["next_above"] == pytest.approx(0.15)
 
 
+def test_a_cluster_whose_xtb_minimum_pbe_cannot_converge_takes_its_descriptors_from_the_ranking(tmp_path):
+    """V5C5-'s xTB chain fails every rung of the ladder; its other candidates converge, so the
+    ranking still gives the cluster a PBE structure and descriptors (no per-atom rows: those
+    belong to the drawn structure, which has no DFT)."""
+    isomers, main = tmp_path / "isomers", tmp_path / "dft"
+    isomers.mkdir(), main.mkdir()
+    terminal, capped, bridged = _mo3([-2.1, -0.5, 0]), _mo3([1.3, 0.751, 1.85]), _mo3([1.3, -1.6, 0])
+    for atoms, source in ((terminal, "xtb-minimum"), (capped, "ml-start"), (bridged, "ml-start")):
+        atoms.info["source"] = source
+    write(isomers / "Mo3S-.candidates.xyz", [terminal, capped, bridged], format="extxyz")
+    failed = _record("Mo3S-~0", None, status="failed")
+    (isomers / "Mo3S-~0.json").write_text(json.dumps(failed))
+    for k, e in ((1, -100.4), (2, -100.2)):
+        record = {"cluster": candidate_name("Mo3S-", k), "status": "ok", "result": _result([0.3, 0.1, -1.4], e).to_dict()}
+        (isomers / f"{candidate_name('Mo3S-', k)}.json").write_text(json.dumps(record))
+    row = isomer_summary(rank_isomers(isomers)).set_index("cluster").loc["Mo3S-"]
+    assert not row.xtb_converged and np.isnan(row.xtb_above) and row.changed and row.dft_candidate == 1
+    assert row.next_above == pytest.approx(0.2) and row.tie and row.n_ok == 2
+    ranked = ranked_records(isomers)
+    assert ranked["Mo3S-"][0]["cluster"] == "Mo3S-~1"
+    (main / "Mo3S-.json").write_text(json.dumps({**failed, "cluster": "Mo3S-"}))
+    descriptors, atoms = dft_tables(main, ranked)
+    assert descriptors.set_index("cluster").loc["Mo3S-", "1_Qmin"] == pytest.approx(0.1)
+    assert "Mo3S-" not in set(atoms.get("cluster", []))
+
+
+def test_an_scf_failure_is_shared_between_the_dft_job_and_the_ranking_but_a_timeout_is_not(tmp_path, monkeypatch):
+    """Every rung of the ladder failing repeats itself with the same settings, so the 30-50 min
+    it cost are not spent twice; a timeout, or a failure with another ladder, is run again."""
+    import cluster_gnn.dft_job
+    import cluster_gnn.isomer_ranking as ranking
+    from cluster_gnn.dft import DFTConfig
+    from cluster_gnn.isomer_ranking import adopt_isomer_minima
+
+    def two_candidates(name, **kw):
+        out = []
+        for k in range(2):
+            a = Atoms("Mo2S", positions=[[0, 0, 0], [2.2, 0, 0], [1.1, 1.5 + 0.1 * k, 0]])
+            a.info.update(source="xtb-minimum" if k == 0 else "ml-start", motifs="0/1/0", charge=-1, multiplicity=2)
+            out.append(a)
+        return out
+
+    monkeypatch.setattr(ranking, "isomer_candidates", two_candidates)
+    monkeypatch.setattr(cluster_gnn.dft_job, "run_dft_job", lambda jobs, *a, **kw: {"done": 0, "failed": 0, "skipped": 0})
+    isomers, main = tmp_path / "isomers", tmp_path / "dft"
+    isomers.mkdir(), main.mkdir()
+    same, other = DFTConfig().to_dict(), DFTConfig(atomic_start=False).to_dict()
+    scf = {"status": "failed", "reason": "scf", "config": same}
+    (main / "Mo2S-.json").write_text(json.dumps({**scf, "cluster": "Mo2S-"}))
+    (main / "Mo3S-.json").write_text(json.dumps({**scf, "cluster": "Mo3S-", "reason": "timeout"}))
+    (main / "Mo4S-.json").write_text(json.dumps({**scf, "cluster": "Mo4S-", "config": other}))
+    run_isomer_job(["Mo2S-", "Mo3S-", "Mo4S-"], isomers, main_dir=main, progress=False)
+    adopted = json.loads((isomers / "Mo2S-~0.json").read_text())
+    assert adopted["status"] == "failed" and adopted["reused_from"] == "Mo2S-.json"
+    assert not (isomers / "Mo3S-~0.json").exists() and not (isomers / "Mo4S-~0.json").exists()
+    # the other way: the ranking's SCF failure fills a missing job record, never replaces one
+    (isomers / "Ta3S2~0.json").write_text(json.dumps({**scf, "cluster": "Ta3S2~0"}))
+    (isomers / "Mo3S-~0.json").write_text(json.dumps({**scf, "cluster": "Mo3S-~0"}))
+    assert adopt_isomer_minima(isomers, main) == ["Ta3S2"]
+    assert json.loads((main / "Mo3S-.json").read_text())["reason"] == "timeout"
+
+
 def _result(charges, energy):
     n = len(charges)
     return DFTResult(symbols=["Mo", "Mo", "S"], charges=np.asarray(charges, float), s_valence=np.full(n, 0.5),
