@@ -224,7 +224,7 @@ def isomer_summary(table: pd.DataFrame) -> pd.DataFrame:
                      "dft_motifs": motifs(best),
                      "dft_candidate": int(best["candidate"]), "dft_source": best["source"],
                      "changed": int(best["candidate"]) != 0, "xtb_converged": converged,
-                     "xtb_above": round(float(first["relative_energy"].iloc[0]), 3) if converged else np.nan,
+                     "xtb_above": round(float(first["relative_energy"].iloc[0]), 3),  # NaN unconverged
                      "next_above": next_above, "tie": bool(next_above < TIE_EV),
                      "n_ok": len(ok), "n_candidates": len(group)})
     return pd.DataFrame(rows)
