@@ -288,6 +288,52 @@ def _motif_key(atoms, element: str) -> tuple:
     return tuple(ligand_motifs(atoms, element).values())
 
 
+def _metal_framework_intact(atoms) -> bool:
+    """Whether the metal atoms of ``atoms`` hold together by metal-metal bonds alone
+    (:func:`~cluster_gnn.structures.fragments`): in a few V xTB minima (V5C5-, V5S-) a metal
+    atom hangs off a ligand chain 8-10 Å from the rest, and ligands placed around such a
+    framework leave it in pieces."""
+    metals = [i for i, s in enumerate(atoms.get_chemical_symbols()) if is_metal(s)]
+    return len(metals) < 2 or len(fragments(atoms[metals])) == 1
+
+
+def sibling_framework(atoms, names=None, directory=None):
+    """``atoms`` with its metal atoms moved onto the metal framework of the bundled cluster
+    with the same metals whose framework is intact (:func:`_metal_framework_intact`), closest
+    in size, then by name; ``None`` when there is none, or when ``atoms`` has atoms other than
+    metals and the ligands the isomer stage places anew (H, say), whose places the borrowed
+    framework would not fit. The ligand atoms sit at the framework's centre until
+    :func:`ligand_starts` places them. ``names`` defaults to every bundled cluster."""
+    from .datasets import load_clusters
+
+    symbols = atoms.get_chemical_symbols()
+    metals = [i for i, s in enumerate(symbols) if is_metal(s)]
+    if any(not is_metal(s) and s not in rearranged_ligands(symbols) for s in symbols):
+        return None
+    formula = sorted(symbols[i] for i in metals)
+    names = list(load_clusters()["name"]) if names is None else list(names)
+    found = []
+    for name in names:
+        try:
+            other = load_structure(name, directory)
+        except (ClusterGNNError, OSError):
+            continue
+        other_metals = [i for i, s in enumerate(other.get_chemical_symbols()) if is_metal(s)]
+        if sorted(other.get_chemical_symbols()[i] for i in other_metals) == formula and _metal_framework_intact(other):
+            found.append((abs(len(other) - len(atoms)), name, other[other_metals]))
+    if not found:
+        return None
+    _, sibling, framework = min(found, key=lambda t: t[:2])
+    moved = atoms.copy()
+    free = {s: [i for i in metals if symbols[i] == s] for s in set(formula)}
+    for s, p in zip(framework.get_chemical_symbols(), framework.positions):
+        moved.positions[free[s].pop(0)] = p
+    ligands = [i for i in range(len(atoms)) if i not in metals]
+    moved.positions[ligands] = framework.positions.mean(axis=0)  # ligand_starts places them
+    moved.info = dict(atoms.info, framework=sibling)
+    return moved
+
+
 def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 0, n_starts: int = 8, seed: int = 0,
                       calculator=None, directory=None) -> list:
     """The structures PBE ranks for cluster ``name``: the committed xTB minimum (candidate 0,
@@ -302,7 +348,9 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 0, n_starts: int = 
     motifs are reported), ``rearranged`` (the elements an ML start placed anew, e.g. ``"S,C"``),
     ``motifs`` (the ligand's terminal/mu2/mu3 counts as ``"t/b/c"``) and, for ML ones,
     ``ml_energy`` (eV). A structure already among the candidates (same sorted interatomic
-    distances within 0.05 Å RMS) is left out."""
+    distances within 0.05 Å RMS) is left out. Where the xTB minimum's metal framework is in
+    pieces, the ML starts are built on a sibling's framework instead (:func:`sibling_framework`,
+    recorded as ``framework``), every ligand placed anew."""
     from ase.io import read
 
     minimum = load_structure(name, directory)
@@ -315,9 +363,13 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 0, n_starts: int = 
     families = [rearranged_ligands(minimum)]
     if len(families[0]) > 1:  # also the S alone, the rest where the xTB minimum has it
         families.insert(0, (element,))
+    framework = minimum
+    if not _metal_framework_intact(minimum):
+        framework = sibling_framework(minimum, directory=directory)
+        families = [families[-1]] if framework is not None else []
     for k, family in enumerate(families):
         n_pick = n_ml // len(families) + (k < n_ml % len(families))
-        relaxed = pre_relax(ligand_starts(minimum, family, n_starts=n_starts, seed=seed), calculator=calculator)
+        relaxed = pre_relax(ligand_starts(framework, family, n_starts=n_starts, seed=seed), calculator=calculator)
         picked, patterns = [], set()
         for i, (atoms, _) in enumerate(relaxed):  # lowest of each motif pattern, lowest first
             if _motif_key(atoms, element) not in patterns:
@@ -336,6 +388,7 @@ def isomer_candidates(name: str, n_ml: int = 4, n_xtb: int = 0, n_starts: int = 
         atoms.info = {"charge": int(charge), "multiplicity": int(multiplicity), "source": source,
                       "ligand": element, "motifs": "/".join(map(str, _motif_key(atoms, element))),
                       **({"rearranged": ",".join(family)} if family else {}),
+                      **({"framework": framework.info["framework"]} if family and framework is not minimum else {}),
                       **({} if energy is None else {"ml_energy": round(energy, 5)})}
         out.append(atoms)
     return out

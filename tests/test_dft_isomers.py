@@ -119,6 +119,25 @@ def test_a_dimetal_with_more_ligands_than_single_sites_gets_dimer_starts():
         assert d.min() > 1.2
 
 
+def test_an_xtb_minimum_with_its_metals_in_pieces_gets_starts_on_a_siblings_framework():
+    """In the xTB minimum of V5C5- one V hangs off a C chain 8.5 Å from the other four: starts
+    built on that framework all fell apart, and the ranking had only the minimum, whose SCF
+    never converged. The starts now use the intact V5 framework of another V5 cluster."""
+    from cluster_gnn.dft_isomers import _metal_framework_intact, sibling_framework
+
+    minimum = load_structure("V5C5-")
+    assert not _metal_framework_intact(minimum)
+    assert all(len(fragments(s)) > 1 for s in ligand_starts(minimum))  # the old failure
+    moved = sibling_framework(minimum)
+    assert moved.info["framework"] != "V5C5-" and sorted(moved.get_chemical_symbols()) == sorted(
+        minimum.get_chemical_symbols())
+    assert _metal_framework_intact(moved) and _metal_framework_intact(load_structure(moved.info["framework"]))
+    starts = ligand_starts(moved)
+    assert len(starts) >= 4 and all(len(fragments(s)) == 1 for s in starts)
+    assert sibling_framework(load_structure("Rh2Co2H3-")) is None  # H would not fit a borrowed framework
+    assert _metal_framework_intact(load_structure("Mo5S2-"))
+
+
 def test_an_s_c_cluster_gets_candidates_with_the_s_alone_and_with_every_ligand_placed(tmp_path):
     """Mo2S2C-: half the ML starts move the S alone (C where the xTB minimum has it), half
     move S and C; a Lennard-Jones stand-in replaces CHGNet (the test is about the mix)."""
