@@ -247,12 +247,13 @@ class DFT(Subcommand):
     @classmethod
     def print_status(cls, args, records, features_dir) -> int:
         """Per group of clusters (one-metal, mixed measured, mixed withheld): records done,
-        failed (by reason), stale, pending; then the isomer rankings."""
+        failed (by reason), stale, pending; how many clusters have DFT features (a record at the
+        xTB minimum or a PBE-ranked isomer); then the isomer rankings."""
         import pandas as pd
 
         from .datasets import load_clusters
         from .dft_isomers import isomer_clusters
-        from .isomer_ranking import ISOMERS_DIR_NAME, TIE_EV, isomer_summary, rank_isomers
+        from .isomer_ranking import ISOMERS_DIR_NAME, TIE_EV, isomer_summary, rank_isomers, ranked_records
         from .dft_job import bundled_clusters, job_status
 
         clusters = list(bundled_clusters(args.names))
@@ -269,6 +270,11 @@ class DFT(Subcommand):
                 print(f"{state}, {reason} ({len(group)}): " + ", ".join(group["cluster"]))
         running = status.loc[status["running"], "cluster"].tolist()
         print(f"running now: {', '.join(running) or 'none'}")
+        ranked = ranked_records(features_dir / ISOMERS_DIR_NAME)
+        covered = status[(status["state"] == "ok") | status["cluster"].isin(ranked)]
+        print(f"with DFT features: {len(covered)} of {len(status)} clusters "
+              f"({len(ranked)} at their PBE-ranked isomer, "
+              f"{int((covered['state'] != 'ok').sum())} of them only there: no record at the xTB minimum)")
         ranking = rank_isomers(features_dir / ISOMERS_DIR_NAME)
         todo = isomer_clusters()
         if not ranking.empty:

@@ -205,7 +205,8 @@ def test_a_newton_hessian_on_a_coarse_grid_reaches_the_full_grid_result():
     full = runs["full"]
     assert runs["coarse hessian"].rung == "atomic"  # a Newton SCF ran
     assert runs["coarse hessian"].energy == pytest.approx(full.energy, abs=1e-4)
-    np.testing.assert_allclose(runs["coarse hessian"].charges, full.charges, atol=1e-3)
+    # the dimer's symmetry is broken either way (-0.51/-0.49): the same solution, mirrored or not
+    np.testing.assert_allclose(np.sort(runs["coarse hessian"].charges), np.sort(full.charges), atol=1e-3)
     assert abs(runs["all coarse"].energy - full.energy) > 0.05
 
 

@@ -447,9 +447,13 @@ def test_job_status_tells_done_failed_stale_and_pending_records_apart(tmp_path, 
     assert "stale, another multiplicity (1): Ta3S" in out and "stale, unreadable (1): Mo3S-" in out
     # the time left: Ta3S, Mo3S- and FeV2C- at the one converged record's 120 s, Rh3- at 3600 s
     assert "main job ~1.1 CPU-h (4 single points; timeouts to rerun: 1, at 3600 s each)" in out
+    assert "with DFT features: 1 of 5 clusters (0 at their PBE-ranked isomer" in out
     _tied_mo3s(features / "dft_isomers")
     DFT.print_status(Args, tmp_path, features)
-    assert "isomer rankings: 1 complete (1 ties within 0.3 eV)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "isomer rankings: 1 complete (1 ties within 0.3 eV)" in out
+    # Mo3S- has no usable record at its xTB minimum (unreadable) but a complete ranking
+    assert "with DFT features: 2 of 5 clusters (1 at their PBE-ranked isomer, 1 of them only there" in out
 
 
 def test_agreement_with_the_authors_by_structure_and_for_mixed_clusters():
