@@ -158,13 +158,17 @@ def main() -> None:
     st.header("Details")
     if not accuracy():
         st.info("The models are not trained yet: models/evaluation.json does not exist.")
-    finding = MODELS_DIR / "polarization.json"
-    if finding.is_file():
+    findings = {"GFN1-xTB charges": MODELS_DIR / "polarization.json",
+                "PBE/def2-SVP NPA charges": MODELS_DIR / "polarization-dft.json"}
+    findings = {label: path for label, path in findings.items() if path.is_file()}
+    if findings:
         with st.expander("The paper's finding (active clusters have evenly charged metal cores), re-tested"):
-            st.markdown(finding_text(finding))
-            figure = finding.with_suffix(".png")
-            if figure.is_file():
-                st.image(str(figure))
+            for tab, (label, finding) in zip(st.tabs(list(findings)), findings.items()):
+                with tab:
+                    st.markdown(finding_text(finding))
+                    figure = finding.with_suffix(".png")
+                    if figure.is_file():
+                        st.image(str(figure))
 
     dft_section()
 

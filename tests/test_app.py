@@ -74,7 +74,7 @@ def test_model_page_says_where_the_charges_come_from_and_how_they_compare():
 
     import pandas as pd
 
-    from cluster_gnn.config import DATA_DIR
+    from cluster_gnn.config import DATA_DIR, MODELS_DIR
 
     done = pd.read_csv(DATA_DIR / "features" / "dft_descriptors.csv")
     at = _app().run()
@@ -88,6 +88,10 @@ def test_model_page_says_where_the_charges_come_from_and_how_they_compare():
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     parity = [s for s in specs if "layer" in s and s["layer"][1]["encoding"]["x"]["field"] == "authors"]
     assert len(parity) == 1 and parity[0]["layer"][1]["encoding"]["color"]["field"] == "structure"
+    # the paper's finding, re-tested at both levels of theory, each with its own count
+    assert [t.label for t in at.tabs][:2] == ["GFN1-xTB charges", "PBE/def2-SVP NPA charges"]
+    dft_finding = json.loads((MODELS_DIR / "polarization-dft.json").read_text())
+    assert f"over {dft_finding['n']} clusters" in " ".join(m.value for m in at.tabs[1].markdown)
 
 
 def test_predict_page_opens_on_upload_without_xtb():
@@ -138,7 +142,7 @@ def test_explorer_speaks_chemistry_not_column_names():
 def test_family_correlations_and_tidy_csv():
     import pandas as pd
 
-    from cluster_gnn.config import DATA_DIR
+    from cluster_gnn.config import DATA_DIR, MODELS_DIR
     from cluster_gnn.explore import explorer_table, family_correlations, tidy_csv
 
     frame = explorer_table(pd.read_csv(DATA_DIR / "descriptors.csv"))
