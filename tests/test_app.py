@@ -142,7 +142,7 @@ def test_explorer_speaks_chemistry_not_column_names():
 def test_family_correlations_and_tidy_csv():
     import pandas as pd
 
-    from cluster_gnn.config import DATA_DIR, MODELS_DIR
+    from cluster_gnn.config import DATA_DIR
     from cluster_gnn.explore import explorer_table, family_correlations, tidy_csv
 
     frame = explorer_table(pd.read_csv(DATA_DIR / "descriptors.csv"))
