@@ -290,9 +290,9 @@ def _motif_key(atoms, element: str) -> tuple:
 
 def _metal_framework_intact(atoms) -> bool:
     """Whether the metal atoms of ``atoms`` hold together by metal-metal bonds alone
-    (:func:`~cluster_gnn.structures.fragments`): in a few V xTB minima (V5C5-, V5S-) a metal
-    atom hangs off a ligand chain 8-10 Å from the rest, and ligands placed around such a
-    framework leave it in pieces."""
+    (:func:`~cluster_gnn.structures.fragments`). In nine V xTB minima they do not (in V5C5- one V
+    ends a C5 chain 8.5 Å from the other four), and ligands placed around such a framework leave
+    it in pieces."""
     metals = [i for i, s in enumerate(atoms.get_chemical_symbols()) if is_metal(s)]
     return len(metals) < 2 or len(fragments(atoms[metals])) == 1
 
