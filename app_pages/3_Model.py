@@ -107,10 +107,15 @@ def dft_section() -> None:
     if table is None or table.empty:
         return
     n, total = int(table.loc[0, "clusters"]), len(load_clusters())
-    with st.expander(f"DFT charges: {n} of {total} clusters so far, and how they compare with the authors'"):
+    atoms_path = DATA_DIR / "features" / "dft_atoms.csv"
+    drawn = pd.read_csv(atoms_path, usecols=["cluster"])["cluster"].nunique() if atoms_path.is_file() else 0
+    done = f"all {total}" if n == total else f"{n} of {total}"
+    with st.expander(f"DFT charges: {done} clusters{'' if n == total else ' so far'}, "
+                     "and how they compare with the authors'"):
         st.markdown(
             f"A background job computes PBE/def2-SVP single points with natural population analysis (NPA, "
-            f"PySCF) for the bundled clusters; {n} of {total} are done. Where a cluster has one, the Explorer's "
+            f"PySCF) for the bundled clusters; {done} have one, {drawn} of them at the structure the app "
+            "draws. Where a cluster has one there, the Explorer's "
             "metal charges and the charge-polarisation descriptors use it (the column *charge source* says "
             "which); elsewhere they are GFN1-xTB Mulliken charges. For sulfides, carbides and nitrides the job "
             "also ranks ligand arrangements by PBE energy; this table takes the NPA at the lowest one where it "
