@@ -87,6 +87,13 @@ def _tie(info: dict) -> str:
     return f"; the next candidate only +{gap:.2f} eV: a tie" if gap < TIE_EV else ""
 
 
+def _below(info: dict, than: str = "the xTB global minimum") -> str:
+    """How far a PBE-lowest isomer lies below the xTB minimum, or that PBE found no energy there."""
+    gap = info["below_xtb_minimum"]
+    return f"{gap:.2f} eV below {than} at PBE" if np.isfinite(gap) else \
+        f"where PBE did not converge at {than}"
+
+
 @st.cache_data(show_spinner=False)
 def isomers(name: str) -> list:
     return load_isomers(name)
@@ -135,7 +142,7 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
     if found:
         labels = ["xTB global minimum"] + [
             f"PBE-lowest isomer: {a.info['ligand']} terminal/μ2/μ3 {a.info['motifs']}, "
-            f"{a.info['below_xtb_minimum']:.2f} eV below the xTB global minimum at PBE{_tie(a.info)} (computed live)"
+            f"{_below(a.info)}{_tie(a.info)} (computed live)"
             if "below_xtb_minimum" in a.info else
             f"isomer {a.info.get('rank', k + 2)} (+{a.info['relative_energy']:.3f} eV, computed live)"
             for k, a in enumerate(found)]
@@ -147,7 +154,7 @@ def pick_published(key: str = "predict_cluster", label: str = "Cluster"):
                                    "prediction is then not out-of-fold).")
     if pbe is not None and not choice:
         col_structure.caption(f"PBE/def2-SVP puts another isomer ({pbe.info['ligand']} terminal/μ2/μ3 "
-                              f"{pbe.info['motifs']}) {pbe.info['below_xtb_minimum']:.2f} eV below this one: "
+                              f"{pbe.info['motifs']}) {_below(pbe.info, 'this one')}: "
                               "pick it under *Structure*.")
     if choice:
         atoms = found[choice - 1]

@@ -244,7 +244,8 @@ def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     ranking (``cluster-gnn dft --isomers``) found one: :class:`ase.Atoms` whose ``info`` holds
     ``charge``, ``multiplicity``, ``label`` (e.g. ``PBE-ranked isomer (ml-start S 0/2/0)``),
     ``ligand`` (the element rearranged) and ``motifs`` (its terminal/mu2/mu3 counts, e.g.
-    ``"0/2/0"``), ``below_xtb_minimum`` (eV, PBE), ``next_above`` (eV, PBE: how far the next
+    ``"0/2/0"``), ``below_xtb_minimum`` (eV, PBE; NaN where PBE did not converge at the xTB
+    minimum), ``next_above`` (eV, PBE: how far the next
     candidate lies above it; below :data:`~cluster_gnn.isomer_ranking.TIE_EV` the two are a tie)
     and ``dft`` (``{"charge", "spin"}``, its NPA values in e); else None."""
     from ase import Atoms
@@ -261,10 +262,11 @@ def pbe_ranked_isomer(name: str | None, data_dir: Path | str | None = None):
     record, label = hit
     result = record["result"]
     first = json.loads((directory / f"{normalize_name(name)}~0.json").read_text())
+    xtb_energy = float(first["result"]["energy"]) if first.get("status") == "ok" else np.nan  # V5C5-: no SCF there
     atoms = Atoms(result["symbols"], positions=record["positions"])
     atoms.info.update(charge=int(result["charge"]), multiplicity=int(result["multiplicity"]), label=label,
                       ligand=record["ligand"], motifs=record["motifs"],
-                      below_xtb_minimum=float(first["result"]["energy"]) - float(result["energy"]),
+                      below_xtb_minimum=xtb_energy - float(result["energy"]),
                       next_above=float(record.get("next_above", np.nan)),
                       dft={"charge": np.asarray(result["charges"], float), "spin": np.asarray(result["spin"], float)})
     return atoms

@@ -560,6 +560,11 @@ def test_dft_values_belong_to_the_structure_shown(tmp_path):
     other = minimum.copy()
     other.positions[2] += [0.0, 0.5, 0.0]
     assert dft_atom_values("Mo2S-", tmp_path, atoms=other) is None
+    # where PBE never converged at the xTB minimum (V5C5-), the isomer is still offered, with no gap
+    (features / "dft_isomers" / "Mo2S-~0.json").write_text(json.dumps(
+        {"cluster": "Mo2S-~0", "status": "failed", "reason": "scf", "message": "no sane result"}))
+    isomer = pbe_ranked_isomer("Mo2S-", tmp_path)
+    assert np.isnan(isomer.info["below_xtb_minimum"]) and np.allclose(isomer.positions, bridged.positions)
 
 
 @pytest.mark.parametrize("workers, dask_threads, sizes", [(1, None, [3, 3, 3]), (2, None, [6, 3]),
