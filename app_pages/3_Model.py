@@ -64,6 +64,14 @@ def dft_agreement(mtime: float) -> pd.DataFrame | None:
 
 
 @st.cache_data(show_spinner=False)
+def clusters_with_dft_atoms(mtime: float) -> int:
+    """How many clusters have per-atom DFT values at the drawn structure (``mtime`` keys the cache)."""
+    from cluster_gnn.dft_job import load_dft_atoms
+
+    return len(load_dft_atoms())
+
+
+@st.cache_data(show_spinner=False)
 def dft_pairs(mtime: float) -> pd.DataFrame:
     """Our mean metal charge against the authors', per cluster (``mtime`` keys the cache)."""
     from cluster_gnn.dft_agreement import authors_pairs
@@ -108,7 +116,7 @@ def dft_section() -> None:
         return
     n, total = int(table.loc[0, "clusters"]), len(load_clusters())
     atoms_path = DATA_DIR / "features" / "dft_atoms.csv"
-    drawn = pd.read_csv(atoms_path, usecols=["cluster"])["cluster"].nunique() if atoms_path.is_file() else 0
+    drawn = clusters_with_dft_atoms(atoms_path.stat().st_mtime if atoms_path.is_file() else 0.0)
     done = f"all {total}" if n == total else f"{n} of {total}"
     with st.expander(f"DFT charges: {done} clusters{'' if n == total else ' so far'}, "
                      "and how they compare with the authors'"):

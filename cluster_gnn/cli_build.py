@@ -253,7 +253,7 @@ class DFT(Subcommand):
 
         from .datasets import load_clusters
         from .dft_isomers import isomer_clusters
-        from .isomer_ranking import ISOMERS_DIR_NAME, TIE_EV, isomer_summary, rank_isomers, ranked_records
+        from .isomer_ranking import ISOMERS_DIR_NAME, TIE_EV, isomer_summary, rank_isomers
         from .dft_job import bundled_clusters, job_status
 
         clusters = list(bundled_clusters(args.names))
@@ -270,17 +270,17 @@ class DFT(Subcommand):
                 print(f"{state}, {reason} ({len(group)}): " + ", ".join(group["cluster"]))
         running = status.loc[status["running"], "cluster"].tolist()
         print(f"running now: {', '.join(running) or 'none'}")
-        ranked = ranked_records(features_dir / ISOMERS_DIR_NAME)
+        ranking = rank_isomers(features_dir / ISOMERS_DIR_NAME)
+        summary = isomer_summary(ranking) if not ranking.empty else pd.DataFrame(columns=["cluster", "changed"])
+        ranked = set(summary.loc[summary["changed"].astype(bool), "cluster"])  # as ranked_records
         covered = status[(status["state"] == "ok") | status["cluster"].isin(ranked)]
         print(f"with DFT features: {len(covered)} of {len(status)} clusters "
               f"({len(ranked)} at their PBE-ranked isomer, "
               f"{int((covered['state'] != 'ok').sum())} of them only there: no record at the xTB minimum)")
-        ranking = rank_isomers(features_dir / ISOMERS_DIR_NAME)
         todo = isomer_clusters()
         if not ranking.empty:
             started = set(ranking["cluster"])
             complete = set(ranking.loc[ranking["complete"], "cluster"])
-            summary = isomer_summary(ranking)
             ties = f" ({int(summary['tie'].sum())} ties within {TIE_EV:g} eV)" if not summary.empty else ""
             print(f"isomer rankings: {len(complete)} complete{ties}, {len(started - complete)} under way, "
                   f"{len([n for n in todo if n not in started])} not started, of {len(todo)}")
